@@ -1,0 +1,61 @@
+import { readFileSync } from 'node:fs'
+import Fastify, { type FastifyInstance } from 'fastify'
+import type { Logger } from 'pino'
+import authPlugin from '../plugins/auth.js'
+import callsPlugin from '../plugins/calls.js'
+import publisherPlugin from '../plugins/publisher.js'
+import websocketPlugin from '../plugins/websocket.js'
+import exotelRoutes from '../routes/exotel.js'
+import healthRoutes from '../routes/health.js'
+import { parseCidrList } from './auth/ip-allowlist.js'
+import { ConfigError, type Config } from './config.js'
+import { createLogger } from './logger.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    config: Config
+  }
+}
+
+export interface BuildAppOptions {
+  /** A logger to use instead of the one built from LOG_LEVEL and LOG_FILE (tests read its lines). */
+  logger?: Logger
+}
+
+/** Builds the gateway from a validated config, ready to listen; it never listens itself. */
+export async function buildApp (config: Config, options: BuildAppOptions = {}): Promise<FastifyInstance> {
+  const trustedProxies = parseCidrList(config.TRUST_PROXY)
+  const app = Fastify({
+    loggerInstance: options.logger ?? createLogger(config),
+    https: readTls(config),
+    // Fastify (proxy-addr) walks X-Forwarded-For only through these hops; from anyone else the header is ignored.
+    trustProxy: trustedProxies.length > 0 ? trustedProxies : false,
+    // Exotel drops a session whose handshake takes over 10 s.
+    connectionTimeout: 10_000,
+    requestTimeout: 10_000,
+    keepAliveTimeout: 5_000
+  }) as unknown as FastifyInstance
+
+  app.decorate('config', config)
+  await app.register(callsPlugin)
+  await app.register(publisherPlugin)
+  await app.register(websocketPlugin)
+  await app.register(authPlugin)
+
+  await app.register(healthRoutes)
+  if (config.SUPPORT_EXOTEL) await app.register(exotelRoutes)
+  return app
+}
+
+function readTls (config: Config): { cert: Buffer, key: Buffer } | null {
+  if (config.TLS_CERT_FILE === undefined || config.TLS_KEY_FILE === undefined) return null
+  return { cert: readConfigFile('TLS_CERT_FILE', config.TLS_CERT_FILE), key: readConfigFile('TLS_KEY_FILE', config.TLS_KEY_FILE) }
+}
+
+function readConfigFile (variable: string, path: string): Buffer {
+  try {
+    return readFileSync(path)
+  } catch (err) {
+    throw new ConfigError(`invalid configuration: env/${variable} cannot be read: ${(err as Error).message}`)
+  }
+}

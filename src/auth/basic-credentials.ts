@@ -1,0 +1,35 @@
+import { createHash, timingSafeEqual } from 'node:crypto'
+
+export interface Credential {
+  key: string
+  digest: Buffer
+}
+
+/** Parses `key:token,key:token`; the token may itself hold colons. Never echoes a token in errors. */
+export function parseCredentials (list: string): Credential[] {
+  const entries = list.split(',').map((entry) => entry.trim()).filter((entry) => entry !== '')
+  return entries.map((entry, index) => {
+    const colon = entry.indexOf(':')
+    if (colon < 1 || colon === entry.length - 1) {
+      throw new Error(`entry ${index + 1} is not of the form key:token`)
+    }
+    return { key: entry.slice(0, colon), digest: digest(entry) }
+  })
+}
+
+/**
+ * Returns the key of the matching credential, or null. Every configured credential is compared, each over
+ * fixed-length digests, so the time taken says nothing about which key or how much of the token matched.
+ */
+export function matchCredential (credentials: Credential[], key: string, token: string): string | null {
+  const candidate = digest(`${key}:${token}`)
+  let matched: string | null = null
+  for (const credential of credentials) {
+    if (timingSafeEqual(candidate, credential.digest)) matched = credential.key
+  }
+  return matched
+}
+
+function digest (value: string): Buffer {
+  return createHash('sha256').update(value).digest()
+}

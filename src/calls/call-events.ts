@@ -1,0 +1,40 @@
+/** Call events published on `{prefix}calls` (docs/redis-contract.md, "Call events"). */
+interface CallEventBase {
+  interaction_id: string
+  tenant_id: string | null
+  vendor: string
+  stream_id: string | null
+  ts: number
+}
+
+export interface CallStartEvent extends CallEventBase {
+  type: 'call.start'
+  sample_rate: number
+  encoding: 'pcm_s16le'
+  channels: 1
+  from: string | null
+  to: string | null
+  custom_parameters: Record<string, unknown>
+  audio_channel: string
+}
+
+export interface CallDtmfEvent extends CallEventBase {
+  type: 'call.dtmf'
+  digit: string
+  duration_ms: number | null
+}
+
+export interface CallMarkEvent extends CallEventBase {
+  type: 'call.mark'
+  name: string
+}
+
+export interface CallStopEvent extends CallEventBase {
+  type: 'call.stop'
+  reason: string
+  frames: number
+  bytes: number
+  duration_ms: number
+}
+
+export type CallEvent = CallStartEvent | CallDtmfEvent | CallMarkEvent | CallStopEvent

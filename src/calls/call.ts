@@ -1,0 +1,145 @@
+import type { Log } from '../logger.js'
+import type { Publisher } from '../publisher/publisher.js'
+import type { AudioFrameHeader } from '../redis/audio-frame.js'
+import type { CallEvent } from './call-events.js'
+
+/** What a vendor's start message tells about a call, normalized. */
+export interface CallInfo {
+  interactionId: string
+  tenantId: string | null
+  vendor: string
+  streamId: string | null
+  sampleRate: number
+  from: string | null
+  to: string | null
+  customParameters: Record<string, unknown>
+}
+
+/** How a call reaches back to its vendor connection. */
+export interface CallTransport {
+  close (code: number, reason: string): void
+}
+
+/**
+ * One live call: its identity, its counters and its publishing. All per-call state lives here, so the
+ * registry, the shutdown path and later the playback path see the same object.
+ */
+export class Call {
+  readonly info: CallInfo
+  readonly startedAt = Date.now()
+  frames = 0
+  bytes = 0
+  framesLost = 0
+  endReason: string | null = null
+
+  /** Log bound to the call's identity; use it for every line about this call. */
+  readonly log: Log
+  readonly #publisher: Publisher
+  readonly #transport: CallTransport
+  readonly #bytesPerMs: number
+  readonly #onPublishFailed: (err: Error) => void
+
+  constructor (info: CallInfo, publisher: Publisher, transport: CallTransport, log: Log) {
+    this.info = info
+    this.#publisher = publisher
+    this.#transport = transport
+    this.log = log.child({ interaction_id: info.interactionId, tenant_id: info.tenantId, vendor: info.vendor })
+    this.#bytesPerMs = (info.sampleRate * 2) / 1000
+    this.#onPublishFailed = (err) => {
+      if (this.framesLost++ === 0) this.log.warn({ err }, 'audio frame not published to redis')
+    }
+  }
+
+  get ended (): boolean {
+    return this.endReason !== null
+  }
+
+  start (): void {
+    const { info } = this
+    this.#publishEvent({
+      type: 'call.start',
+      ...this.#identity(),
+      sample_rate: info.sampleRate,
+      encoding: 'pcm_s16le',
+      channels: 1,
+      from: info.from,
+      to: info.to,
+      custom_parameters: info.customParameters,
+      audio_channel: this.#publisher.audioChannel(info.interactionId)
+    })
+    this.log.info(this.#summary(), 'call started')
+  }
+
+  /** Publishes one frame of PCM s16le; timestampMs null means "derive it from the audio so far". */
+  audio (pcm: Buffer, vendorSeq: number | null, timestampMs: number | null): void {
+    if (this.ended) return
+    const header: AudioFrameHeader = {
+      interaction_id: this.info.interactionId,
+      seq: this.frames + 1,
+      vendor_seq: vendorSeq,
+      timestamp_ms: timestampMs ?? Math.floor(this.bytes / this.#bytesPerMs),
+      sample_rate: this.info.sampleRate,
+      encoding: 'pcm_s16le',
+      channels: 1
+    }
+    this.frames++
+    this.bytes += pcm.length
+    this.#publisher.publishAudio(header, pcm).catch(this.#onPublishFailed)
+  }
+
+  dtmf (digit: string, durationMs: number | null): void {
+    if (this.ended) return
+    this.#publishEvent({ type: 'call.dtmf', ...this.#identity(), digit, duration_ms: durationMs })
+  }
+
+  mark (name: string): void {
+    if (this.ended) return
+    this.#publishEvent({ type: 'call.mark', ...this.#identity(), name })
+  }
+
+  /** Publishes call.stop once; later calls are no-ops, so every path that ends a call may call it. */
+  end (reason: string): void {
+    if (this.ended) return
+    this.endReason = reason
+    this.#publishEvent({
+      type: 'call.stop',
+      ...this.#identity(),
+      reason,
+      frames: this.frames,
+      bytes: this.bytes,
+      duration_ms: Date.now() - this.startedAt
+    })
+    this.log.info(this.#summary(), 'call ended')
+  }
+
+  /** Ends the call and closes its vendor connection. */
+  hangup (reason: string, closeCode: number, closeReason: string): void {
+    this.end(reason)
+    this.#transport.close(closeCode, closeReason)
+  }
+
+  #identity (): { interaction_id: string, tenant_id: string | null, vendor: string, stream_id: string | null, ts: number } {
+    const { info } = this
+    return { interaction_id: info.interactionId, tenant_id: info.tenantId, vendor: info.vendor, stream_id: info.streamId, ts: Date.now() }
+  }
+
+  /** The start and end lines carry these besides the bound identity, so one line tells the whole call. */
+  #summary (): Record<string, unknown> {
+    const { info } = this
+    return {
+      stream_id: info.streamId,
+      sample_rate: info.sampleRate,
+      frames: this.frames,
+      bytes: this.bytes,
+      frames_lost: this.framesLost,
+      duration_ms: Date.now() - this.startedAt,
+      reason: this.endReason
+    }
+  }
+
+  #publishEvent (event: CallEvent): void {
+    this.#publisher.publishEvent(event).catch((err: Error) => {
+      this.log.warn({ err, event: event.type }, 'call event not published to redis')
+    })
+  }
+}

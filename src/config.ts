@@ -1,0 +1,78 @@
+import { existsSync } from 'node:fs'
+import { Type, type Static } from '@sinclair/typebox'
+import envSchema from 'env-schema'
+import { parseCidrList } from './auth/ip-allowlist.js'
+import { parseCredentials } from './auth/basic-credentials.js'
+
+const SampleRate = Type.Unsafe<8000 | 16000 | 24000>({ type: 'integer', enum: [8000, 16000, 24000] })
+
+export const ConfigSchema = Type.Object({
+  PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 8443 }),
+  HOST: Type.String({ minLength: 1, default: '0.0.0.0' }),
+  TLS_CERT_FILE: Type.Optional(Type.String({ minLength: 1 })),
+  TLS_KEY_FILE: Type.Optional(Type.String({ minLength: 1 })),
+
+  REDIS_URL: Type.String({ pattern: '^rediss?://', default: 'redis://127.0.0.1:6379' }),
+  REDIS_PREFIX: Type.String({ pattern: '^[^\\s*?\\[\\]]*$', default: 'rtaa:' }),
+
+  SUPPORT_EXOTEL: Type.Boolean({ default: true }),
+  EXOTEL_DEFAULT_SAMPLE_RATE: { ...SampleRate, default: 8000 },
+
+  /** Comma-separated CIDRs, checked by parseCidrList after the schema. */
+  AUTH_IP_ALLOWLIST: Type.String({ default: '127.0.0.0/8,::1/128' }),
+  TRUST_PROXY: Type.String({ default: '' }),
+  /** Comma-separated key:token pairs, checked by parseCredentials after the schema. */
+  BASIC_AUTH_CREDENTIALS: Type.String({ default: '' }),
+
+  LOG_LEVEL: Type.Union(
+    ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((level) => Type.Literal(level)),
+    { default: 'info' }
+  ),
+  LOG_FILE: Type.Optional(Type.String({ minLength: 1 })),
+  MAX_MESSAGE_BYTES: Type.Integer({ minimum: 1024, maximum: 16 * 1024 * 1024, default: 64 * 1024 })
+})
+
+export type Config = Static<typeof ConfigSchema>
+
+export class ConfigError extends Error {
+  override name = 'ConfigError'
+}
+
+export interface LoadConfigOptions {
+  /** Read these dotenv files, first one wins; the process environment beats them all. */
+  dotenvFiles?: string[]
+  /** Values that take the place of the process environment (tests). */
+  env?: Record<string, string | undefined>
+}
+
+/** Reads, validates and defaults the configuration; throws ConfigError naming the bad variable. */
+export function loadConfig (options: LoadConfigOptions = {}): Config {
+  const { dotenvFiles = ['.env.local', '.env'], env } = options
+  const files = dotenvFiles.filter((file) => existsSync(file))
+  let config: Config
+  try {
+    config = envSchema<Config>({
+      schema: { ...ConfigSchema },
+      env: env === undefined,
+      data: env ?? {},
+      dotenv: env === undefined && files.length > 0 ? { path: files, quiet: true } : false
+    })
+  } catch (err) {
+    throw new ConfigError(`invalid configuration: ${(err as Error).message}`)
+  }
+  check('AUTH_IP_ALLOWLIST', () => parseCidrList(config.AUTH_IP_ALLOWLIST))
+  check('TRUST_PROXY', () => parseCidrList(config.TRUST_PROXY))
+  check('BASIC_AUTH_CREDENTIALS', () => parseCredentials(config.BASIC_AUTH_CREDENTIALS))
+  if ((config.TLS_CERT_FILE === undefined) !== (config.TLS_KEY_FILE === undefined)) {
+    throw new ConfigError('invalid configuration: TLS_CERT_FILE and TLS_KEY_FILE must be set together')
+  }
+  return config
+}
+
+function check (variable: string, parse: () => unknown): void {
+  try {
+    parse()
+  } catch (err) {
+    throw new ConfigError(`invalid configuration: env/${variable} ${(err as Error).message}`)
+  }
+}

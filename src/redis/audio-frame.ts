@@ -1,0 +1,32 @@
+/** The header that precedes every audio message's PCM (docs/redis-contract.md, "Audio"). */
+export interface AudioFrameHeader {
+  interaction_id: string
+  seq: number
+  vendor_seq: number | null
+  timestamp_ms: number
+  sample_rate: number
+  encoding: 'pcm_s16le'
+  channels: 1
+}
+
+const LENGTH_BYTES = 4
+
+/** Encodes one audio message: a 4-byte big-endian header length N, N bytes of UTF-8 JSON, then the PCM. */
+export function encodeAudioFrame (header: AudioFrameHeader, pcm: Buffer): Buffer {
+  const json = JSON.stringify(header)
+  const headerBytes = Buffer.byteLength(json)
+  const message = Buffer.allocUnsafe(LENGTH_BYTES + headerBytes + pcm.length)
+  message.writeUInt32BE(headerBytes, 0)
+  message.write(json, LENGTH_BYTES, 'utf8')
+  pcm.copy(message, LENGTH_BYTES + headerBytes)
+  return message
+}
+
+export function decodeAudioFrame (message: Buffer): { header: AudioFrameHeader, pcm: Buffer } {
+  if (message.length < LENGTH_BYTES) throw new Error('audio message shorter than its length prefix')
+  const headerBytes = message.readUInt32BE(0)
+  const pcmStart = LENGTH_BYTES + headerBytes
+  if (pcmStart > message.length) throw new Error('audio message header length runs past the message')
+  const header = JSON.parse(message.toString('utf8', LENGTH_BYTES, pcmStart)) as AudioFrameHeader
+  return { header, pcm: message.subarray(pcmStart) }
+}

@@ -1,0 +1,26 @@
+import closeWithGrace from 'close-with-grace'
+import { buildApp } from './app.js'
+import { ConfigError, loadConfig, type Config } from './config.js'
+
+let config: Config
+try {
+  config = loadConfig()
+} catch (err) {
+  if (!(err instanceof ConfigError)) throw err
+  process.stderr.write(`rtaa-ingest: ${err.message}\n`)
+  process.exit(78) // EX_CONFIG
+}
+
+const app = await buildApp(config).catch((err: unknown) => {
+  process.stderr.write(`rtaa-ingest: ${(err as Error).message}\n`)
+  process.exit(err instanceof ConfigError ? 78 : 1)
+})
+
+closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
+  if (err !== undefined) app.log.error({ err }, 'shutting down after an error')
+  else app.log.info({ signal }, 'shutting down')
+  app.shuttingDown = true
+  await app.close()
+})
+
+await app.listen({ port: config.PORT, host: config.HOST })
