@@ -1,0 +1,50 @@
+import { Writable } from 'node:stream'
+import type { FastifyInstance } from 'fastify'
+import pino from 'pino'
+import type { Test } from 'tap'
+import { buildApp } from '../../src/app.js'
+import { loadConfig } from '../../src/config.js'
+import { loggerOptions } from '../../src/logger.js'
+import { Collected } from './waiter.js'
+
+export type LogLine = Record<string, unknown> & { msg?: string, level: number }
+
+export interface Gateway {
+  app: FastifyInstance
+  /** http(s)://127.0.0.1:port */
+  url: string
+  /** ws(s)://127.0.0.1:port */
+  wsUrl: string
+  logs: Collected<LogLine>
+  prefix: string
+}
+
+let counter = 0
+
+/**
+ * Builds the real app from environment-style config, as the server does, and listens on an ephemeral port.
+ * Each gateway gets its own REDIS_PREFIX, so tests sharing a redis-server never see each other's calls.
+ */
+export async function startGateway (t: Test, redisUrl: string, env: Record<string, string> = {}): Promise<Gateway> {
+  const prefix = env.REDIS_PREFIX ?? `test${process.pid}-${++counter}:`
+  const config = loadConfig({ env: { REDIS_URL: redisUrl, REDIS_PREFIX: prefix, LOG_LEVEL: 'debug', ...env }, dotenvFiles: [] })
+  const logs = new Collected<LogLine>()
+  const stream = new Writable({
+    write (chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString().split('\n')) if (line !== '') logs.push(JSON.parse(line) as LogLine)
+      done()
+    }
+  })
+  const app = await buildApp(config, { logger: pino(loggerOptions(config.LOG_LEVEL), stream) })
+  t.teardown(() => app.close())
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const { port } = app.server.address() as { port: number }
+  const scheme = config.TLS_CERT_FILE === undefined ? '' : 's'
+  return { app, url: `http${scheme}://127.0.0.1:${port}`, wsUrl: `ws${scheme}://127.0.0.1:${port}`, logs, prefix }
+}
+
+/** Waits until the app's publisher has connected to Redis. */
+export async function waitReady (gateway: Gateway): Promise<void> {
+  if (gateway.app.publisher.connected) return
+  await gateway.logs.waitFor((line) => line.msg === 'redis connected', 'redis connected')
+}

@@ -1,0 +1,61 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { createServer } from 'node:net'
+
+/** A redis-server of the test's own, on a free port; stop() and start() again keep the port. */
+export class TestRedis {
+  readonly port: number
+  #process: ChildProcess | null = null
+
+  private constructor (port: number) {
+    this.port = port
+  }
+
+  static async start (): Promise<TestRedis> {
+    const redis = new TestRedis(await freePort())
+    await redis.start()
+    return redis
+  }
+
+  get url (): string {
+    return `redis://127.0.0.1:${this.port}`
+  }
+
+  async start (): Promise<void> {
+    const child = spawn('redis-server', [
+      '--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no'
+    ], { stdio: ['ignore', 'pipe', 'inherit'] })
+    this.#process = child
+    let output = ''
+    await new Promise<void>((resolve, reject) => {
+      child.once('error', reject)
+      child.once('exit', (code) => reject(new Error(`redis-server exited with ${code}: ${output}`)))
+      child.stdout?.on('data', (chunk: Buffer) => {
+        output += chunk.toString()
+        if (output.includes('Ready to accept connections')) resolve()
+      })
+    })
+    child.removeAllListeners('exit')
+    child.stdout?.resume()
+  }
+
+  async stop (): Promise<void> {
+    const child = this.#process
+    if (child === null || child.exitCode !== null) return
+    this.#process = null
+    const exited = once(child, 'exit')
+    child.kill('SIGKILL')
+    await exited
+  }
+}
+
+export async function freePort (): Promise<number> {
+  const server = createServer()
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const address = server.address()
+  server.close()
+  await once(server, 'close')
+  if (address === null || typeof address === 'string') throw new Error('no port')
+  return address.port
+}

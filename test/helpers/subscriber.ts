@@ -1,0 +1,65 @@
+import { Redis } from 'ioredis'
+import type { Test } from 'tap'
+import type { CallEvent } from '../../src/calls/call-events.js'
+import { decodeAudioFrame, type AudioFrameHeader } from '../../src/redis/audio-frame.js'
+import { Collected } from './waiter.js'
+
+export interface Published {
+  channel: string
+  message: Buffer
+}
+
+/** Subscribes to everything under a prefix and keeps what Redis delivers, in order. */
+export class Subscriber {
+  readonly published = new Collected<Published>()
+  readonly #prefix: string
+  readonly #redis: Redis
+
+  private constructor (redisUrl: string, prefix: string) {
+    this.#prefix = prefix
+    this.#redis = new Redis(redisUrl, { lazyConnect: true })
+    this.#redis.on('pmessageBuffer', (_pattern: Buffer, channel: Buffer, message: Buffer) => {
+      this.published.push({ channel: channel.toString(), message })
+    })
+  }
+
+  static async start (t: Test, redisUrl: string, prefix: string): Promise<Subscriber> {
+    const subscriber = new Subscriber(redisUrl, prefix)
+    await subscriber.#redis.connect()
+    await subscriber.#redis.psubscribe(`${prefix}*`)
+    t.teardown(() => subscriber.#redis.disconnect())
+    return subscriber
+  }
+
+  events (interactionId?: string): CallEvent[] {
+    return this.published.items
+      .filter(({ channel }) => channel === `${this.#prefix}calls`)
+      .map(({ message }) => JSON.parse(message.toString()) as CallEvent)
+      .filter((event) => interactionId === undefined || event.interaction_id === interactionId)
+  }
+
+  frames (interactionId: string): Array<{ header: AudioFrameHeader, pcm: Buffer }> {
+    return this.published.items
+      .filter(({ channel }) => channel === `${this.#prefix}audio:${interactionId}`)
+      .map(({ message }) => decodeAudioFrame(message))
+  }
+
+  /** Channels in publish order for one call: 'start', 'audio', 'dtmf', 'stop'… */
+  sequence (interactionId: string): string[] {
+    return this.published.items.flatMap(({ channel, message }) => {
+      if (channel === `${this.#prefix}audio:${interactionId}`) return ['audio']
+      if (channel !== `${this.#prefix}calls`) return []
+      const event = JSON.parse(message.toString()) as CallEvent
+      return event.interaction_id === interactionId ? [event.type.slice('call.'.length)] : []
+    })
+  }
+
+  waitForEvent (type: CallEvent['type'], interactionId: string): Promise<CallEvent> {
+    const channel = `${this.#prefix}calls`
+    return this.published.waitFor(({ channel: c, message }) => {
+      if (c !== channel) return false
+      const event = JSON.parse(message.toString()) as CallEvent
+      return event.type === type && event.interaction_id === interactionId
+    }, `${type} of ${interactionId}`).then(({ message }) => JSON.parse(message.toString()) as CallEvent)
+  }
+}
