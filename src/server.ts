@@ -23,4 +23,10 @@ closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
   await app.close()
 })
 
-await app.listen({ port: config.PORT, host: config.HOST })
+try {
+  await app.listen({ port: config.PORT, host: config.HOST })
+} catch (err) {
+  app.log.fatal({ err }, 'cannot listen')
+  await app.close()
+  process.exit(1)
+}

@@ -1,0 +1,56 @@
+import t from 'tap'
+import { loadConfig } from '../src/config.js'
+
+const load = (env: Record<string, string>): ReturnType<typeof loadConfig> => loadConfig({ env, dotenvFiles: [] })
+
+t.test('defaults: loopback-only allowlist, no Basic credentials, Exotel on', async (t) => {
+  t.same(load({}), {
+    PORT: 8443,
+    HOST: '0.0.0.0',
+    REDIS_URL: 'redis://127.0.0.1:6379',
+    REDIS_PREFIX: 'rtaa:',
+    SUPPORT_EXOTEL: true,
+    EXOTEL_DEFAULT_SAMPLE_RATE: 8000,
+    AUTH_IP_ALLOWLIST: '127.0.0.0/8,::1/128',
+    TRUST_PROXY: '',
+    BASIC_AUTH_CREDENTIALS: '',
+    LOG_LEVEL: 'info',
+    MAX_MESSAGE_BYTES: 65536
+  })
+})
+
+t.test('values from the environment are coerced', async (t) => {
+  t.match(load({ PORT: '9000', SUPPORT_EXOTEL: 'false', EXOTEL_DEFAULT_SAMPLE_RATE: '24000', MAX_MESSAGE_BYTES: '4096' }),
+    { PORT: 9000, SUPPORT_EXOTEL: false, EXOTEL_DEFAULT_SAMPLE_RATE: 24000, MAX_MESSAGE_BYTES: 4096 })
+})
+
+t.test('a bad value is refused with a message naming the variable', async (t) => {
+  const bad: Array<[Record<string, string>, RegExp]> = [
+    [{ PORT: 'http' }, /PORT/],
+    [{ PORT: '70000' }, /PORT/],
+    [{ EXOTEL_DEFAULT_SAMPLE_RATE: '44100' }, /EXOTEL_DEFAULT_SAMPLE_RATE/],
+    [{ SUPPORT_EXOTEL: 'maybe' }, /SUPPORT_EXOTEL/],
+    [{ REDIS_URL: 'http://localhost' }, /REDIS_URL/],
+    [{ REDIS_PREFIX: 'rtaa*' }, /REDIS_PREFIX/],
+    [{ LOG_LEVEL: 'verbose' }, /LOG_LEVEL/],
+    [{ MAX_MESSAGE_BYTES: '10' }, /MAX_MESSAGE_BYTES/],
+    [{ AUTH_IP_ALLOWLIST: '10.0.0.0/8,10.0.0.300/8' }, /AUTH_IP_ALLOWLIST has "10\.0\.0\.300\/8", which is not a CIDR/],
+    [{ AUTH_IP_ALLOWLIST: '127.0.0.1' }, /AUTH_IP_ALLOWLIST has "127\.0\.0\.1"/],
+    [{ TRUST_PROXY: 'fd00::/200' }, /TRUST_PROXY/],
+    [{ BASIC_AUTH_CREDENTIALS: 'key:token,justakey' }, /BASIC_AUTH_CREDENTIALS entry 2 is not of the form key:token/],
+    [{ TLS_CERT_FILE: '/etc/cert.pem' }, /TLS_CERT_FILE and TLS_KEY_FILE must be set together/],
+    [{ TLS_KEY_FILE: '/etc/key.pem' }, /TLS_CERT_FILE and TLS_KEY_FILE must be set together/]
+  ]
+  for (const [env, message] of bad) {
+    t.throws(() => load(env), { name: 'ConfigError', message }, JSON.stringify(env))
+  }
+})
+
+t.test('a bad credential list never echoes a token', async (t) => {
+  const err = t.throws(() => load({ BASIC_AUTH_CREDENTIALS: 'key:topsecret,:orphan-token' }), { message: /BASIC_AUTH_CREDENTIALS entry 2/ })
+  t.notMatch(String(err), /topsecret|orphan-token/)
+})
+
+t.test('IPv6 CIDRs and surrounding spaces are accepted', async (t) => {
+  t.match(load({ AUTH_IP_ALLOWLIST: ' 10.0.0.0/8 , 2001:db8::/32 ', TRUST_PROXY: '::1/128' }), { AUTH_IP_ALLOWLIST: ' 10.0.0.0/8 , 2001:db8::/32 ' })
+})

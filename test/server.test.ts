@@ -1,0 +1,106 @@
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import t from 'tap'
+import { TestRedis, freePort } from './helpers/redis-server.js'
+import { startGateway, waitReady } from './helpers/gateway.js'
+import { Subscriber } from './helpers/subscriber.js'
+import { ProviderClient, exotelStrings, pcmFrame } from './helpers/exotel.js'
+import { Collected } from './helpers/waiter.js'
+
+const redis = await TestRedis.start()
+t.teardown(() => redis.stop())
+
+const SERVER = fileURLToPath(new URL('../src/server.ts', import.meta.url))
+const TSX = import.meta.resolve('tsx')
+
+interface ServerProcess {
+  child: ChildProcess
+  lines: Collected<Record<string, unknown>>
+  stderr: () => string
+  exited: Promise<number | null>
+}
+
+/** Runs src/server.ts as operators do: its own process, its own working directory, config from env and dotenv files. */
+function runServer (cwd: string, env: Record<string, string>): ServerProcess {
+  const child = spawn(process.execPath, ['--import', TSX, SERVER], {
+    cwd,
+    env: { PATH: process.env.PATH ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  const lines = new Collected<Record<string, unknown>>()
+  let buffered = ''
+  child.stdout?.on('data', (chunk: Buffer) => {
+    buffered += chunk.toString()
+    const complete = buffered.split('\n')
+    buffered = complete.pop() ?? ''
+    for (const line of complete) if (line.startsWith('{')) lines.push(JSON.parse(line) as Record<string, unknown>)
+  })
+  let stderr = ''
+  child.stderr?.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
+  const exited = once(child, 'exit').then(([code]) => code as number | null)
+  return { child, lines, stderr: () => stderr, exited }
+}
+
+t.test('a bad config value stops the process with status 78 and names the variable', async (t) => {
+  const server = runServer(mkdtempSync(join(tmpdir(), 'rtaa-')), { EXOTEL_DEFAULT_SAMPLE_RATE: '11025' })
+  t.equal(await server.exited, 78)
+  t.match(server.stderr(), /rtaa-ingest: invalid configuration: .*EXOTEL_DEFAULT_SAMPLE_RATE/)
+})
+
+t.test('the server reads .env.local over .env, logs to LOG_FILE, and on SIGTERM ends live calls and exits 0', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'rtaa-'))
+  const port = await freePort()
+  writeFileSync(join(dir, '.env'), `SUPPORT_EXOTEL=false\nREDIS_PREFIX=from-dotenv:\nPORT=${port}\n`)
+  writeFileSync(join(dir, '.env.local'), 'SUPPORT_EXOTEL=true\nREDIS_PREFIX=from-local:\n')
+  const logFile = join(dir, 'logs', 'gateway.log')
+  const server = runServer(dir, { REDIS_URL: redis.url, HOST: '127.0.0.1', LOG_FILE: logFile })
+  t.teardown(() => server.child.kill('SIGKILL'))
+  await server.lines.waitFor((line) => line.msg === 'redis connected', 'redis connected', 30_000)
+  await server.lines.waitFor((line) => String(line.msg).startsWith('Server listening'), 'listening', 30_000)
+
+  const subscriber = await Subscriber.start(t, redis.url, 'from-local:')
+  const client = await ProviderClient.connect(`ws://127.0.0.1:${port}/v1/ingest?sample-rate=16000`)
+  client.send(exotelStrings.start('CAserver'))
+  client.send(exotelStrings.media('MZCAserver', 2, 1, 0, pcmFrame(640, 1)))
+  await subscriber.published.waitFor(({ channel }) => channel === 'from-local:audio:CAserver')
+
+  server.child.kill('SIGTERM')
+  t.same(await client.closed, { code: 1001, reason: 'server shutting down' })
+  t.match(await subscriber.waitForEvent('call.stop', 'CAserver'), { reason: 'shutdown', frames: 1, bytes: 640 })
+  t.equal(await server.exited, 0)
+
+  const fileLines = readFileSync(logFile, 'utf8').trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>)
+  const exotelLines = readFileSync(logFile, 'utf8').split('\n').filter((line) => line.includes('exotel'))
+  t.ok(exotelLines.some((line) => line.includes('"call started"')), 'grep exotel finds the call start')
+  t.match(fileLines.find((line) => line.msg === 'call ended'), { interaction_id: 'CAserver', vendor: 'exotel', reason: 'shutdown', frames: 1 })
+  t.match(fileLines.find((line) => line.msg === 'shutting down'), { signal: 'SIGTERM' })
+})
+
+t.test('with TLS_CERT_FILE and TLS_KEY_FILE the gateway serves wss and https', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'rtaa-tls-'))
+  const cert = join(dir, 'cert.pem')
+  const key = join(dir, 'key.pem')
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1',
+    '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' })
+  const gateway = await startGateway(t, redis.url, { TLS_CERT_FILE: cert, TLS_KEY_FILE: key })
+  const subscriber = await Subscriber.start(t, redis.url, gateway.prefix)
+  await waitReady(gateway)
+  t.match(gateway.wsUrl, /^wss:/)
+
+  const client = await ProviderClient.connect(`${gateway.wsUrl}/v1/ingest?sample-rate=8000`, { ca: readFileSync(cert) })
+  client.send(exotelStrings.start('CAtls'))
+  client.send(exotelStrings.media('MZCAtls', 2, 1, 0, pcmFrame(320, 1)))
+  client.send(exotelStrings.stop('CAtls', 'MZCAtls', 3))
+  t.equal((await client.closed).code, 1000)
+  t.match(await subscriber.waitForEvent('call.stop', 'CAtls'), { frames: 1 })
+})
+
+t.test('an unreadable TLS file stops the process naming the variable', async (t) => {
+  const server = runServer(mkdtempSync(join(tmpdir(), 'rtaa-')), { TLS_CERT_FILE: '/nonexistent/cert.pem', TLS_KEY_FILE: '/nonexistent/key.pem' })
+  t.equal(await server.exited, 78)
+  t.match(server.stderr(), /TLS_CERT_FILE cannot be read/)
+})
