@@ -1,7 +1,6 @@
 import t, { type Test } from 'tap'
 import { TestRedis } from './helpers/redis-server.js'
-import { startGateway, waitReady, type Gateway } from './helpers/gateway.js'
-import { Subscriber } from './helpers/subscriber.js'
+import { startListenedGateway, type Gateway } from './helpers/gateway.js'
 import { ProviderClient, exotelStrings, pcmFrame } from './helpers/exotel.js'
 
 const redis = await TestRedis.start()
@@ -51,9 +50,7 @@ async function goodCallUnderway (t: Test, gateway: Gateway): Promise<{ client: P
 }
 
 t.test('each bad input closes only its own connection, with the fitting code and a log line', async (t) => {
-  const gateway = await startGateway(t, redis.url, { MAX_MESSAGE_BYTES: String(MAX_MESSAGE_BYTES) })
-  const subscriber = await Subscriber.start(t, redis.url, gateway.prefix)
-  await waitReady(gateway)
+  const { gateway, subscriber } = await startListenedGateway(t, redis.url, { MAX_MESSAGE_BYTES: String(MAX_MESSAGE_BYTES) })
   const good = await goodCallUnderway(t, gateway)
   let sent = 0
 
@@ -88,9 +85,7 @@ t.test('each bad input closes only its own connection, with the fitting code and
 })
 
 t.test('a second connection for a live call is refused without disturbing the first', async (t) => {
-  const gateway = await startGateway(t, redis.url)
-  const subscriber = await Subscriber.start(t, redis.url, gateway.prefix)
-  await waitReady(gateway)
+  const { gateway, subscriber } = await startListenedGateway(t, redis.url)
   const first = await ProviderClient.connect(`${gateway.wsUrl}/v1/ingest`)
   first.send(exotelStrings.start('CAtwice'))
   await subscriber.waitForEvent('call.start', 'CAtwice')
@@ -105,9 +100,7 @@ t.test('a second connection for a live call is refused without disturbing the fi
 })
 
 t.test('messages after stop are ignored', async (t) => {
-  const gateway = await startGateway(t, redis.url)
-  const subscriber = await Subscriber.start(t, redis.url, gateway.prefix)
-  await waitReady(gateway)
+  const { gateway, subscriber } = await startListenedGateway(t, redis.url)
   const client = await ProviderClient.connect(`${gateway.wsUrl}/v1/ingest`)
   client.send(exotelStrings.start('CAafter'))
   client.send(exotelStrings.stop('CAafter', 'MZCAafter', 2))
@@ -118,9 +111,7 @@ t.test('messages after stop are ignored', async (t) => {
 })
 
 t.test('a stop before start closes normally and publishes nothing', async (t) => {
-  const gateway = await startGateway(t, redis.url)
-  const subscriber = await Subscriber.start(t, redis.url, gateway.prefix)
-  await waitReady(gateway)
+  const { gateway, subscriber } = await startListenedGateway(t, redis.url)
   const client = await ProviderClient.connect(`${gateway.wsUrl}/v1/ingest`)
   client.send({ event: 'stop', stop: { reason: 'stopped' } })
   t.same(await client.closed, { code: 1000, reason: 'stream stopped' })

@@ -1,7 +1,6 @@
 import t from 'tap'
 import { TestRedis } from './helpers/redis-server.js'
-import { startGateway, waitReady } from './helpers/gateway.js'
-import { Subscriber } from './helpers/subscriber.js'
+import { startGateway, startListenedGateway, waitReady } from './helpers/gateway.js'
 import { ProviderClient, exotelNumbers, exotelStrings, pcmFrame, refusedUpgrade } from './helpers/exotel.js'
 import type { CallStartEvent, CallStopEvent } from '../src/calls/call-events.js'
 
@@ -10,9 +9,7 @@ t.teardown(() => redis.stop())
 
 for (const sampleRate of [8000, 16000, 24000]) {
   t.test(`a full Exotel call at ${sampleRate} Hz arrives on Redis byte for byte`, async (t) => {
-    const gateway = await startGateway(t, redis.url)
-    const subscriber = await Subscriber.start(t, redis.url, gateway.prefix)
-    await waitReady(gateway)
+    const { gateway, subscriber } = await startListenedGateway(t, redis.url)
     const callSid = `CA${sampleRate}`
     const streamSid = `MZ${sampleRate}`
     const frameBytes = (sampleRate * 2) / 10 // 100 ms, Exotel's documented cadence
@@ -66,9 +63,7 @@ for (const sampleRate of [8000, 16000, 24000]) {
 }
 
 t.test('the numeric variant of the docs is accepted, and timestamps are derived when absent', async (t) => {
-  const gateway = await startGateway(t, redis.url)
-  const subscriber = await Subscriber.start(t, redis.url, gateway.prefix)
-  await waitReady(gateway)
+  const { gateway, subscriber } = await startListenedGateway(t, redis.url)
   const client = await ProviderClient.connect(`${gateway.wsUrl}/v1/ingest?sample_rate=16000`)
   client.send(exotelNumbers.connected())
   client.send(exotelNumbers.start('CAnum', 'MZnum'))
@@ -91,9 +86,7 @@ t.test('the numeric variant of the docs is accepted, and timestamps are derived 
 })
 
 t.test('stream_sid inside start or as streamSid is used when the top level has none', async (t) => {
-  const gateway = await startGateway(t, redis.url)
-  const subscriber = await Subscriber.start(t, redis.url, gateway.prefix)
-  await waitReady(gateway)
+  const { gateway, subscriber } = await startListenedGateway(t, redis.url)
   const client = await ProviderClient.connect(`${gateway.wsUrl}/v1/ingest`)
   client.send({ event: 'start', start: { streamSid: 'MZcamel', call_sid: 'CAcamel' } })
   client.send({ event: 'stop' })
@@ -103,9 +96,7 @@ t.test('stream_sid inside start or as streamSid is used when the top level has n
 })
 
 t.test('the URL sample rate wins over the start message, with a warning', async (t) => {
-  const gateway = await startGateway(t, redis.url)
-  const subscriber = await Subscriber.start(t, redis.url, gateway.prefix)
-  await waitReady(gateway)
+  const { gateway, subscriber } = await startListenedGateway(t, redis.url)
   const client = await ProviderClient.connect(`${gateway.wsUrl}/v1/ingest?sample-rate=24000`)
   client.send(exotelStrings.start('CArate')) // says sample_rate "8000"
   client.send(exotelStrings.stop('CArate', 'MZCArate', 2))
@@ -116,9 +107,7 @@ t.test('the URL sample rate wins over the start message, with a warning', async 
 })
 
 t.test('without a sample rate in the URL, EXOTEL_DEFAULT_SAMPLE_RATE applies', async (t) => {
-  const gateway = await startGateway(t, redis.url, { EXOTEL_DEFAULT_SAMPLE_RATE: '16000' })
-  const subscriber = await Subscriber.start(t, redis.url, gateway.prefix)
-  await waitReady(gateway)
+  const { gateway, subscriber } = await startListenedGateway(t, redis.url, { EXOTEL_DEFAULT_SAMPLE_RATE: '16000' })
   const client = await ProviderClient.connect(`${gateway.wsUrl}/v1/ingest`)
   client.send({ event: 'start', start: { call_sid: 'CAdefault' } })
   client.send({ event: 'stop' })
@@ -136,9 +125,7 @@ t.test('an unsupported sample rate is refused at the upgrade with 400', async (t
 })
 
 t.test('unknown events and fields are ignored and logged at debug', async (t) => {
-  const gateway = await startGateway(t, redis.url)
-  const subscriber = await Subscriber.start(t, redis.url, gateway.prefix)
-  await waitReady(gateway)
+  const { gateway, subscriber } = await startListenedGateway(t, redis.url)
   const client = await ProviderClient.connect(`${gateway.wsUrl}/v1/ingest?sample-rate=8000`)
   client.send({ event: 'connected', protocol: 'Exotel Media Stream', version: '1.0.0' })
   client.send(exotelStrings.start('CAunknown'))

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { TestRedis, freePort } from './helpers/redis-server.js'
-import { startGateway, waitReady } from './helpers/gateway.js'
+import { startGateway, startListenedGateway, waitReady } from './helpers/gateway.js'
 import { Subscriber } from './helpers/subscriber.js'
 import { ProviderClient, exotelStrings } from './helpers/exotel.js'
 
@@ -57,9 +57,7 @@ t.test('a Redis outage mid-call neither crashes the process nor disturbs the cal
 t.test('during shutdown /ready fails while /health holds, and live calls end with 1001 and reason shutdown', async (t) => {
   const redis = await TestRedis.start()
   t.teardown(() => redis.stop())
-  const gateway = await startGateway(t, redis.url)
-  const subscriber = await Subscriber.start(t, redis.url, gateway.prefix)
-  await waitReady(gateway)
+  const { gateway, subscriber } = await startListenedGateway(t, redis.url)
   const client = await ProviderClient.connect(`${gateway.wsUrl}/v1/ingest`)
   client.send(exotelStrings.start('CAshutdown'))
   await subscriber.waitForEvent('call.start', 'CAshutdown')

@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { TestRedis, freePort } from './helpers/redis-server.js'
-import { startGateway, waitReady } from './helpers/gateway.js'
+import { startListenedGateway } from './helpers/gateway.js'
 import { Subscriber } from './helpers/subscriber.js'
 import { ProviderClient, exotelStrings, pcmFrame } from './helpers/exotel.js'
 import { Collected } from './helpers/waiter.js'
@@ -86,9 +86,7 @@ t.test('with TLS_CERT_FILE and TLS_KEY_FILE the gateway serves wss and https', a
   const key = join(dir, 'key.pem')
   execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1',
     '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' })
-  const gateway = await startGateway(t, redis.url, { TLS_CERT_FILE: cert, TLS_KEY_FILE: key })
-  const subscriber = await Subscriber.start(t, redis.url, gateway.prefix)
-  await waitReady(gateway)
+  const { gateway, subscriber } = await startListenedGateway(t, redis.url, { TLS_CERT_FILE: cert, TLS_KEY_FILE: key })
   t.match(gateway.wsUrl, /^wss:/)
 
   const client = await ProviderClient.connect(`${gateway.wsUrl}/v1/ingest?sample-rate=8000`, { ca: readFileSync(cert) })

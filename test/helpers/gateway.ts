@@ -5,6 +5,7 @@ import type { Test } from 'tap'
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
 import { loggerOptions } from '../../src/logger.js'
+import { Subscriber } from './subscriber.js'
 import { Collected } from './waiter.js'
 
 export type LogLine = Record<string, unknown> & { msg?: string, level: number }
@@ -47,4 +48,12 @@ export async function startGateway (t: Test, redisUrl: string, env: Record<strin
 export async function waitReady (gateway: Gateway): Promise<void> {
   if (gateway.app.publisher.connected) return
   await gateway.logs.waitFor((line) => line.msg === 'redis connected', 'redis connected')
+}
+
+/** The usual start of a call test: a gateway connected to Redis, and a subscriber to everything it publishes. */
+export async function startListenedGateway (t: Test, redisUrl: string, env: Record<string, string> = {}): Promise<{ gateway: Gateway, subscriber: Subscriber }> {
+  const gateway = await startGateway(t, redisUrl, env)
+  const subscriber = await Subscriber.start(t, redisUrl, gateway.prefix)
+  await waitReady(gateway)
+  return { gateway, subscriber }
 }
