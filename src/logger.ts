@@ -1,5 +1,7 @@
+import { mkdirSync, openSync } from 'node:fs'
+import { dirname } from 'node:path'
 import pino, { type Logger } from 'pino'
-import type { Config } from './config.js'
+import { ConfigError, type Config } from './config.js'
 
 /** The logging surface the Fastify-free code needs; both a pino Logger and Fastify's request.log fit it. */
 export interface Log extends Pick<pino.BaseLogger, 'level' | 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'> {
@@ -59,13 +61,25 @@ export const loggerOptions = (level: Config['LOG_LEVEL']): pino.LoggerOptions =>
   }
 })
 
-/** JSON to stdout and, with LOG_FILE, appended to that file too, so operators can tail -f and grep it. */
+/**
+ * JSON to stdout and, with LOG_FILE, appended to that file too, so operators can tail -f and grep it.
+ * The file is opened here, synchronously, so a path the process cannot write stops it at start with a ConfigError.
+ */
 export function createLogger (config: Pick<Config, 'LOG_LEVEL' | 'LOG_FILE'>): Logger {
   const options = loggerOptions(config.LOG_LEVEL)
   if (config.LOG_FILE === undefined) return pino(options)
   const level = config.LOG_LEVEL === 'silent' ? 'fatal' : config.LOG_LEVEL
   return pino(options, pino.multistream([
     { level, stream: pino.destination({ dest: 1, sync: false }) },
-    { level, stream: pino.destination({ dest: config.LOG_FILE, append: true, mkdir: true, sync: false }) }
+    { level, stream: pino.destination({ dest: openLogFile(config.LOG_FILE), sync: false }) }
   ]))
+}
+
+function openLogFile (path: string): number {
+  try {
+    mkdirSync(dirname(path), { recursive: true })
+    return openSync(path, 'a')
+  } catch (err) {
+    throw new ConfigError(`invalid configuration: env/LOG_FILE cannot be opened for appending: ${(err as Error).message}`)
+  }
 }

@@ -28,11 +28,11 @@ t.test('a bad value is refused with a message naming the variable', async (t) =>
   const bad: Array<[Record<string, string>, RegExp]> = [
     [{ PORT: 'http' }, /PORT/],
     [{ PORT: '70000' }, /PORT/],
-    [{ EXOTEL_DEFAULT_SAMPLE_RATE: '44100' }, /EXOTEL_DEFAULT_SAMPLE_RATE/],
+    [{ EXOTEL_DEFAULT_SAMPLE_RATE: '44100' }, /EXOTEL_DEFAULT_SAMPLE_RATE must be equal to one of the allowed values \(8000, 16000, 24000\)/],
     [{ SUPPORT_EXOTEL: 'maybe' }, /SUPPORT_EXOTEL/],
     [{ REDIS_URL: 'http://localhost' }, /REDIS_URL/],
     [{ REDIS_PREFIX: 'rtaa*' }, /REDIS_PREFIX/],
-    [{ LOG_LEVEL: 'verbose' }, /LOG_LEVEL/],
+    [{ LOG_LEVEL: 'verbose' }, /env\/LOG_LEVEL must be equal to one of the allowed values \(fatal, error, warn, info, debug, trace, silent\)$/],
     [{ MAX_MESSAGE_BYTES: '10' }, /MAX_MESSAGE_BYTES/],
     [{ AUTH_IP_ALLOWLIST: '10.0.0.0/8,10.0.0.300/8' }, /AUTH_IP_ALLOWLIST has "10\.0\.0\.300\/8", which is not a CIDR/],
     [{ AUTH_IP_ALLOWLIST: '127.0.0.1' }, /AUTH_IP_ALLOWLIST has "127\.0\.0\.1"/],

@@ -97,6 +97,14 @@ t.test('with TLS_CERT_FILE and TLS_KEY_FILE the gateway serves wss and https', a
   t.match(await subscriber.waitForEvent('call.stop', 'CAtls'), { frames: 1 })
 })
 
+t.test('a LOG_FILE that cannot be written stops the process naming the variable', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'rtaa-'))
+  writeFileSync(join(dir, 'not-a-directory'), '')
+  const server = runServer(dir, { LOG_FILE: join(dir, 'not-a-directory', 'gateway.log') })
+  t.equal(await server.exited, 78)
+  t.match(server.stderr(), /rtaa-ingest: invalid configuration: env\/LOG_FILE cannot be opened for appending/)
+})
+
 t.test('an unreadable TLS file stops the process naming the variable', async (t) => {
   const server = runServer(mkdtempSync(join(tmpdir(), 'rtaa-')), { TLS_CERT_FILE: '/nonexistent/cert.pem', TLS_KEY_FILE: '/nonexistent/key.pem' })
   t.equal(await server.exited, 78)
