@@ -1,7 +1,6 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
@@ -46,13 +45,13 @@ function runServer (cwd: string, env: Record<string, string>): ServerProcess {
 }
 
 t.test('a bad config value stops the process with status 78 and names the variable', async (t) => {
-  const server = runServer(mkdtempSync(join(tmpdir(), 'rtaa-')), { EXOTEL_DEFAULT_SAMPLE_RATE: '11025' })
+  const server = runServer(t.testdir(), { EXOTEL_DEFAULT_SAMPLE_RATE: '11025' })
   t.equal(await server.exited, 78)
   t.match(server.stderr(), /rtaa-ingest: invalid configuration: .*EXOTEL_DEFAULT_SAMPLE_RATE/)
 })
 
 t.test('the server reads .env.local over .env, logs to LOG_FILE, and on SIGTERM ends live calls and exits 0', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'rtaa-'))
+  const dir = t.testdir()
   const port = await freePort()
   writeFileSync(join(dir, '.env'), `SUPPORT_EXOTEL=false\nREDIS_PREFIX=from-dotenv:\nPORT=${port}\n`)
   writeFileSync(join(dir, '.env.local'), 'SUPPORT_EXOTEL=true\nREDIS_PREFIX=from-local:\n')
@@ -81,7 +80,7 @@ t.test('the server reads .env.local over .env, logs to LOG_FILE, and on SIGTERM 
 })
 
 t.test('with TLS_CERT_FILE and TLS_KEY_FILE the gateway serves wss and https', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'rtaa-tls-'))
+  const dir = t.testdir()
   const cert = join(dir, 'cert.pem')
   const key = join(dir, 'key.pem')
   execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1',
@@ -98,7 +97,7 @@ t.test('with TLS_CERT_FILE and TLS_KEY_FILE the gateway serves wss and https', a
 })
 
 t.test('a LOG_FILE that cannot be written stops the process naming the variable', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'rtaa-'))
+  const dir = t.testdir()
   writeFileSync(join(dir, 'not-a-directory'), '')
   const server = runServer(dir, { LOG_FILE: join(dir, 'not-a-directory', 'gateway.log') })
   t.equal(await server.exited, 78)
@@ -106,7 +105,7 @@ t.test('a LOG_FILE that cannot be written stops the process naming the variable'
 })
 
 t.test('an unreadable TLS file stops the process naming the variable', async (t) => {
-  const server = runServer(mkdtempSync(join(tmpdir(), 'rtaa-')), { TLS_CERT_FILE: '/nonexistent/cert.pem', TLS_KEY_FILE: '/nonexistent/key.pem' })
+  const server = runServer(t.testdir(), { TLS_CERT_FILE: '/nonexistent/cert.pem', TLS_KEY_FILE: '/nonexistent/key.pem' })
   t.equal(await server.exited, 78)
   t.match(server.stderr(), /TLS_CERT_FILE cannot be read/)
 })
