@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs'
-import Fastify, { type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import authPlugin from '../plugins/auth.js'
 import callsPlugin from '../plugins/calls.js'
@@ -25,8 +25,9 @@ export interface BuildAppOptions {
 /** Builds the gateway from a validated config, ready to listen; it never listens itself. */
 export async function buildApp (config: Config, options: BuildAppOptions = {}): Promise<FastifyInstance> {
   const trustedProxies = parseCidrList(config.TRUST_PROXY)
-  const app = Fastify({
-    loggerInstance: options.logger ?? createLogger(config),
+  const loggerInstance: FastifyBaseLogger = options.logger ?? createLogger(config)
+  const app: FastifyInstance = Fastify({
+    loggerInstance,
     https: readTls(config),
     // Fastify (proxy-addr) walks X-Forwarded-For only through these hops; from anyone else the header is ignored.
     trustProxy: trustedProxies.length > 0 ? trustedProxies : false,
@@ -34,7 +35,7 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
     connectionTimeout: 10_000,
     requestTimeout: 10_000,
     keepAliveTimeout: 5_000
-  }) as unknown as FastifyInstance
+  })
 
   app.decorate('config', config)
   await app.register(callsPlugin)
