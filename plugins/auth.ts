@@ -1,17 +1,26 @@
+import { createPublicKey } from 'node:crypto'
+import { readFileSync } from 'node:fs'
 import fastifyBasicAuth from '@fastify/basic-auth'
-import type { FastifyReply, FastifyRequest, onRequestAsyncHookHandler } from 'fastify'
+import fastifyJwt from '@fastify/jwt'
+import type { FastifyInstance, FastifyReply, FastifyRequest, onRequestAsyncHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
 import { matchCredential, parseCredentials } from '../src/auth/basic-credentials.js'
 import { createIpAllowlist, parseCidrList } from '../src/auth/ip-allowlist.js'
-
-export type Principal =
-  | { method: 'basic', key: string }
-  | { method: 'ip', ip: string }
+import type { Principal } from '../src/auth/principal.js'
+import { ConfigError, type Config } from '../src/config.js'
+import type { AuthFailure, AuthMethod, AuthRequest } from '../src/vendors/vendor-adapter.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** onRequest hook for ingest routes: decides before the upgrade, so a rejected client never gets a socket. */
-    authenticate: onRequestAsyncHookHandler
+    auth: {
+      /** Adds a method a vendor brings (a request signature, say); it is tried before the IP allowlist. */
+      addMethod (method: AuthMethod): void
+      /**
+       * An onRequest hook that decides before the upgrade, so a rejected client never gets a socket. `accepted`
+       * names the methods the route takes, read per request so vendors registered later count.
+       */
+      authenticate (accepted: () => readonly string[]): onRequestAsyncHookHandler
+    }
   }
   interface FastifyRequest {
     principal: Principal | null
@@ -21,19 +30,19 @@ declare module 'fastify' {
 const REALM = 'rtaa-ingest'
 
 /**
- * Chooses the method from the Authorization header:
- * - Basic: the key:token must match one of BASIC_AUTH_CREDENTIALS (constant time), else 401;
- * - Bearer: JWT, not enabled yet, so 401;
- * - none: the client IP (socket peer, or the X-Forwarded-For hop chosen per TRUST_PROXY) must be in
- *   AUTH_IP_ALLOWLIST, else 403.
+ * The methods, in the order they are tried: the first whose credential the request carries decides.
+ * - jwt: `Authorization: Bearer` or `?access_token=`, verified with @fastify/jwt (exp and tenant_id required);
+ * - basic: `Authorization: Basic`, matched against BASIC_AUTH_CREDENTIALS in constant time;
+ * - vendor methods (X-Twilio-Signature…);
+ * - ip: no credential at all; the client IP (after TRUST_PROXY) must be in AUTH_IP_ALLOWLIST, else 403.
  * Rejections are logged with the method, reason and IP, never with what the client sent.
  */
 export default fp(async (fastify) => {
-  const { AUTH_IP_ALLOWLIST, BASIC_AUTH_CREDENTIALS } = fastify.config
-  const isAllowedIp = createIpAllowlist(parseCidrList(AUTH_IP_ALLOWLIST))
-  const credentials = parseCredentials(BASIC_AUTH_CREDENTIALS)
-
+  const { config } = fastify
+  const isAllowedIp = createIpAllowlist(parseCidrList(config.AUTH_IP_ALLOWLIST))
+  const credentials = parseCredentials(config.BASIC_AUTH_CREDENTIALS)
   fastify.decorateRequest('principal', null)
+
   await fastify.register(fastifyBasicAuth, {
     async validate (key, token, request) {
       const matched = matchCredential(credentials, key, token)
@@ -41,35 +50,151 @@ export default fp(async (fastify) => {
       request.principal = { method: 'basic', key: matched }
     }
   })
+  const jwtEnabled = await registerJwt(fastify, config)
 
-  function checkBasic (request: FastifyRequest, reply: FastifyReply): Promise<boolean> {
-    return new Promise((resolve) => {
-      fastify.basicAuth(request, reply, (err) => resolve(err === undefined || err === null))
-    })
-  }
-
-  fastify.decorate('authenticate', async function authenticate (request: FastifyRequest, reply: FastifyReply) {
-    const header = request.headers.authorization
-    if (header === undefined) {
-      if (isAllowedIp(request.ip)) {
-        request.principal = { method: 'ip', ip: request.ip }
-        return
+  const jwt: Method = {
+    name: 'jwt',
+    applies: (request) => bearerToken(request) !== undefined,
+    async verify (request) {
+      if (!jwtEnabled) return { status: 401, reason: 'jwt_disabled', message: 'bearer tokens are not enabled' }
+      try {
+        const claims = await request.jwtVerify<{ tenant_id?: unknown, sub?: unknown }>()
+        if (typeof claims.tenant_id !== 'string' || claims.tenant_id === '') {
+          return { status: 401, reason: 'missing_tenant', message: 'the token has no tenant_id claim' }
+        }
+        return { method: 'jwt', tenantId: claims.tenant_id, subject: typeof claims.sub === 'string' ? claims.sub : null }
+      } catch (err) {
+        return { status: 401, reason: jwtFailureReason(err as { code?: string }), message: 'invalid token' }
       }
-      return deny(request, reply, 403, 'ip', 'ip_not_allowed', 'client address is not in the allowlist')
     }
-    const scheme = header.trimStart().split(/\s/, 1)[0].toLowerCase()
-    if (scheme === 'basic') {
-      if (credentials.length === 0) return deny(request, reply, 401, 'basic', 'basic_disabled', 'basic auth is not enabled')
-      if (await checkBasic(request, reply)) return
-      return deny(request, reply, 401, 'basic', 'bad_credentials', 'invalid credentials')
+  }
+  const basic: Method = {
+    name: 'basic',
+    applies: (request) => scheme(request) === 'basic',
+    async verify (request, reply) {
+      if (credentials.length === 0) return { status: 401, reason: 'basic_disabled', message: 'basic auth is not enabled' }
+      const matched = await new Promise<boolean>((resolve) => {
+        fastify.basicAuth(request, reply, (err) => resolve(err === undefined || err === null))
+      })
+      if (!matched || request.principal === null) return { status: 401, reason: 'bad_credentials', message: 'invalid credentials' }
+      return request.principal
     }
-    if (scheme === 'bearer') return deny(request, reply, 401, 'jwt', 'jwt_disabled', 'bearer tokens are not enabled')
-    return deny(request, reply, 401, 'unknown', 'unsupported_scheme', 'unsupported authorization scheme')
+  }
+  const ip: Method = {
+    name: 'ip',
+    applies: () => true,
+    async verify (request) {
+      if (isAllowedIp(request.ip)) return { method: 'ip', ip: request.ip }
+      return { status: 403, reason: 'ip_not_allowed', message: 'client address is not in the allowlist' }
+    }
+  }
+  // Tried in this order; ip comes last, as the method of a request that carries no credential.
+  const methods: Method[] = [jwt, basic, ip]
+
+  fastify.decorate('auth', {
+    addMethod (method: AuthMethod) {
+      methods.splice(methods.length - 1, 0, { name: method.name, applies: method.applies, verify: (_request, _reply, auth) => method.verify(auth) })
+    },
+
+    authenticate (accepted: () => readonly string[]): onRequestAsyncHookHandler {
+      return async function authenticate (request, reply) {
+        const auth = toAuthRequest(request)
+        const method = methods.find((candidate) => candidate.applies(auth)) ?? ip
+        if (method === ip && request.headers.authorization !== undefined) {
+          return deny(request, reply, 'unknown', { status: 401, reason: 'unsupported_scheme', message: 'unsupported authorization scheme' })
+        }
+        const acceptedHere = accepted()
+        if (!acceptedHere.includes(method.name)) {
+          return deny(request, reply, method.name, method === ip
+            ? { status: 401, reason: 'credentials_required', message: `credentials required: ${acceptedHere.join(' or ')}` }
+            : { status: 401, reason: 'method_not_accepted', message: `${method.name} is not accepted here; use ${acceptedHere.join(' or ')}` })
+        }
+        const outcome = await method.verify(request, reply, auth)
+        if ('status' in outcome) return deny(request, reply, method.name, outcome)
+        request.principal = outcome
+      }
+    }
   })
 }, { name: 'auth', fastify: '5.x', decorators: { fastify: ['config'] } })
 
-function deny (request: FastifyRequest, reply: FastifyReply, status: 401 | 403, method: string, reason: string, message: string): FastifyReply {
-  request.log.warn({ auth_method: method, reason, ip: request.ip, status }, 'authentication failed')
-  if (status === 401) reply.header('www-authenticate', `Basic realm="${REALM}"`)
-  return reply.code(status).send({ statusCode: status, error: status === 401 ? 'Unauthorized' : 'Forbidden', message })
+/** An auth method as the plugin runs it: built-in ones need the Fastify request, vendor ones get AuthRequest. */
+interface Method {
+  name: string
+  applies (request: AuthRequest): boolean
+  verify (request: FastifyRequest, reply: FastifyReply, auth: AuthRequest): Promise<Principal | AuthFailure>
+}
+
+/** Registers @fastify/jwt for HS256 (JWT_SECRET) or RS256/ES256 (JWT_PUBLIC_KEY_FILE); false when neither is set. */
+async function registerJwt (fastify: FastifyInstance, config: Config): Promise<boolean> {
+  const key = config.JWT_SECRET ?? readPublicKey(config.JWT_PUBLIC_KEY_FILE)
+  if (key === undefined) return false
+  await fastify.register(fastifyJwt, {
+    secret: typeof key === 'string' ? key : { public: key.pem },
+    verify: {
+      // Only the configured algorithm: `alg: none` and any other algorithm are refused.
+      algorithms: [typeof key === 'string' ? 'HS256' : key.algorithm],
+      requiredClaims: ['exp', 'tenant_id'],
+      ...(config.JWT_ISSUER === undefined ? {} : { allowedIss: config.JWT_ISSUER }),
+      ...(config.JWT_AUDIENCE === undefined ? {} : { allowedAud: config.JWT_AUDIENCE }),
+      extractToken: (request: FastifyRequest) => bearerToken(toAuthRequest(request))
+    }
+  })
+  return true
+}
+
+function readPublicKey (path: string | undefined): { pem: string, algorithm: 'RS256' | 'ES256' } | undefined {
+  if (path === undefined) return undefined
+  let pem: string
+  try {
+    pem = readFileSync(path, 'utf8')
+  } catch (err) {
+    throw new ConfigError(`invalid configuration: env/JWT_PUBLIC_KEY_FILE cannot be read: ${(err as Error).message}`)
+  }
+  let key
+  try {
+    key = createPublicKey(pem)
+  } catch {
+    throw new ConfigError('invalid configuration: env/JWT_PUBLIC_KEY_FILE is not a PEM public key')
+  }
+  if (key.asymmetricKeyType === 'rsa') return { pem, algorithm: 'RS256' }
+  if (key.asymmetricKeyType === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'prime256v1') return { pem, algorithm: 'ES256' }
+  throw new ConfigError('invalid configuration: env/JWT_PUBLIC_KEY_FILE must hold an RSA key (RS256) or a P-256 EC key (ES256)')
+}
+
+function toAuthRequest (request: FastifyRequest): AuthRequest {
+  const scheme = request.protocol === 'https' ? 'wss' : 'ws'
+  return {
+    headers: request.headers,
+    query: request.query as Record<string, string | undefined>,
+    ip: request.ip,
+    url: `${scheme}://${request.host}${request.url}`
+  }
+}
+
+function scheme (request: AuthRequest): string | undefined {
+  const header = request.headers.authorization
+  return typeof header === 'string' ? header.trimStart().split(/\s/, 1)[0].toLowerCase() : undefined
+}
+
+/** The token of `Authorization: Bearer …`, else of `?access_token=` for clients that cannot set headers. */
+function bearerToken (request: AuthRequest): string | undefined {
+  const header = request.headers.authorization
+  if (typeof header === 'string') return scheme(request) === 'bearer' ? header.trim().slice('bearer'.length).trim() : undefined
+  const token = request.query.access_token
+  return typeof token === 'string' && token !== '' ? token : undefined
+}
+
+function jwtFailureReason (err: { code?: string }): string {
+  switch (err.code) {
+    case 'FST_JWT_AUTHORIZATION_TOKEN_EXPIRED': return 'token_expired'
+    case 'FST_JWT_AUTHORIZATION_TOKEN_UNTRUSTED': return 'token_untrusted'
+    case 'FST_JWT_AUTHORIZATION_TOKEN_INVALID': return 'token_invalid'
+    default: return err.code === undefined ? 'token_invalid' : err.code.toLowerCase().replace(/^fst_jwt_/, '')
+  }
+}
+
+function deny (request: FastifyRequest, reply: FastifyReply, method: string, failure: AuthFailure): FastifyReply {
+  request.log.warn({ auth_method: method, reason: failure.reason, ip: request.ip, status: failure.status }, 'authentication failed')
+  if (failure.status === 401) reply.header('www-authenticate', `Basic realm="${REALM}"`)
+  return reply.code(failure.status).send({ statusCode: failure.status, error: failure.status === 401 ? 'Unauthorized' : 'Forbidden', message: failure.message })
 }

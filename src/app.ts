@@ -3,13 +3,14 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import authPlugin from '../plugins/auth.js'
 import callsPlugin from '../plugins/calls.js'
+import ingestPlugin, { vendorPlugin } from '../plugins/ingest.js'
 import publisherPlugin from '../plugins/publisher.js'
 import websocketPlugin from '../plugins/websocket.js'
-import exotelRoutes from '../routes/exotel.js'
 import healthRoutes from '../routes/health.js'
 import { parseCidrList } from './auth/ip-allowlist.js'
 import { ConfigError, type Config } from './config.js'
 import { createLogger } from './logger.js'
+import { builtInVendors } from './vendors/built-in-vendors.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -44,7 +45,8 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
   await app.register(authPlugin)
 
   await app.register(healthRoutes)
-  if (config.SUPPORT_EXOTEL) await app.register(exotelRoutes)
+  await app.register(ingestPlugin)
+  for (const adapter of builtInVendors(config)) await app.register(vendorPlugin, { adapter })
   return app
 }
 

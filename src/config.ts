@@ -18,6 +18,15 @@ export const ConfigSchema = Type.Object({
 
   SUPPORT_EXOTEL: Type.Boolean({ default: true }),
   EXOTEL_DEFAULT_SAMPLE_RATE: { ...SampleRate, default: 8000 },
+  SUPPORT_TWILIO: Type.Boolean({ default: true }),
+  /** With it, Twilio connections are admitted by X-Twilio-Signature; without it, by the IP allowlist. */
+  TWILIO_AUTH_TOKEN: Type.Optional(Type.String({ minLength: 16 })),
+  /** The native protocol needs a JWT key, so it is off until one is configured. */
+  SUPPORT_NATIVE: Type.Boolean({ default: false }),
+  JWT_SECRET: Type.Optional(Type.String({ minLength: 32 })),
+  JWT_PUBLIC_KEY_FILE: Type.Optional(Type.String({ minLength: 1 })),
+  JWT_ISSUER: Type.Optional(Type.String({ minLength: 1 })),
+  JWT_AUDIENCE: Type.Optional(Type.String({ minLength: 1 })),
 
   /** Comma-separated CIDRs, checked by parseCidrList after the schema. */
   AUTH_IP_ALLOWLIST: Type.String({ default: '127.0.0.0/8,::1/128' }),
@@ -64,6 +73,12 @@ export function loadConfig (options: LoadConfigOptions = {}): Config {
   check('BASIC_AUTH_CREDENTIALS', () => parseCredentials(config.BASIC_AUTH_CREDENTIALS))
   if ((config.TLS_CERT_FILE === undefined) !== (config.TLS_KEY_FILE === undefined)) {
     throw new ConfigError('invalid configuration: TLS_CERT_FILE and TLS_KEY_FILE must be set together')
+  }
+  if (config.JWT_SECRET !== undefined && config.JWT_PUBLIC_KEY_FILE !== undefined) {
+    throw new ConfigError('invalid configuration: set JWT_SECRET (HS256) or JWT_PUBLIC_KEY_FILE (RS256, ES256), not both')
+  }
+  if (config.SUPPORT_NATIVE && config.JWT_SECRET === undefined && config.JWT_PUBLIC_KEY_FILE === undefined) {
+    throw new ConfigError('invalid configuration: SUPPORT_NATIVE=true needs JWT_SECRET or JWT_PUBLIC_KEY_FILE')
   }
   return config
 }

@@ -11,6 +11,8 @@ t.test('defaults: loopback-only allowlist, no Basic credentials, Exotel on', asy
     REDIS_PREFIX: 'rtaa:',
     SUPPORT_EXOTEL: true,
     EXOTEL_DEFAULT_SAMPLE_RATE: 8000,
+    SUPPORT_TWILIO: true,
+    SUPPORT_NATIVE: false,
     AUTH_IP_ALLOWLIST: '127.0.0.0/8,::1/128',
     TRUST_PROXY: '',
     BASIC_AUTH_CREDENTIALS: '',
@@ -39,7 +41,11 @@ t.test('a bad value is refused with a message naming the variable', async (t) =>
     [{ TRUST_PROXY: 'fd00::/200' }, /TRUST_PROXY/],
     [{ BASIC_AUTH_CREDENTIALS: 'key:token,justakey' }, /BASIC_AUTH_CREDENTIALS entry 2 is not of the form key:token/],
     [{ TLS_CERT_FILE: '/etc/cert.pem' }, /TLS_CERT_FILE and TLS_KEY_FILE must be set together/],
-    [{ TLS_KEY_FILE: '/etc/key.pem' }, /TLS_CERT_FILE and TLS_KEY_FILE must be set together/]
+    [{ TLS_KEY_FILE: '/etc/key.pem' }, /TLS_CERT_FILE and TLS_KEY_FILE must be set together/],
+    [{ JWT_SECRET: 'too-short' }, /JWT_SECRET must NOT have fewer than 32 characters/],
+    [{ JWT_SECRET: 'x'.repeat(32), JWT_PUBLIC_KEY_FILE: '/etc/jwt.pem' }, /set JWT_SECRET \(HS256\) or JWT_PUBLIC_KEY_FILE \(RS256, ES256\), not both/],
+    [{ SUPPORT_NATIVE: 'true' }, /SUPPORT_NATIVE=true needs JWT_SECRET or JWT_PUBLIC_KEY_FILE/],
+    [{ TWILIO_AUTH_TOKEN: 'short' }, /TWILIO_AUTH_TOKEN/]
   ]
   for (const [env, message] of bad) {
     t.throws(() => load(env), { name: 'ConfigError', message }, JSON.stringify(env))

@@ -102,8 +102,8 @@ t.test('the URL sample rate wins over the start message, with a warning', async 
   client.send(exotelStrings.stop('CArate', 'MZCArate', 2))
   await client.closed
   t.match(await subscriber.waitForEvent('call.start', 'CArate'), { sample_rate: 24000 })
-  const warning = await gateway.logs.waitFor((line) => line.url_sample_rate !== undefined)
-  t.match(warning, { level: 40, url_sample_rate: 24000, start_sample_rate: 8000, interaction_id: 'CArate', vendor: 'exotel' })
+  const warning = await gateway.logs.waitFor((line) => line.declared_sample_rate !== undefined)
+  t.match(warning, { level: 40, sample_rate: 24000, declared_sample_rate: 8000, interaction_id: 'CArate', vendor: 'exotel' })
 })
 
 t.test('without a sample rate in the URL, EXOTEL_DEFAULT_SAMPLE_RATE applies', async (t) => {

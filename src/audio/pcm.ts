@@ -10,11 +10,11 @@ export class AudioDecodeError extends Error {
 }
 
 /**
- * Decodes base64 (standard or URL-safe alphabet, padding optional) into PCM s16le.
+ * Decodes base64 (standard or URL-safe alphabet, padding optional), refusing anything else.
  * Node's decoder skips characters outside the alphabet instead of failing, so the decoded length is checked
  * against the length the text must produce: any stray character makes them differ.
  */
-export function decodeBase64Pcm (payload: string): Buffer {
+export function decodeBase64 (payload: string): Buffer {
   const length = payload.length
   let padding = 0
   if (length > 0 && payload.charCodeAt(length - 1) === EQUALS) {
@@ -24,8 +24,18 @@ export function decodeBase64Pcm (payload: string): Buffer {
   if (length % 4 === 1 || (padding > 0 && length % 4 !== 0) || pcm.length !== Math.floor(((length - padding) * 3) / 4)) {
     throw new AudioDecodeError('payload is not valid base64')
   }
+  return pcm
+}
+
+/** Refuses audio that ends in half a 16-bit sample. */
+export function checkWholeSamples (pcm: Buffer): Buffer {
   if (pcm.length % 2 !== 0) {
     throw new AudioDecodeError(`payload holds ${pcm.length} bytes, not a whole number of 16-bit samples`)
   }
   return pcm
+}
+
+/** Base64 PCM s16le, as Exotel sends it. */
+export function decodeBase64Pcm (payload: string): Buffer {
+  return checkWholeSamples(decodeBase64(payload))
 }

@@ -1,17 +1,23 @@
-import type { Log } from '../logger.js'
+import { debugEnabled, type Log } from '../logger.js'
 import type { Publisher } from '../publisher/publisher.js'
 import type { InboundEvent, StreamStart } from '../vendors/inbound-event.js'
 import { CloseCode, ProtocolError } from '../vendors/protocol-error.js'
+import type { StreamDecoder } from '../vendors/vendor-adapter.js'
+import { VendorDetector, type Candidate } from '../vendors/vendor-detector.js'
 import { Call, type CallTransport } from './call.js'
 import type { CallRegistry } from './call-registry.js'
 
+/** How a session talks back to its vendor connection. */
+export interface StreamTransport extends CallTransport {
+  send (text: string): void
+}
+
 export interface StreamSessionOptions {
-  vendor: string
-  /** The rate negotiated at the upgrade; it beats whatever the start message says. */
-  sampleRate: number
+  /** The vendors this connection may be: one on a vendor's own route, every admitted one on /v1/ingest. */
+  candidates: Candidate[]
   publisher: Publisher
   registry: CallRegistry
-  transport: CallTransport
+  transport: StreamTransport
   /** The connection's logger (it carries the request id). */
   log: Log
 }
@@ -20,35 +26,97 @@ export interface StreamSessionOptions {
 const MAX_CLOSE_REASON = 123
 
 /**
- * One vendor connection, vendor-neutral: it enforces the order connected? → start → media|dtmf|mark* → stop,
- * creates the Call on start and ends it exactly once, however the connection ends.
+ * One vendor connection, vendor-neutral. It settles the vendor (at once, or by detection from the first
+ * messages), enforces the order connected? → start → media|dtmf|mark* → stop, creates the Call on start and ends
+ * it exactly once, however the connection ends.
  */
 export class StreamSession {
   #state: 'awaiting-start' | 'live' | 'ended' = 'awaiting-start'
   #call: Call | null = null
+  #decoder: StreamDecoder | null = null
+  #vendor: string | null = null
+  readonly #detector: VendorDetector
+  /** Messages held while detection is undecided, replayed once the vendor is known. */
+  #held: Array<[Buffer, boolean]> = []
   readonly #options: StreamSessionOptions
   #log: Log
 
   constructor (options: StreamSessionOptions) {
     this.#options = options
-    this.#log = options.log.child({ vendor: options.vendor })
+    this.#log = options.log
+    this.#detector = new VendorDetector(options.candidates)
+    const decided = this.#detector.decided
+    if (decided !== null) this.#use(decided)
   }
 
   get call (): Call | null {
     return this.#call
   }
 
-  /** The connection's logger; once the call has started it names the call. */
-  get log (): Log {
-    return this.#log
-  }
-
-  /** Applies one decoded message; throws ProtocolError when it breaks the order. */
-  handle (event: InboundEvent): void {
+  /** Decodes and applies one WebSocket message; a refused one closes the connection, never the process. */
+  receive (data: Buffer, isBinary: boolean): void {
     if (this.#state === 'ended') {
-      this.#log.debug({ event: event.kind }, 'message after the stream ended, ignored')
+      this.#log.debug('message after the stream ended, ignored')
       return
     }
+    try {
+      if (this.#decoder === null) {
+        this.#detect(data, isBinary)
+        return
+      }
+      const decoded = this.#decoder.decode(data, isBinary, debugEnabled(this.#log))
+      if (decoded.unknownFields !== undefined && decoded.unknownFields.length > 0) {
+        this.#log.debug({ fields: decoded.unknownFields }, 'unknown fields, ignored')
+      }
+      this.#handle(decoded.event)
+    } catch (err) {
+      if (err instanceof ProtocolError) {
+        this.reject(err)
+        return
+      }
+      this.#log.error({ err }, 'message handling failed')
+      this.reject(new ProtocolError(CloseCode.INTERNAL_ERROR, 'internal error'))
+    }
+  }
+
+  /** Closes the connection for a message the gateway refuses, with a log line naming the call and the reason. */
+  reject (err: ProtocolError): void {
+    const reason = truncate(err.message)
+    const undetected = this.#vendor === null ? { vendor_candidates: this.#options.candidates.map(({ adapter }) => adapter.name) } : {}
+    this.#log.warn({ close_code: err.closeCode, reason, ...undetected }, 'closing connection: bad input')
+    this.#end('protocol_error')
+    const explanation = this.#decoder?.rejected?.(err)
+    if (explanation !== undefined) this.#options.transport.send(explanation)
+    this.#options.transport.close(err.closeCode, reason)
+  }
+
+  /** The socket has closed, whoever closed it. */
+  closed (code: number): void {
+    if (this.#state === 'awaiting-start') this.#log.info({ close_code: code }, 'connection closed before start')
+    this.#end('disconnected')
+  }
+
+  #use ({ adapter, context }: Candidate): void {
+    this.#vendor = adapter.name
+    this.#decoder = adapter.createDecoder(context)
+    this.#log = this.#options.log.child({ vendor: adapter.name })
+  }
+
+  #detect (data: Buffer, isBinary: boolean): void {
+    const verdict = this.#detector.offer(data, isBinary)
+    if ('stop' in verdict) {
+      this.#stop(null)
+      return
+    }
+    this.#held.push([data, isBinary])
+    if ('wait' in verdict) return
+    this.#use(verdict.vendor)
+    const held = this.#held
+    this.#held = []
+    for (const [message, binary] of held) this.receive(message, binary)
+  }
+
+  #handle (event: InboundEvent): void {
     switch (event.kind) {
       case 'media':
         this.#live('media').audio(event.pcm, event.vendorSeq, event.timestampMs)
@@ -73,20 +141,6 @@ export class StreamSession {
     }
   }
 
-  /** Closes the connection for a message the gateway refuses, with a log line naming the call and the reason. */
-  reject (err: ProtocolError): void {
-    const reason = truncate(err.message)
-    this.#log.warn({ close_code: err.closeCode, reason }, 'closing connection: bad input')
-    this.#end('protocol_error')
-    this.#options.transport.close(err.closeCode, reason)
-  }
-
-  /** The socket has closed, whoever closed it. */
-  closed (code: number): void {
-    if (this.#state === 'awaiting-start') this.#log.info({ close_code: code }, 'connection closed before start')
-    this.#end('disconnected')
-  }
-
   #live (what: string): Call {
     if (this.#call === null) throw new ProtocolError(CloseCode.POLICY_VIOLATION, `${what} before start`)
     return this.#call
@@ -94,17 +148,17 @@ export class StreamSession {
 
   #start (start: StreamStart): void {
     if (this.#state !== 'awaiting-start') throw new ProtocolError(CloseCode.POLICY_VIOLATION, 'second start on one stream')
-    const { vendor, sampleRate, publisher, registry, transport } = this.#options
-    if (start.declaredSampleRate !== null && start.declaredSampleRate !== sampleRate) {
-      this.#log.warn({ url_sample_rate: sampleRate, start_sample_rate: start.declaredSampleRate, interaction_id: start.callId },
-        'start names another sample rate than the URL; using the URL\'s')
+    const { publisher, registry, transport } = this.#options
+    if (start.declaredSampleRate !== null && start.declaredSampleRate !== start.sampleRate) {
+      this.#log.warn({ sample_rate: start.sampleRate, declared_sample_rate: start.declaredSampleRate, interaction_id: start.callId },
+        'the start message names another sample rate than the call uses; using the call\'s')
     }
     const call = new Call({
       interactionId: start.callId,
       tenantId: start.tenantId,
-      vendor,
+      vendor: this.#vendor ?? 'unknown',
       streamId: start.streamId,
-      sampleRate,
+      sampleRate: start.sampleRate,
       from: start.from,
       to: start.to,
       customParameters: start.customParameters
@@ -116,6 +170,8 @@ export class StreamSession {
     this.#state = 'live'
     this.#log = call.log
     call.start()
+    const acknowledgement = this.#decoder?.started?.(call.info)
+    if (acknowledgement !== undefined) transport.send(acknowledgement)
   }
 
   #stop (reason: string | null): void {

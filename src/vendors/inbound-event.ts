@@ -12,7 +12,9 @@ export interface StreamStart {
   callId: string
   tenantId: string | null
   streamId: string | null
-  /** The rate the start message claims, if it names one; the URL's rate wins when they differ. */
+  /** The rate of the call's audio, as the adapter settled it (from the URL, the message or the vendor's fixed rate). */
+  sampleRate: number
+  /** A rate the start message claims that the adapter did not use; a mismatch is logged. */
   declaredSampleRate: number | null
   from: string | null
   to: string | null

@@ -1,0 +1,85 @@
+import type { FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
+import { StreamSession } from '../src/calls/stream-session.js'
+import { CloseCode, ProtocolError } from '../src/vendors/protocol-error.js'
+import type { VendorAdapter } from '../src/vendors/vendor-adapter.js'
+import type { Candidate } from '../src/vendors/vendor-detector.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The enabled vendors, in registration order; the shared /v1/ingest detects among them. */
+    vendors: VendorAdapter[]
+  }
+  interface FastifyRequest {
+    candidates: Candidate[] | null
+  }
+}
+
+/** The shared endpoint: any enabled vendor, told apart by its auth and its first messages. */
+export const SHARED_INGEST_PATH = '/v1/ingest'
+
+/**
+ * Serves vendor WebSockets: the shared `/v1/ingest` now, and `/v1/ingest/<vendor>` for each vendor registered
+ * through vendorPlugin. Every route runs the same session; only the candidate vendors differ.
+ */
+export default fp(async (fastify) => {
+  fastify.decorate('vendors', [])
+  fastify.decorateRequest('candidates', null)
+  addIngestRoute(fastify, SHARED_INGEST_PATH, () => fastify.vendors)
+}, { name: 'ingest', fastify: '5.x', dependencies: ['auth', 'calls', 'publisher', 'websocket'] })
+
+/** A vendor as a Fastify plugin: its own route, a place in detection on /v1/ingest, and any auth method it brings. */
+export const vendorPlugin = fp<{ adapter: VendorAdapter }>(async (fastify, { adapter }) => {
+  fastify.vendors.push(adapter)
+  for (const method of adapter.authMethods ?? []) fastify.auth.addMethod(method)
+  addIngestRoute(fastify, `${SHARED_INGEST_PATH}/${adapter.name}`, () => [adapter])
+}, { fastify: '5.x', dependencies: ['ingest'] })
+
+function addIngestRoute (fastify: FastifyInstance, path: string, vendors: () => VendorAdapter[]): void {
+  const { publisher, calls } = fastify
+
+  fastify.get(path, {
+    websocket: true,
+    onRequest: fastify.auth.authenticate(() => [...new Set(vendors().flatMap((adapter) => adapter.auth))]),
+    // The vendors the principal's method admits each check the upgrade; any refusal is a 400 before the upgrade.
+    async preValidation (request, reply) {
+      const principal = request.principal
+      if (principal === null) throw new Error('onRequest authenticated no principal')
+      const query = request.query as Record<string, string | undefined>
+      const candidates: Candidate[] = []
+      for (const adapter of vendors()) {
+        if (!adapter.auth.includes(principal.method)) continue
+        const context = adapter.accept({ query, principal })
+        if ('error' in context) {
+          request.log.warn({ vendor: adapter.name, reason: context.error }, 'upgrade refused: bad request')
+          return reply.code(400).send({ statusCode: 400, error: 'Bad Request', message: context.error })
+        }
+        candidates.push({ adapter, context })
+      }
+      request.candidates = candidates
+    }
+  }, (socket, request) => {
+    const session = new StreamSession({
+      candidates: request.candidates ?? [],
+      publisher,
+      registry: calls,
+      transport: {
+        close: (code, reason) => socket.close(code, reason),
+        send: (text) => socket.send(text)
+      },
+      log: request.log
+    })
+    // Listeners are attached synchronously so no message can arrive before them; ws hands over Buffers.
+    socket.on('message', (data, isBinary) => session.receive(data as Buffer, isBinary))
+    // ws has already started closing with the fitting code; the session logs the call and the reason.
+    socket.on('error', (err: Error & { code?: string }) => session.reject(new ProtocolError(wsErrorCloseCode(err.code), err.message)))
+    socket.on('close', (code) => session.closed(code))
+  })
+}
+
+/** The close code ws sends for each of its own errors (ws/lib/receiver.js). */
+function wsErrorCloseCode (code: string | undefined): number {
+  if (code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') return CloseCode.MESSAGE_TOO_BIG
+  if (code === 'WS_ERR_INVALID_UTF8') return CloseCode.INVALID_PAYLOAD
+  return CloseCode.PROTOCOL_ERROR
+}

@@ -1,0 +1,80 @@
+import { decodeBase64 } from '../../audio/pcm.js'
+import { decodeMulaw, encodeMulaw } from '../../audio/mulaw.js'
+import type { InboundEvent } from '../inbound-event.js'
+import { createJsonEventDecoder, decodeAudio, toCounter } from '../json-messages.js'
+import type { Detection, VendorAdapter } from '../vendor-adapter.js'
+import { TWILIO_SIGNATURE_METHOD, createTwilioSignatureMethod } from './twilio-signature.js'
+import { twilioMessages, type DtmfMessage, type MarkMessage, type MediaMessage, type StartMessage } from './twilio-messages.js'
+
+const TWILIO_SAMPLE_RATE = 8000
+
+/**
+ * Twilio Media Streams (<Start><Stream> one-way, <Connect><Stream> two-way). Twilio connects from any public
+ * address, so with an auth token it is admitted by its request signature; without one, by the IP allowlist.
+ */
+export function createTwilioAdapter (authToken: string | undefined): VendorAdapter {
+  return {
+    name: 'twilio',
+    auth: authToken === undefined ? ['ip'] : [TWILIO_SIGNATURE_METHOD],
+    authMethods: authToken === undefined ? [] : [createTwilioSignatureMethod(authToken)],
+    messages: twilioMessages,
+    accept: ({ principal }) => ({ principal, sampleRate: TWILIO_SAMPLE_RATE }),
+    detect: detectTwilio,
+    createDecoder: () => ({ decode: createJsonEventDecoder('Twilio', twilioMessages, toInboundEvent) }),
+    outbound: {
+      // Twilio plays μ-law at 8 kHz only; resampling to 8 kHz happens before this.
+      media: (streamSid, pcm) => JSON.stringify({ event: 'media', streamSid, media: { payload: encodeMulaw(pcm).toString('base64') } }),
+      mark: (streamSid, name) => JSON.stringify({ event: 'mark', streamSid, mark: { name } }),
+      clear: (streamSid) => JSON.stringify({ event: 'clear', streamSid })
+    }
+  }
+}
+
+function detectTwilio (message: Record<string, unknown>): Detection {
+  const start = typeof message.start === 'object' && message.start !== null ? message.start as Record<string, unknown> : {}
+  if (message.protocol === 'Call' || 'streamSid' in message || 'sequenceNumber' in message || 'callSid' in start || 'accountSid' in start) return 'yes'
+  if ('stream_sid' in message || 'sequence_number' in message || 'call_sid' in start) return 'no'
+  return 'maybe'
+}
+
+// Each message has passed its compiled schema, so the casts restate what Check proved.
+function toInboundEvent (event: string, message: Record<string, unknown>): InboundEvent {
+  switch (event) {
+    case 'start': {
+      const { start } = message as StartMessage
+      return {
+        kind: 'start',
+        start: {
+          callId: start.callSid,
+          tenantId: start.accountSid,
+          streamId: start.streamSid,
+          sampleRate: TWILIO_SAMPLE_RATE,
+          declaredSampleRate: start.mediaFormat?.sampleRate ?? null,
+          // Twilio sends no caller numbers; pass them as <Parameter>s and they arrive in custom_parameters.
+          from: null,
+          to: null,
+          customParameters: start.customParameters ?? {}
+        }
+      }
+    }
+    case 'media': {
+      const { sequenceNumber, media } = message as MediaMessage
+      // With tracks="both_tracks" the bot's side arrives too; the contract carries the caller's side only.
+      if (media.track !== undefined && media.track !== 'inbound') return { kind: 'unknown', event: `media (track ${media.track})` }
+      return {
+        kind: 'media',
+        pcm: decodeMulaw(decodeAudio(() => decodeBase64(media.payload))),
+        vendorSeq: toCounter(sequenceNumber),
+        timestampMs: toCounter(media.timestamp)
+      }
+    }
+    case 'dtmf':
+      return { kind: 'dtmf', digit: (message as DtmfMessage).dtmf.digit, durationMs: null }
+    case 'mark':
+      return { kind: 'mark', name: (message as MarkMessage).mark.name }
+    case 'stop':
+      return { kind: 'stop', reason: null }
+    default:
+      return { kind: 'connected' }
+  }
+}
