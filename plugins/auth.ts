@@ -64,7 +64,8 @@ export default fp(async (fastify) => {
         }
         return { method: 'jwt', tenantId: claims.tenant_id, subject: typeof claims.sub === 'string' ? claims.sub : null }
       } catch (err) {
-        return { status: 401, reason: jwtFailureReason(err as { code?: string }), message: 'invalid token' }
+        const { code, message } = err as { code?: string, message: string }
+        return { status: 401, reason: JWT_FAILURES[code ?? ''] ?? 'token_invalid', message: 'invalid token', detail: message }
       }
     }
   }
@@ -124,6 +125,15 @@ interface Method {
   verify (request: FastifyRequest, reply: FastifyReply, auth: AuthRequest): Promise<Principal | AuthFailure>
 }
 
+/** Log reasons for @fastify/jwt's and fast-jwt's error codes; the rest are token_invalid, with fast-jwt's detail. */
+const JWT_FAILURES: Record<string, string> = {
+  FST_JWT_AUTHORIZATION_TOKEN_EXPIRED: 'token_expired',
+  FAST_JWT_INACTIVE: 'token_inactive',
+  FAST_JWT_MISSING_SIGNATURE: 'token_unsigned',
+  FAST_JWT_INVALID_ALGORITHM: 'token_algorithm_refused',
+  FST_JWT_AUTHORIZATION_TOKEN_UNTRUSTED: 'token_untrusted'
+}
+
 /** Registers @fastify/jwt for HS256 (JWT_SECRET) or RS256/ES256 (JWT_PUBLIC_KEY_FILE); false when neither is set. */
 async function registerJwt (fastify: FastifyInstance, config: Config): Promise<boolean> {
   const key = config.JWT_SECRET ?? readPublicKey(config.JWT_PUBLIC_KEY_FILE)
@@ -137,7 +147,9 @@ async function registerJwt (fastify: FastifyInstance, config: Config): Promise<b
       ...(config.JWT_ISSUER === undefined ? {} : { allowedIss: config.JWT_ISSUER }),
       ...(config.JWT_AUDIENCE === undefined ? {} : { allowedAud: config.JWT_AUDIENCE }),
       extractToken: (request: FastifyRequest) => bearerToken(toAuthRequest(request))
-    }
+    },
+    // Keep fast-jwt's reason (a missing claim, a bad signature…) for the log line; it never quotes the token.
+    messages: { authorizationTokenInvalid: (err: Error) => err.message }
   })
   return true
 }
@@ -184,17 +196,8 @@ function bearerToken (request: AuthRequest): string | undefined {
   return typeof token === 'string' && token !== '' ? token : undefined
 }
 
-function jwtFailureReason (err: { code?: string }): string {
-  switch (err.code) {
-    case 'FST_JWT_AUTHORIZATION_TOKEN_EXPIRED': return 'token_expired'
-    case 'FST_JWT_AUTHORIZATION_TOKEN_UNTRUSTED': return 'token_untrusted'
-    case 'FST_JWT_AUTHORIZATION_TOKEN_INVALID': return 'token_invalid'
-    default: return err.code === undefined ? 'token_invalid' : err.code.toLowerCase().replace(/^fst_jwt_/, '')
-  }
-}
-
 function deny (request: FastifyRequest, reply: FastifyReply, method: string, failure: AuthFailure): FastifyReply {
-  request.log.warn({ auth_method: method, reason: failure.reason, ip: request.ip, status: failure.status }, 'authentication failed')
+  request.log.warn({ auth_method: method, reason: failure.reason, detail: failure.detail, ip: request.ip, status: failure.status }, 'authentication failed')
   if (failure.status === 401) reply.header('www-authenticate', `Basic realm="${REALM}"`)
   return reply.code(failure.status).send({ statusCode: failure.status, error: failure.status === 401 ? 'Unauthorized' : 'Forbidden', message: failure.message })
 }

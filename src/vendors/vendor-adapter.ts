@@ -87,6 +87,10 @@ export interface AuthRequest {
 
 export interface AuthFailure {
   status: 401 | 403
+  /** A short token for the log line and metrics. */
   reason: string
+  /** What the client is told. */
   message: string
+  /** More for the log line; never the credential. */
+  detail?: string
 }

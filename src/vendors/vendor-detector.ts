@@ -1,4 +1,4 @@
-import { eventOf, parseJsonObject } from './json-messages.js'
+import { parseJsonObject } from './json-messages.js'
 import { CloseCode, ProtocolError } from './protocol-error.js'
 import type { StreamContext, VendorAdapter } from './vendor-adapter.js'
 
@@ -14,8 +14,8 @@ export type Verdict = { vendor: Candidate } | { wait: true } | { stop: true }
 const MAX_UNDECIDED = 4
 
 /**
- * Tells the vendor of a shared-endpoint connection from its first messages, before any audio is published.
- * Vendors that said "no" drop out; the first message that only one vendor claims decides.
+ * Tells the vendor of a shared-endpoint connection from its first messages, which must be JSON objects, before
+ * any audio is published. Vendors that said "no" drop out; the first message that only one vendor claims decides.
  */
 export class VendorDetector {
   #candidates: Candidate[]
@@ -33,13 +33,13 @@ export class VendorDetector {
   offer (data: Buffer, isBinary: boolean): Verdict {
     if (isBinary) throw new ProtocolError(CloseCode.POLICY_VIOLATION, 'cannot tell the vendor from a binary frame')
     const message = parseJsonObject(data.toString())
-    const event = eventOf(message)
+    const event = typeof message.event === 'string' ? message.event : null
     const verdicts = this.#candidates.map((candidate) => ({ candidate, detection: candidate.adapter.detect(message) }))
     const yes = verdicts.filter(({ detection }) => detection === 'yes')
     if (yes.length > 1) throw this.#unknown(`the first messages fit more than one vendor (${yes.map(({ candidate }) => candidate.adapter.name).join(', ')})`)
     if (yes.length === 1) return { vendor: yes[0].candidate }
     this.#candidates = verdicts.filter(({ detection }) => detection === 'maybe').map(({ candidate }) => candidate)
-    if (this.#candidates.length === 0) throw this.#unknown(`no enabled vendor sends a "${event}" message like this one`)
+    if (this.#candidates.length === 0) throw this.#unknown(`no enabled vendor sends a ${event === null ? '' : `"${event}" `}message like this one`)
     if (this.#candidates.length === 1) return { vendor: this.#candidates[0] }
     if (event === 'stop') return { stop: true }
     if (++this.#undecided > MAX_UNDECIDED) throw this.#unknown(`cannot tell the vendor from the first ${MAX_UNDECIDED} messages`)

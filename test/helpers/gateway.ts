@@ -26,7 +26,8 @@ let counter = 0
  * Builds the real app from environment-style config, as the server does, and listens on an ephemeral port.
  * Each gateway gets its own REDIS_PREFIX, so tests sharing a redis-server never see each other's calls.
  */
-export async function startGateway (t: Test, redisUrl: string, env: Record<string, string> = {}): Promise<Gateway> {
+export async function startGateway (t: Test, redisUrl: string, env: Record<string, string> = {},
+  beforeListen?: (app: FastifyInstance) => Promise<void>): Promise<Gateway> {
   const prefix = env.REDIS_PREFIX ?? `test${process.pid}-${++counter}:`
   const config = loadConfig({ env: { REDIS_URL: redisUrl, REDIS_PREFIX: prefix, LOG_LEVEL: 'debug', ...env }, dotenvFiles: [] })
   const logs = new Collected<LogLine>()
@@ -38,6 +39,7 @@ export async function startGateway (t: Test, redisUrl: string, env: Record<strin
   })
   const app = await buildApp(config, { logger: pino(loggerOptions(config.LOG_LEVEL), stream) })
   t.teardown(() => app.close())
+  await beforeListen?.(app)
   await app.listen({ port: 0, host: '127.0.0.1' })
   const { port } = app.server.address() as { port: number }
   const scheme = config.TLS_CERT_FILE === undefined ? '' : 's'
@@ -51,8 +53,9 @@ export async function waitReady (gateway: Gateway): Promise<void> {
 }
 
 /** The usual start of a call test: a gateway connected to Redis, and a subscriber to everything it publishes. */
-export async function startListenedGateway (t: Test, redisUrl: string, env: Record<string, string> = {}): Promise<{ gateway: Gateway, subscriber: Subscriber }> {
-  const gateway = await startGateway(t, redisUrl, env)
+export async function startListenedGateway (t: Test, redisUrl: string, env: Record<string, string> = {},
+  beforeListen?: (app: FastifyInstance) => Promise<void>): Promise<{ gateway: Gateway, subscriber: Subscriber }> {
+  const gateway = await startGateway(t, redisUrl, env, beforeListen)
   const subscriber = await Subscriber.start(t, redisUrl, gateway.prefix)
   await waitReady(gateway)
   return { gateway, subscriber }
