@@ -1,9 +1,10 @@
 import { readFileSync } from 'node:fs'
 import { Redis } from 'ioredis'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { TestRedis } from './helpers/redis-server.js'
 import { startGateway, waitReady } from './helpers/gateway.js'
 import { ProviderClient, exotelStrings, pcmFrame } from './helpers/exotel.js'
+import { inSeconds, signJwt } from './helpers/jwt.js'
 import { Collected } from './helpers/waiter.js'
 
 /*
@@ -47,6 +48,29 @@ function decodeFrame (message: Buffer): { header: Record<string, unknown>, pcm: 
   }
 }
 
+interface Published {
+  channel: string
+  message: Buffer
+}
+
+/** One call's events and frames, each checked to carry exactly the documented fields, of the documented types. */
+function documentedCall (t: Test, published: Published[], interactionId: string): { events: Array<Record<string, unknown>>, frames: Array<{ header: Record<string, unknown>, pcm: Buffer }> } {
+  const events = published.filter(({ channel }) => channel.endsWith('calls'))
+    .map(({ message }) => JSON.parse(message.toString()) as Record<string, unknown>)
+    .filter((event) => event.interaction_id === interactionId)
+  for (const event of events) {
+    const documented = new Map([...baseFields, ...eventFields[event.type as keyof typeof eventFields]])
+    t.same(Object.keys(event).sort(), [...documented.keys()].sort(), `${String(event.vendor)} ${String(event.type)} has exactly the documented fields`)
+    for (const [field, type] of documented) t.ok(fitsType(event[field], type), `${String(event.type)}.${field} is ${type}`)
+  }
+  const frames = published.filter(({ channel }) => channel === events[0]?.audio_channel).map(({ message }) => decodeFrame(message))
+  for (const [i, { header }] of frames.entries()) {
+    t.same(Object.keys(header).sort(), [...headerFields.keys()].sort(), `${String(events[0].vendor)} frame ${i + 1} has exactly the documented header fields`)
+    for (const [field, type] of headerFields) t.ok(fitsType(header[field], type), `header.${field} is ${type}`)
+  }
+  return { events, frames }
+}
+
 const baseFields = fieldTable('### Fields every event carries')
 const eventFields = {
   'call.start': fieldTable('### `call.start`'),
@@ -77,7 +101,7 @@ t.test('what the gateway publishes matches the document field for field', async 
   const gateway = await startGateway(t, redis.url, { REDIS_PREFIX: 'rtaa:' })
   await waitReady(gateway)
 
-  const published = new Collected<{ channel: string, message: Buffer }>()
+  const published = new Collected<Published>()
   const subscriber = new Redis(redis.url)
   t.teardown(() => subscriber.disconnect())
   subscriber.on('pmessageBuffer', (_pattern: Buffer, channel: Buffer, message: Buffer) => published.push({ channel: channel.toString(), message }))
@@ -96,21 +120,13 @@ t.test('what the gateway publishes matches the document field for field', async 
   await client.closed
   await published.waitFor(({ message }) => message.includes('"call.stop"'), 'call.stop')
 
-  const events = published.items.filter(({ channel }) => channel === 'rtaa:calls').map(({ message }) => JSON.parse(message.toString()) as Record<string, unknown>)
+  const { events, frames } = documentedCall(t, published.items, 'CAcontract')
   t.same(events.map((event) => event.type), ['call.start', 'call.dtmf', 'call.mark', 'call.stop'])
-  for (const event of events) {
-    const documented = new Map([...baseFields, ...eventFields[event.type as keyof typeof eventFields]])
-    t.same(Object.keys(event).sort(), [...documented.keys()].sort(), `${String(event.type)} has exactly the documented fields`)
-    for (const [field, type] of documented) t.ok(fitsType(event[field], type), `${String(event.type)}.${field} is ${type}`)
-  }
   t.equal(events[0].audio_channel, 'rtaa:audio:CAcontract', 'call.start names the audio channel as the document spells it')
 
-  const frames = published.items.filter(({ channel }) => channel === events[0].audio_channel).map(({ message }) => decodeFrame(message))
   t.equal(frames.length, sent.length)
   let bytesBefore = 0
   frames.forEach(({ header, pcm }, i) => {
-    t.same(Object.keys(header).sort(), [...headerFields.keys()].sort(), `frame ${i + 1} has exactly the documented header fields`)
-    for (const [field, type] of headerFields) t.ok(fitsType(header[field], type), `header.${field} is ${type}`)
     t.ok(pcm.equals(sent[i]), `frame ${i + 1} carries the PCM sent`)
     t.equal(header.seq, i + 1)
     t.match(header, { interaction_id: 'CAcontract', sample_rate: sampleRate, encoding: 'pcm_s16le', channels: 1 })
@@ -127,4 +143,46 @@ t.test('what the gateway publishes matches the document field for field', async 
   // "call.start is published before the first audio frame … and call.stop after the last frame".
   const order = published.items.map(({ channel, message }) => channel === 'rtaa:calls' ? String(JSON.parse(message.toString()).type) : 'audio')
   t.same(order, ['call.start', 'audio', 'audio', 'call.dtmf', 'audio', 'call.mark', 'call.stop'])
+})
+
+t.test('Twilio and native calls publish the same documented shapes', async (t) => {
+  const redis = await TestRedis.start()
+  t.teardown(() => redis.stop())
+  const secret = 'contract-test-secret-of-32-bytes-at-least'
+  const gateway = await startGateway(t, redis.url, { REDIS_PREFIX: 'rtaa:', SUPPORT_NATIVE: 'true', JWT_SECRET: secret })
+  await waitReady(gateway)
+  const published = new Collected<Published>()
+  const subscriber = new Redis(redis.url)
+  t.teardown(() => subscriber.disconnect())
+  subscriber.on('pmessageBuffer', (_pattern: Buffer, channel: Buffer, message: Buffer) => published.push({ channel: channel.toString(), message }))
+  await subscriber.psubscribe('rtaa:*')
+
+  const twilio = await ProviderClient.connect(`${gateway.wsUrl}/v1/ingest`)
+  twilio.send({ event: 'connected', protocol: 'Call', version: '1.0.0' })
+  twilio.send({ event: 'start', sequenceNumber: '1', streamSid: 'MZtw', start: { accountSid: 'ACtw', streamSid: 'MZtw', callSid: 'CAtw', mediaFormat: { encoding: 'audio/x-mulaw', sampleRate: 8000, channels: 1 } } })
+  twilio.send({ event: 'media', sequenceNumber: '2', streamSid: 'MZtw', media: { track: 'inbound', chunk: '1', timestamp: '0', payload: Buffer.alloc(160, 0xff).toString('base64') } })
+  twilio.send({ event: 'dtmf', sequenceNumber: '3', streamSid: 'MZtw', dtmf: { track: 'inbound_track', digit: '1' } })
+  twilio.send({ event: 'mark', sequenceNumber: '4', streamSid: 'MZtw', mark: { name: 'm' } })
+  twilio.send({ event: 'stop', sequenceNumber: '5', streamSid: 'MZtw', stop: { accountSid: 'ACtw', callSid: 'CAtw' } })
+  await twilio.closed
+
+  const native = await ProviderClient.connect(`${gateway.wsUrl}/v1/ingest`, { headers: { authorization: `Bearer ${signJwt({ tenant_id: 'tn', exp: inSeconds(60) }, secret)}` } })
+  native.send({ event: 'start', interaction_id: 'native-contract', metadata: { k: 'v' } })
+  native.ws.send(Buffer.alloc(960), { binary: true })
+  native.send({ event: 'stop', reason: 'done' })
+  await native.closed
+  await published.waitFor(({ message }) => message.includes('"call.stop"') && message.includes('native-contract'), 'native call.stop')
+  await published.waitFor(({ message }) => message.includes('"call.stop"') && message.includes('CAtw'), 'twilio call.stop')
+
+  const tw = documentedCall(t, published.items, 'CAtw')
+  t.same(tw.events.map((event) => event.type), ['call.start', 'call.dtmf', 'call.mark', 'call.stop'])
+  t.match(tw.events[0], { vendor: 'twilio', sample_rate: 8000 })
+  t.equal(tw.frames.length, 1)
+  t.ok(tw.frames[0].pcm.equals(Buffer.alloc(320)), 'μ-law 0xff is silence: 160 samples of PCM 0')
+
+  const nv = documentedCall(t, published.items, 'native-contract')
+  t.same(nv.events.map((event) => event.type), ['call.start', 'call.stop'])
+  t.match(nv.events[0], { vendor: 'native', tenant_id: 'tn', sample_rate: 24000, custom_parameters: { k: 'v' } })
+  t.match(nv.events[1], { reason: 'done', frames: 1, bytes: 960 })
+  t.equal(nv.frames.length, 1)
 })
