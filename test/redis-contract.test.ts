@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs'
 import { Redis } from 'ioredis'
 import t, { type Test } from 'tap'
 import { TestRedis } from './helpers/redis-server.js'
-import { startGateway, waitReady } from './helpers/gateway.js'
+import { startGateway, waitReady, type Gateway } from './helpers/gateway.js'
 import { ProviderClient, exotelStrings, pcmFrame } from './helpers/exotel.js'
 import { inSeconds, signJwt } from './helpers/jwt.js'
 import { Collected } from './helpers/waiter.js'
@@ -71,6 +71,20 @@ function documentedCall (t: Test, published: Published[], interactionId: string)
   return { events, frames }
 }
 
+/** A gateway with the default prefix, and a plain ioredis subscriber: nothing from src/ reads what is published. */
+async function gatewayWithRawSubscriber (t: Test, env: Record<string, string> = {}): Promise<{ gateway: Gateway, published: Collected<Published> }> {
+  const redis = await TestRedis.start()
+  t.teardown(() => redis.stop())
+  const gateway = await startGateway(t, redis.url, { REDIS_PREFIX: 'rtaa:', ...env })
+  await waitReady(gateway)
+  const published = new Collected<Published>()
+  const subscriber = new Redis(redis.url)
+  t.teardown(() => subscriber.disconnect())
+  subscriber.on('pmessageBuffer', (_pattern: Buffer, channel: Buffer, message: Buffer) => published.push({ channel: channel.toString(), message }))
+  await subscriber.psubscribe('rtaa:*')
+  return { gateway, published }
+}
+
 const baseFields = fieldTable('### Fields every event carries')
 const eventFields = {
   'call.start': fieldTable('### `call.start`'),
@@ -96,16 +110,7 @@ t.test("the document's worked example decodes to what the document says", async 
 })
 
 t.test('what the gateway publishes matches the document field for field', async (t) => {
-  const redis = await TestRedis.start()
-  t.teardown(() => redis.stop())
-  const gateway = await startGateway(t, redis.url, { REDIS_PREFIX: 'rtaa:' })
-  await waitReady(gateway)
-
-  const published = new Collected<Published>()
-  const subscriber = new Redis(redis.url)
-  t.teardown(() => subscriber.disconnect())
-  subscriber.on('pmessageBuffer', (_pattern: Buffer, channel: Buffer, message: Buffer) => published.push({ channel: channel.toString(), message }))
-  await subscriber.psubscribe('rtaa:*')
+  const { gateway, published } = await gatewayWithRawSubscriber(t)
 
   const sampleRate = 16000
   const sent = [pcmFrame(3200, 1), pcmFrame(640, 2), pcmFrame(1600, 3)]
@@ -146,16 +151,8 @@ t.test('what the gateway publishes matches the document field for field', async 
 })
 
 t.test('Twilio and native calls publish the same documented shapes', async (t) => {
-  const redis = await TestRedis.start()
-  t.teardown(() => redis.stop())
   const secret = 'contract-test-secret-of-32-bytes-at-least'
-  const gateway = await startGateway(t, redis.url, { REDIS_PREFIX: 'rtaa:', SUPPORT_NATIVE: 'true', JWT_SECRET: secret })
-  await waitReady(gateway)
-  const published = new Collected<Published>()
-  const subscriber = new Redis(redis.url)
-  t.teardown(() => subscriber.disconnect())
-  subscriber.on('pmessageBuffer', (_pattern: Buffer, channel: Buffer, message: Buffer) => published.push({ channel: channel.toString(), message }))
-  await subscriber.psubscribe('rtaa:*')
+  const { gateway, published } = await gatewayWithRawSubscriber(t, { SUPPORT_NATIVE: 'true', JWT_SECRET: secret })
 
   const twilio = await ProviderClient.connect(`${gateway.wsUrl}/v1/ingest`)
   twilio.send({ event: 'connected', protocol: 'Call', version: '1.0.0' })
