@@ -1,6 +1,8 @@
 import { createHmac } from 'node:crypto'
 import t from 'tap'
 import { decodeMulaw, encodeMulaw } from '../src/audio/mulaw.js'
+import { createTwilioSignatureMethod } from '../src/vendors/twilio/twilio-signature.js'
+import type { AuthRequest } from '../src/vendors/vendor-adapter.js'
 import { TestRedis } from './helpers/redis-server.js'
 import { startListenedGateway } from './helpers/gateway.js'
 import { ProviderClient, refusedUpgrade } from './helpers/exotel.js'
@@ -111,8 +113,9 @@ t.test('with TWILIO_AUTH_TOKEN, the upgrade needs a valid X-Twilio-Signature', a
   const authToken = 'twilio-auth-token-0123456789abcdef'
   const { gateway, subscriber } = await startListenedGateway(t, redis.url, { TWILIO_AUTH_TOKEN: authToken, AUTH_IP_ALLOWLIST: '' })
   const url = `${gateway.wsUrl}/v1/ingest/twilio`
-  // What Twilio computes: base64(HMAC-SHA1(auth token, the URL configured in <Stream url>)).
-  const sign = (signed: string): string => createHmac('sha1', authToken).update(signed).digest('base64')
+  // What Twilio computes: base64(HMAC-SHA1(auth token, the URL configured in <Stream url>)). That URL is always
+  // wss; here a TLS proxy would sit in front of the plain-ws test gateway.
+  const sign = (signed: string): string => createHmac('sha1', authToken).update(signed.replace(/^ws:/, 'wss:')).digest('base64')
 
   const client = await ProviderClient.connect(url, { headers: { 'x-twilio-signature': sign(url) } })
   client.send(twilio.start('CAsigned'))
@@ -124,7 +127,7 @@ t.test('with TWILIO_AUTH_TOKEN, the upgrade needs a valid X-Twilio-Signature', a
   t.equal(wrong.status, 401, 'a signature over another URL is refused')
   t.match(gateway.logs.items.findLast((line) => line.msg === 'authentication failed'), { auth_method: 'twilio-signature', reason: 'bad_signature' })
 
-  const forged = await refusedUpgrade(url, { headers: { 'x-twilio-signature': createHmac('sha1', 'another-token-0123456789').update(url).digest('base64') } })
+  const forged = await refusedUpgrade(url, { headers: { 'x-twilio-signature': createHmac('sha1', 'another-token-0123456789').update(url.replace(/^ws:/, 'wss:')).digest('base64') } })
   t.equal(forged.status, 401, 'a signature made with another token is refused')
 
   const unsigned = await refusedUpgrade(url)
@@ -150,4 +153,18 @@ t.test('Twilio media in another encoding is refused with 1007', async (t) => {
   const closed = await client.closed
   t.equal(closed.code, 1007)
   t.match(closed.reason, /^invalid start message at \/start\/mediaFormat\/encoding/)
+})
+
+t.test('the signature is checked against the wss URL with and without :443, whatever scheme reached the gateway', async (t) => {
+  const token = 'twilio-auth-token-0123456789abcdef'
+  const method = createTwilioSignatureMethod(token)
+  const sign = (url: string): string => createHmac('sha1', token).update(url).digest('base64')
+  const request = (signature: string, url: string): AuthRequest => ({ headers: { 'x-twilio-signature': signature }, query: {}, ip: '203.0.113.9', url })
+  for (const signed of ['wss://ingest.example.com/v1/ingest/twilio', 'wss://ingest.example.com:443/v1/ingest/twilio']) {
+    for (const arrived of ['ws://ingest.example.com/v1/ingest/twilio', 'wss://ingest.example.com/v1/ingest/twilio', 'wss://ingest.example.com:443/v1/ingest/twilio']) {
+      t.match(await method.verify(request(sign(signed), arrived)), { method: 'twilio-signature', ip: '203.0.113.9' }, `signed ${signed}, arrived as ${arrived}`)
+    }
+  }
+  t.match(await method.verify(request(sign('wss://ingest.example.com:8443/v1/ingest/twilio'), 'ws://ingest.example.com/v1/ingest/twilio')), { status: 401, reason: 'bad_signature' })
+  t.match(await method.verify(request(sign('wss://ingest.example.com/v1/ingest/twilio?x=1'), 'ws://ingest.example.com/v1/ingest/twilio')), { status: 401 })
 })

@@ -11,21 +11,16 @@ export function twilioSignature (authToken: string, url: string): string {
   return createHmac('sha1', authToken).update(url).digest('base64')
 }
 
-/** The URL with and without the default port, since Twilio may sign either form (as its own validators allow). */
-function urlVariants (url: string): string[] {
-  const parsed = new URL(url)
-  const defaultPort = parsed.protocol === 'wss:' || parsed.protocol === 'https:' ? '443' : '80'
-  if (parsed.port === '') {
-    const withPort = new URL(url)
-    withPort.host = `${parsed.hostname}:${defaultPort}`
-    return [url, withPort.toString()]
-  }
-  if (parsed.port === defaultPort) {
-    const withoutPort = new URL(url)
-    withoutPort.port = ''
-    return [url, withoutPort.toString()]
-  }
-  return [url]
+/**
+ * The URLs Twilio may have signed for this request: always wss (Twilio streams over nothing else, so a TLS
+ * proxy in front of the gateway does not change what was signed), with and without the default port, as
+ * Twilio's own validators allow.
+ */
+function signedUrls (url: string): string[] {
+  const { hostname, port, pathname, search } = new URL(url)
+  const path = `${pathname}${search}`
+  if (port !== '' && port !== '443') return [`wss://${hostname}:${port}${path}`]
+  return [`wss://${hostname}${path}`, `wss://${hostname}:443${path}`]
 }
 
 export function createTwilioSignatureMethod (authToken: string): AuthMethod {
@@ -37,7 +32,7 @@ export function createTwilioSignatureMethod (authToken: string): AuthMethod {
       const given = Buffer.from(typeof header === 'string' ? header : '')
       // Every variant is compared, in constant time, so timing says nothing about which one matched.
       let matched = false
-      for (const url of urlVariants(request.url)) {
+      for (const url of signedUrls(request.url)) {
         const expected = Buffer.from(twilioSignature(authToken, url))
         if (expected.length === given.length && timingSafeEqual(expected, given)) matched = true
       }
