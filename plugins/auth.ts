@@ -130,8 +130,7 @@ const JWT_FAILURES: Record<string, string> = {
   FST_JWT_AUTHORIZATION_TOKEN_EXPIRED: 'token_expired',
   FAST_JWT_INACTIVE: 'token_inactive',
   FAST_JWT_MISSING_SIGNATURE: 'token_unsigned',
-  FAST_JWT_INVALID_ALGORITHM: 'token_algorithm_refused',
-  FST_JWT_AUTHORIZATION_TOKEN_UNTRUSTED: 'token_untrusted'
+  FAST_JWT_INVALID_ALGORITHM: 'token_algorithm_refused'
 }
 
 /** Registers @fastify/jwt for HS256 (JWT_SECRET) or RS256/ES256 (JWT_PUBLIC_KEY_FILE); false when neither is set. */
@@ -143,7 +142,8 @@ async function registerJwt (fastify: FastifyInstance, config: Config): Promise<b
     verify: {
       // Only the configured algorithm: `alg: none` and any other algorithm are refused.
       algorithms: [typeof key === 'string' ? 'HS256' : key.algorithm],
-      requiredClaims: ['exp', 'tenant_id'],
+      // fast-jwt checks iss and aud only when present, so a configured issuer or audience must also be required.
+      requiredClaims: ['exp', 'tenant_id', ...(config.JWT_ISSUER === undefined ? [] : ['iss']), ...(config.JWT_AUDIENCE === undefined ? [] : ['aud'])],
       ...(config.JWT_ISSUER === undefined ? {} : { allowedIss: config.JWT_ISSUER }),
       ...(config.JWT_AUDIENCE === undefined ? {} : { allowedAud: config.JWT_AUDIENCE }),
       extractToken: (request: FastifyRequest) => bearerToken(toAuthRequest(request))

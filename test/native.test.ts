@@ -80,6 +80,8 @@ t.test('JWT verification at the upgrade', async (t) => {
     ['without tenant_id', signJwt({ ...good, exp: inSeconds(60) }, SECRET), 'token_invalid', /The tenant_id claim is required/],
     ['from another issuer', token({ ...good, iss: 'someone-else' }), 'token_invalid', /iss claim value is not allowed/],
     ['for another audience', token({ ...good, aud: 'another-service' }), 'token_invalid', /aud claim value is not allowed/],
+    ['without iss, when JWT_ISSUER is set', token({ aud: 'rtaa-ingest' }), 'token_invalid', /The iss claim is required/],
+    ['without aud, when JWT_AUDIENCE is set', token({ iss: 'rtaa-issuer' }), 'token_invalid', /The aud claim is required/],
     ['malformed', 'not.a.jwt', 'token_invalid', /not a valid base64url/]
   ]
   for (const [name, jwt, reason, detail] of refused) {
@@ -92,6 +94,8 @@ t.test('JWT verification at the upgrade', async (t) => {
 
   // A token in the query, for clients that cannot set headers; it never reaches a log line.
   const queryToken = token(good)
+  const accepted = await ProviderClient.connect(url, bearer(token(good)))
+  accepted.close()
   const client = await ProviderClient.connect(`${url}?access_token=${queryToken}`)
   client.send({ event: 'start', interaction_id: 'via-query' })
   client.send({ event: 'stop' })

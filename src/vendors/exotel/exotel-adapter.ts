@@ -40,12 +40,15 @@ export function createExotelAdapter (defaultSampleRate: number): VendorAdapter {
   }
 }
 
-/** Exotel's keys are snake_case (stream_sid, call_sid, account_sid); Twilio's are their camelCase twins. */
+/**
+ * Exotel's ids are snake_case *_sid keys (stream_sid, call_sid, account_sid); Twilio's are their camelCase twins.
+ * sequence_number alone decides nothing: Telnyx uses it too.
+ */
 function detectExotel (message: Record<string, unknown>): Detection {
   if (typeof message.event !== 'string') return 'no'
   const start = typeof message.start === 'object' && message.start !== null ? message.start as Record<string, unknown> : {}
-  if ('stream_sid' in message || 'sequence_number' in message || 'call_sid' in start || 'account_sid' in start || 'stream_sid' in start) return 'yes'
-  if ('streamSid' in message || 'sequenceNumber' in message || 'callSid' in start || message.protocol === 'Call') return 'no'
+  if ('stream_sid' in message || 'call_sid' in start || 'account_sid' in start || 'stream_sid' in start) return 'yes'
+  if ('streamSid' in message || 'callSid' in start || message.protocol === 'Call') return 'no'
   return 'maybe'
 }
 

@@ -5,12 +5,13 @@ import { CloseCode, type ProtocolError } from '../protocol-error.js'
 import type { StreamContext, VendorAdapter } from '../vendor-adapter.js'
 import { NATIVE_DEFAULT_SAMPLE_RATE, nativeMessages, type StartMessage, type StopMessage } from './native-messages.js'
 
-/** The `code` of the error message sent before a close, by close code. */
+/**
+ * The `code` of the error message sent before a close, by close code. Closes that ws makes itself (1009 for a
+ * message over MAX_MESSAGE_BYTES, 1002, invalid UTF-8) come without one: the socket is already closing.
+ */
 const ERROR_CODES: Record<number, string> = {
-  [CloseCode.UNSUPPORTED_DATA]: 'unsupported_data',
   [CloseCode.INVALID_PAYLOAD]: 'invalid_message',
   [CloseCode.POLICY_VIOLATION]: 'protocol_violation',
-  [CloseCode.MESSAGE_TOO_BIG]: 'message_too_big',
   [CloseCode.INTERNAL_ERROR]: 'internal_error'
 }
 

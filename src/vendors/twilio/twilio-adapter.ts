@@ -30,11 +30,12 @@ export function createTwilioAdapter (authToken: string | undefined): VendorAdapt
   }
 }
 
+/** Twilio's ids are camelCase *Sid keys; sequenceNumber alone decides nothing, since Plivo sends it too. */
 function detectTwilio (message: Record<string, unknown>): Detection {
   if (typeof message.event !== 'string') return 'no'
   const start = typeof message.start === 'object' && message.start !== null ? message.start as Record<string, unknown> : {}
-  if (message.protocol === 'Call' || 'streamSid' in message || 'sequenceNumber' in message || 'callSid' in start || 'accountSid' in start) return 'yes'
-  if ('stream_sid' in message || 'sequence_number' in message || 'call_sid' in start) return 'no'
+  if (message.protocol === 'Call' || 'streamSid' in message || 'callSid' in start || 'accountSid' in start) return 'yes'
+  if ('stream_sid' in message || 'call_sid' in start) return 'no'
   return 'maybe'
 }
 
