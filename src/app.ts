@@ -4,6 +4,7 @@ import type { Logger } from 'pino'
 import authPlugin from '../plugins/auth.js'
 import callsPlugin from '../plugins/calls.js'
 import ingestPlugin, { vendorPlugin } from '../plugins/ingest.js'
+import playbackPlugin from '../plugins/playback.js'
 import publisherPlugin from '../plugins/publisher.js'
 import websocketPlugin from '../plugins/websocket.js'
 import healthRoutes from '../routes/health.js'
@@ -41,6 +42,7 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
   app.decorate('config', config)
   await app.register(callsPlugin)
   await app.register(publisherPlugin)
+  await app.register(playbackPlugin)
   await app.register(websocketPlugin)
   await app.register(authPlugin)
 

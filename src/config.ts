@@ -34,6 +34,11 @@ export const ConfigSchema = Type.Object({
   /** Comma-separated key:token pairs, checked by parseCredentials after the schema. */
   BASIC_AUTH_CREDENTIALS: Type.String({ default: '' }),
 
+  /** Outbound audio: at most this much sits unplayed at the vendor, so clear cuts in quickly. */
+  PLAYBACK_LEAD_MS: Type.Integer({ minimum: 100, maximum: 10_000, default: 400 }),
+  /** Outbound audio waiting in the gateway per call; newer audio beyond it is refused. */
+  PLAYBACK_MAX_BUFFER_MS: Type.Integer({ minimum: 1000, maximum: 600_000, default: 60_000 }),
+
   // An enum rather than a union of literals, so a bad value gets one error listing the choices, not seven.
   LOG_LEVEL: Type.Unsafe<(typeof LOG_LEVELS)[number]>({ type: 'string', enum: LOG_LEVELS, default: 'info' }),
   LOG_FILE: Type.Optional(Type.String({ minLength: 1 })),

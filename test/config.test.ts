@@ -16,6 +16,8 @@ t.test('defaults: loopback-only allowlist, no Basic credentials, Exotel on', asy
     AUTH_IP_ALLOWLIST: '127.0.0.0/8,::1/128',
     TRUST_PROXY: '',
     BASIC_AUTH_CREDENTIALS: '',
+    PLAYBACK_LEAD_MS: 400,
+    PLAYBACK_MAX_BUFFER_MS: 60000,
     LOG_LEVEL: 'info',
     MAX_MESSAGE_BYTES: 65536
   })

@@ -27,6 +27,8 @@ export interface CallDtmfEvent extends CallEventBase {
 export interface CallMarkEvent extends CallEventBase {
   type: 'call.mark'
   name: string
+  /** True when clear dropped the mark before the vendor played it. */
+  cleared: boolean
 }
 
 export interface CallStopEvent extends CallEventBase {

@@ -1,4 +1,5 @@
 import type { Log } from '../logger.js'
+import type { Playback } from '../playback/playback.js'
 import type { Publisher } from '../publisher/publisher.js'
 import type { AudioFrameHeader } from '../redis/audio-frame.js'
 import type { CallEvent } from './call-events.js'
@@ -31,6 +32,8 @@ export class Call {
   bytes = 0
   framesLost = 0
   endReason: string | null = null
+  /** Outbound audio, for two-way vendors while playback is enabled. */
+  playback: Playback | null = null
 
   /** Log bound to the call's identity; use it for every line about this call. */
   readonly log: Log
@@ -92,15 +95,27 @@ export class Call {
     this.#publishEvent({ type: 'call.dtmf', ...this.#identity(), digit, duration_ms: durationMs })
   }
 
+  /** The vendor echoed a mark: it played the audio queued before it. */
   mark (name: string): void {
     if (this.ended) return
-    this.#publishEvent({ type: 'call.mark', ...this.#identity(), name })
+    if (this.playback !== null && !this.playback.markPlayed(name)) {
+      this.log.debug({ name }, 'mark echoed after clear reported it, ignored')
+      return
+    }
+    this.#publishEvent({ type: 'call.mark', ...this.#identity(), name, cleared: false })
+  }
+
+  /** clear dropped a mark before the vendor played it. */
+  markCleared (name: string): void {
+    if (this.ended) return
+    this.#publishEvent({ type: 'call.mark', ...this.#identity(), name, cleared: true })
   }
 
   /** Publishes call.stop once; later calls are no-ops, so every path that ends a call may call it. */
   end (reason: string): void {
     if (this.ended) return
     this.endReason = reason
+    this.playback?.stop()
     this.#publishEvent({
       type: 'call.stop',
       ...this.#identity(),

@@ -1,8 +1,10 @@
 import { debugEnabled, type Log } from '../logger.js'
+import { Playback, type PlaybackStats } from '../playback/playback.js'
+import type { PlaybackSubscriber } from '../playback/playback-subscriber.js'
 import type { Publisher } from '../publisher/publisher.js'
 import type { InboundEvent, StreamStart } from '../vendors/inbound-event.js'
 import { CloseCode, ProtocolError } from '../vendors/protocol-error.js'
-import type { StreamDecoder } from '../vendors/vendor-adapter.js'
+import type { StreamDecoder, VendorAdapter } from '../vendors/vendor-adapter.js'
 import { VendorDetector, type Candidate } from '../vendors/vendor-detector.js'
 import { Call, type CallTransport } from './call.js'
 import type { CallRegistry } from './call-registry.js'
@@ -20,6 +22,15 @@ export interface StreamSessionOptions {
   transport: StreamTransport
   /** The connection's logger (it carries the request id). */
   log: Log
+  /** Playback for two-way vendors; without it, calls are one-way. */
+  playback?: PlaybackService
+}
+
+export interface PlaybackService {
+  subscriber: PlaybackSubscriber
+  stats: PlaybackStats
+  leadMs: number
+  maxBufferMs: number
 }
 
 /** Close reasons are limited to 123 bytes by RFC 6455. */
@@ -34,7 +45,7 @@ export class StreamSession {
   #state: 'awaiting-start' | 'live' | 'ended' = 'awaiting-start'
   #call: Call | null = null
   #decoder: StreamDecoder | null = null
-  #vendor: string | null = null
+  #adapter: VendorAdapter | null = null
   readonly #detector: VendorDetector
   /** Messages held while detection is undecided, replayed once the vendor is known. */
   #held: Array<[Buffer, boolean]> = []
@@ -82,7 +93,7 @@ export class StreamSession {
   /** Closes the connection for a message the gateway refuses, with a log line naming the call and the reason. */
   reject (err: ProtocolError): void {
     const reason = truncate(err.message)
-    const undetected = this.#vendor === null ? { vendor_candidates: this.#options.candidates.map(({ adapter }) => adapter.name) } : {}
+    const undetected = this.#adapter === null ? { vendor_candidates: this.#options.candidates.map(({ adapter }) => adapter.name) } : {}
     this.#log.warn({ close_code: err.closeCode, reason, ...undetected }, 'closing connection: bad input')
     this.#end('protocol_error')
     const explanation = this.#decoder?.rejected?.(err)
@@ -97,7 +108,7 @@ export class StreamSession {
   }
 
   #use ({ adapter, context }: Candidate): void {
-    this.#vendor = adapter.name
+    this.#adapter = adapter
     this.#decoder = adapter.createDecoder(context)
     this.#log = this.#options.log.child({ vendor: adapter.name })
   }
@@ -156,7 +167,7 @@ export class StreamSession {
     const call = new Call({
       interactionId: start.callId,
       tenantId: start.tenantId,
-      vendor: this.#vendor ?? 'unknown',
+      vendor: this.#adapter?.name ?? 'unknown',
       streamId: start.streamId,
       sampleRate: start.sampleRate,
       from: start.from,
@@ -169,9 +180,32 @@ export class StreamSession {
     this.#call = call
     this.#state = 'live'
     this.#log = call.log
+    this.#startPlayback(call)
     call.start()
     const acknowledgement = this.#decoder?.started?.(call.info)
     if (acknowledgement !== undefined) transport.send(acknowledgement)
+  }
+
+  /** Subscribes before call.start goes out, so a worker that answers call.start at once is heard. */
+  #startPlayback (call: Call): void {
+    const encoder = this.#adapter?.outbound
+    const service = this.#options.playback
+    if (encoder === undefined || service === undefined) return
+    const { info } = call
+    const playback = new Playback({
+      encoder,
+      callSampleRate: info.sampleRate,
+      streamId: info.streamId,
+      send: this.#options.transport.send,
+      hangup: () => call.hangup('hangup', CloseCode.NORMAL, 'hangup'),
+      markCleared: (name) => call.markCleared(name),
+      leadMs: service.leadMs,
+      maxBufferMs: service.maxBufferMs,
+      stats: service.stats,
+      log: call.log
+    })
+    call.playback = playback
+    service.subscriber.subscribe(info.interactionId, (message) => playback.receive(message))
   }
 
   #stop (reason: string | null): void {
@@ -186,6 +220,7 @@ export class StreamSession {
     if (this.#call === null) return
     this.#call.end(reason)
     this.#options.registry.delete(this.#call)
+    if (this.#call.playback !== null) this.#options.playback?.subscriber.unsubscribe(this.#call.info.interactionId)
   }
 }
 

@@ -6,3 +6,8 @@ export function callsChannel (prefix: string): string {
 export function audioChannel (prefix: string, interactionId: string): string {
   return `${prefix}audio:${interactionId}`
 }
+
+/** Where workers publish audio and commands for one call (docs/redis-contract.md, "Speak into a call"). */
+export function playbackChannel (prefix: string, interactionId: string): string {
+  return `${prefix}playback:${interactionId}`
+}

@@ -60,11 +60,26 @@ export interface StreamDecoder {
   rejected? (error: ProtocolError): string | undefined
 }
 
-/** Encodes outbound playback for a two-way vendor; `pcm` is s16le mono at the call's sample rate. */
+/** Encodes outbound playback for a two-way vendor. */
 export interface OutboundEncoder {
-  media (streamId: string | null, pcm: Buffer, sampleRate: number): string
+  /** The rate the vendor plays; null means the call's own rate. */
+  readonly sampleRate: number | null
+  /** How PCM s16le is cut into media messages, in bytes of PCM at `sampleRate`. */
+  readonly chunks: OutboundChunks
+  /** One media message; `pcm` is s16le mono at `sampleRate`, cut by the chunk rules. */
+  media (streamId: string | null, pcm: Buffer): string
   mark (streamId: string | null, name: string): string
   clear (streamId: string | null): string
+}
+
+export interface OutboundChunks {
+  /** The audio one message carries while more is queued. */
+  ms: number
+  /** Every message's PCM is a multiple of this; the last one of an utterance is zero-padded up to it. */
+  multipleOf: number
+  /** No message carries less: the last one of an utterance is zero-padded up to it. */
+  minBytes: number
+  maxBytes: number
 }
 
 /** An authentication method, decided on the upgrade request alone. */

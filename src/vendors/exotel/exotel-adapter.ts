@@ -33,6 +33,9 @@ export function createExotelAdapter (defaultSampleRate: number): VendorAdapter {
     },
 
     outbound: {
+      sampleRate: null,
+      // Exotel's rules (exotel-protocol.md §5.1): multiples of 320 bytes, at least 3,200, at most 100 KB.
+      chunks: { ms: 100, multipleOf: 320, minBytes: 3200, maxBytes: 100_000 },
       media: (streamId, pcm) => JSON.stringify({ event: 'media', stream_sid: streamId, media: { payload: pcm.toString('base64') } }),
       mark: (streamId, name) => JSON.stringify({ event: 'mark', stream_sid: streamId, mark: { name } }),
       clear: (streamId) => JSON.stringify({ event: 'clear', stream_sid: streamId })

@@ -22,7 +22,9 @@ export function createTwilioAdapter (authToken: string | undefined): VendorAdapt
     detect: detectTwilio,
     createDecoder: () => ({ decode: createJsonEventDecoder('Twilio', twilioMessages, toInboundEvent) }),
     outbound: {
-      // Twilio plays μ-law at 8 kHz only; resampling to 8 kHz happens before this.
+      // Twilio plays μ-law at 8 kHz only, in messages of any whole number of samples.
+      sampleRate: TWILIO_SAMPLE_RATE,
+      chunks: { ms: 100, multipleOf: 2, minBytes: 2, maxBytes: 64_000 },
       media: (streamSid, pcm) => JSON.stringify({ event: 'media', streamSid, media: { payload: encodeMulaw(pcm).toString('base64') } }),
       mark: (streamSid, name) => JSON.stringify({ event: 'mark', streamSid, mark: { name } }),
       clear: (streamSid) => JSON.stringify({ event: 'clear', streamSid })

@@ -1,0 +1,73 @@
+/** What a worker publishes on `{prefix}playback:{interaction_id}` (docs/redis-contract.md, "Speak into a call"). */
+export type PlaybackMessage =
+  | { kind: 'audio', sampleRate: number, pcm: Buffer }
+  | { kind: 'mark', name: string }
+  | { kind: 'clear' }
+  | { kind: 'hangup' }
+
+export class PlaybackMessageError extends Error {
+  override name = 'PlaybackMessageError'
+  /** A short token for logs and counters. */
+  readonly reason: string
+
+  constructor (reason: string, message: string) {
+    super(message)
+    this.reason = reason
+  }
+}
+
+const OPEN_BRACE = 0x7b
+export const MIN_PLAYBACK_RATE = 8000
+export const MAX_PLAYBACK_RATE = 48000
+
+/**
+ * A JSON command starts with `{`; anything else is the audio envelope, which starts with a 4-byte big-endian header
+ * length (so its first byte is 0 for any header under 16 MiB): header JSON, then PCM s16le mono.
+ */
+export function parsePlaybackMessage (message: Buffer): PlaybackMessage {
+  return message[0] === OPEN_BRACE ? parseCommand(message) : parseAudio(message)
+}
+
+function parseCommand (message: Buffer): PlaybackMessage {
+  const command = parseJson(message.toString('utf8'), 'command')
+  switch (command.type) {
+    case 'clear':
+      return { kind: 'clear' }
+    case 'hangup':
+      return { kind: 'hangup' }
+    case 'mark':
+      if (typeof command.name !== 'string' || command.name === '' || command.name.length > 256) {
+        throw new PlaybackMessageError('bad_mark', 'a mark needs a "name" of 1 to 256 characters')
+      }
+      return { kind: 'mark', name: command.name }
+    default:
+      throw new PlaybackMessageError('unknown_command', `unknown command type ${JSON.stringify(command.type)}`)
+  }
+}
+
+function parseAudio (message: Buffer): PlaybackMessage {
+  if (message.length < 4) throw new PlaybackMessageError('bad_envelope', 'audio message shorter than its length prefix')
+  const headerEnd = 4 + message.readUInt32BE(0)
+  if (headerEnd > message.length) throw new PlaybackMessageError('bad_envelope', 'audio header length runs past the message')
+  const header = parseJson(message.toString('utf8', 4, headerEnd), 'audio header')
+  const sampleRate = header.sample_rate
+  if (typeof sampleRate !== 'number' || !Number.isInteger(sampleRate) || sampleRate < MIN_PLAYBACK_RATE || sampleRate > MAX_PLAYBACK_RATE) {
+    throw new PlaybackMessageError('bad_sample_rate', `sample_rate must be an integer from ${MIN_PLAYBACK_RATE} to ${MAX_PLAYBACK_RATE}`)
+  }
+  if (header.encoding !== undefined && header.encoding !== 'pcm_s16le') throw new PlaybackMessageError('bad_encoding', 'encoding must be pcm_s16le')
+  if (header.channels !== undefined && header.channels !== 1) throw new PlaybackMessageError('bad_channels', 'channels must be 1')
+  const pcm = message.subarray(headerEnd)
+  if (pcm.length % 2 !== 0) throw new PlaybackMessageError('odd_length', `audio holds ${pcm.length} bytes, not a whole number of 16-bit samples`)
+  return { kind: 'audio', sampleRate, pcm }
+}
+
+function parseJson (text: string, what: string): Record<string, unknown> {
+  let value: unknown
+  try {
+    value = JSON.parse(text)
+  } catch {
+    throw new PlaybackMessageError('bad_json', `${what} is not JSON`)
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new PlaybackMessageError('bad_json', `${what} is not a JSON object`)
+  return value as Record<string, unknown>
+}
