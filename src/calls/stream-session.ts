@@ -60,10 +60,6 @@ export class StreamSession {
     if (decided !== null) this.#use(decided)
   }
 
-  get call (): Call | null {
-    return this.#call
-  }
-
   /** Decodes and applies one WebSocket message; a refused one closes the connection, never the process. */
   receive (data: Buffer, isBinary: boolean): void {
     if (this.#state === 'ended') {
@@ -94,8 +90,9 @@ export class StreamSession {
   reject (err: ProtocolError): void {
     const reason = truncate(err.message)
     const undetected = this.#adapter === null ? { vendor_candidates: this.#options.candidates.map(({ adapter }) => adapter.name) } : {}
-    this.#log.warn({ close_code: err.closeCode, reason, ...undetected }, 'closing connection: bad input')
-    this.#end('protocol_error')
+    const internal = err.closeCode === CloseCode.INTERNAL_ERROR
+    this.#log.warn({ close_code: err.closeCode, reason, ...undetected }, internal ? 'closing connection: internal error' : 'closing connection: bad input')
+    this.#end(internal ? 'internal_error' : 'protocol_error')
     const explanation = this.#decoder?.rejected?.(err)
     if (explanation !== undefined) this.#options.transport.send(explanation)
     this.#options.transport.close(err.closeCode, reason)
