@@ -116,7 +116,7 @@ export default fp(async (fastify) => {
       }
     }
   })
-}, { name: 'auth', fastify: '5.x', decorators: { fastify: ['config'] } })
+}, { name: 'auth', fastify: '5.x', dependencies: ['metrics'], decorators: { fastify: ['config'] } })
 
 /** An auth method as the plugin runs it: built-in ones need the Fastify request, vendor ones get AuthRequest. */
 interface Method {
@@ -197,6 +197,7 @@ function bearerToken (request: AuthRequest): string | undefined {
 }
 
 function deny (request: FastifyRequest, reply: FastifyReply, method: string, failure: AuthFailure): FastifyReply {
+  request.server.metrics.authFailures.inc({ method, reason: failure.reason })
   request.log.warn({ auth_method: method, reason: failure.reason, detail: failure.detail, ip: request.ip, status: failure.status }, 'authentication failed')
   if (failure.status === 401) reply.header('www-authenticate', `Basic realm="${REALM}"`)
   return reply.code(failure.status).send({ statusCode: failure.status, error: failure.status === 401 ? 'Unauthorized' : 'Forbidden', message: failure.message })

@@ -26,7 +26,7 @@ export default fp(async (fastify) => {
   fastify.decorate('vendors', [])
   fastify.decorateRequest('candidates', null)
   addIngestRoute(fastify, SHARED_INGEST_PATH, () => fastify.vendors)
-}, { name: 'ingest', fastify: '5.x', dependencies: ['auth', 'calls', 'playback', 'publisher', 'websocket'] })
+}, { name: 'ingest', fastify: '5.x', dependencies: ['auth', 'calls', 'metrics', 'playback', 'publisher', 'websocket'] })
 
 /** A vendor as a Fastify plugin: its own route, a place in detection on /v1/ingest, and any auth method it brings. */
 export const vendorPlugin = fp<{ adapter: VendorAdapter }>(async (fastify, { adapter }) => {
@@ -36,7 +36,7 @@ export const vendorPlugin = fp<{ adapter: VendorAdapter }>(async (fastify, { ada
 }, { fastify: '5.x', dependencies: ['ingest'] })
 
 function addIngestRoute (fastify: FastifyInstance, path: string, vendors: () => VendorAdapter[]): void {
-  const { publisher, calls, playback } = fastify
+  const { publisher, calls, playback, metrics } = fastify
 
   fastify.get(path, {
     websocket: true,
@@ -68,6 +68,7 @@ function addIngestRoute (fastify: FastifyInstance, path: string, vendors: () => 
         send: (text) => socket.send(text)
       },
       log: request.log,
+      metrics,
       playback
     })
     // Listeners are attached synchronously so no message can arrive before them; ws hands over Buffers.

@@ -4,10 +4,12 @@ import type { Logger } from 'pino'
 import authPlugin from '../plugins/auth.js'
 import callsPlugin from '../plugins/calls.js'
 import ingestPlugin, { vendorPlugin } from '../plugins/ingest.js'
+import metricsPlugin from '../plugins/metrics.js'
 import playbackPlugin from '../plugins/playback.js'
 import publisherPlugin from '../plugins/publisher.js'
 import websocketPlugin from '../plugins/websocket.js'
 import healthRoutes from '../routes/health.js'
+import metricsRoutes from '../routes/metrics.js'
 import { parseCidrList } from './auth/ip-allowlist.js'
 import { ConfigError, type Config } from './config.js'
 import { createLogger } from './logger.js'
@@ -40,6 +42,7 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
   })
 
   app.decorate('config', config)
+  await app.register(metricsPlugin)
   await app.register(callsPlugin)
   await app.register(publisherPlugin)
   await app.register(playbackPlugin)
@@ -47,6 +50,7 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
   await app.register(authPlugin)
 
   await app.register(healthRoutes)
+  await app.register(metricsRoutes)
   await app.register(ingestPlugin)
   for (const adapter of builtInVendors(config)) await app.register(vendorPlugin, { adapter })
   return app

@@ -34,6 +34,9 @@ export const ConfigSchema = Type.Object({
   /** Comma-separated key:token pairs, checked by parseCredentials after the schema. */
   BASIC_AUTH_CREDENTIALS: Type.String({ default: '' }),
 
+  /** Adds a tenant label to call metrics; only for a bounded number of tenants. */
+  METRICS_TENANT_LABEL: Type.Boolean({ default: false }),
+
   /** Outbound audio: at most this much sits unplayed at the vendor, so clear cuts in quickly. */
   PLAYBACK_LEAD_MS: Type.Integer({ minimum: 100, maximum: 10_000, default: 400 }),
   /** Outbound audio waiting in the gateway per call; newer audio beyond it is refused. */

@@ -16,6 +16,7 @@ t.test('defaults: loopback-only allowlist, no Basic credentials, Exotel on', asy
     AUTH_IP_ALLOWLIST: '127.0.0.0/8,::1/128',
     TRUST_PROXY: '',
     BASIC_AUTH_CREDENTIALS: '',
+    METRICS_TENANT_LABEL: false,
     PLAYBACK_LEAD_MS: 400,
     PLAYBACK_MAX_BUFFER_MS: 60000,
     LOG_LEVEL: 'info',

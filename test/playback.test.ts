@@ -5,6 +5,7 @@ import { TestRedis } from './helpers/redis-server.js'
 import { startListenedGateway, type Gateway } from './helpers/gateway.js'
 import { ProviderClient, exotelStrings, pcmFrame } from './helpers/exotel.js'
 import type { Subscriber } from './helpers/subscriber.js'
+import { scrape, total } from './helpers/metrics.js'
 import { Collected } from './helpers/waiter.js'
 
 const redis = await TestRedis.start()
@@ -214,9 +215,10 @@ t.test('malformed playback messages are dropped, logged and counted; the call go
   const first = await received.waitFor(() => true, 'audio')
 
   t.ok(payloadOf(first).equals(Buffer.alloc(3200, 7)), 'the first thing the caller gets is the good audio sent after the bad messages')
-  const expected = new Map<string, number>()
-  for (const [, reason] of bad) expected.set(reason, (expected.get(reason) ?? 0) + 1)
-  t.same(Object.fromEntries(gateway.app.playback.stats.dropped), Object.fromEntries(expected), 'each drop counted by reason')
+  const samples = await scrape(gateway.url)
+  for (const [, reason] of bad) {
+    t.equal(total(samples, 'rtaa_playback_dropped_total', { reason }), bad.filter(([, r]) => r === reason).length, `${reason} drops counted`)
+  }
   const warnings = gateway.logs.items.filter((line) => line.msg === 'playback message dropped')
   t.equal(warnings.length, bad.length)
   t.match(warnings[0], { level: 40, interaction_id: 'CAbadplay', vendor: 'exotel', reason: 'unknown_command' })
@@ -229,7 +231,7 @@ t.test('PLAYBACK_MAX_BUFFER_MS bounds the queue: the newest audio past it is ref
   await Promise.all([bot.audio(channel, 8000, Buffer.alloc(16_000 * 0.9)), bot.audio(channel, 8000, Buffer.alloc(16_000 * 0.9))])
   const warning = await gateway.logs.waitFor((line) => line.msg === 'playback audio refused: queue full')
   t.match(warning, { level: 40, interaction_id: 'CAfull', max_ms: 1000 })
-  t.equal(gateway.app.playback.stats.dropped.get('buffer_full'), 1)
+  t.equal(total(await scrape(gateway.url), 'rtaa_playback_dropped_total', { reason: 'buffer_full' }), 1)
 })
 
 t.test('playback still queued when the call ends is dropped and counted', async (t) => {
@@ -239,7 +241,7 @@ t.test('playback still queued when the call ends is dropped and counted', async 
   await received.waitFor(() => true, 'the first chunk')
   client.close()
   await subscriber.waitForEvent('call.stop', 'CAgone')
-  t.equal(gateway.app.playback.stats.dropped.get('call_ended'), 1)
+  t.equal(total(await scrape(gateway.url), 'rtaa_playback_dropped_total', { reason: 'call_ended' }), 1)
   t.match(gateway.logs.items.find((line) => line.msg === 'call ended with playback queued'), { interaction_id: 'CAgone' })
 })
 

@@ -97,7 +97,7 @@ const headerFields = fieldTable('Header fields:')
 t.test('the document names the fields the issue promised', async (t) => {
   t.same([...baseFields.keys()], ['type', 'interaction_id', 'tenant_id', 'vendor', 'stream_id', 'ts'])
   t.same([...headerFields.keys()], ['interaction_id', 'seq', 'vendor_seq', 'timestamp_ms', 'sample_rate', 'encoding', 'channels'])
-  t.same([...eventFields['call.stop'].keys()], ['reason', 'frames', 'bytes', 'duration_ms'])
+  t.same([...eventFields['call.stop'].keys()], ['reason', 'frames', 'bytes', 'duration_ms', 'frames_lost', 'gaps', 'duplicates', 'reordered'])
 })
 
 t.test("the document's worked example decodes to what the document says", async (t) => {

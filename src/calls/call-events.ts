@@ -37,6 +37,12 @@ export interface CallStopEvent extends CallEventBase {
   frames: number
   bytes: number
   duration_ms: number
+  /** Frames the gateway could not publish (Redis refused them, or its outage buffer overflowed). */
+  frames_lost: number
+  /** From the vendor's chunk numbers: chunks still missing, received twice, received late. */
+  gaps: number
+  duplicates: number
+  reordered: number
 }
 
 export type CallEvent = CallStartEvent | CallDtmfEvent | CallMarkEvent | CallStopEvent

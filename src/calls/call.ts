@@ -1,4 +1,6 @@
+import { performance } from 'node:perf_hooks'
 import type { Log } from '../logger.js'
+import type { Metrics } from '../metrics.js'
 import type { Playback } from '../playback/playback.js'
 import type { Publisher } from '../publisher/publisher.js'
 import type { AudioFrameHeader } from '../redis/audio-frame.js'
@@ -16,6 +18,33 @@ export interface CallInfo {
   customParameters: Record<string, unknown>
 }
 
+export interface CallDependencies {
+  publisher: Publisher
+  transport: CallTransport
+  /** The connection's logger; the call binds its identity to it. */
+  log: Log
+  metrics: Metrics
+}
+
+/** Counter children resolved once per call, so the per-frame path does no label lookups. */
+function callCounters (metrics: Metrics, info: CallInfo) {
+  const labels = metrics.callLabels(info.vendor, info.tenantId)
+  return {
+    labels,
+    framesIn: metrics.framesIn.labels(labels),
+    bytesIn: metrics.bytesIn.labels(labels),
+    framesPublished: metrics.framesPublished.labels(labels),
+    publishFailed: metrics.framesDropped.labels({ ...labels, reason: 'publish_failed' }),
+    afterEnd: metrics.framesDropped.labels({ ...labels, reason: 'after_end' }),
+    gaps: metrics.sequenceGaps.labels(labels),
+    duplicates: metrics.sequenceDuplicates.labels(labels),
+    reorders: metrics.sequenceReorders.labels(labels)
+  }
+}
+
+/** At most this many missing chunk numbers are remembered per call, to tell a late chunk from a duplicate. */
+const MAX_MISSING = 1024
+
 /** How a call reaches back to its vendor connection. */
 export interface CallTransport {
   close (code: number, reason: string): void
@@ -31,6 +60,10 @@ export class Call {
   frames = 0
   bytes = 0
   framesLost = 0
+  /** Vendor chunks missing, received twice, and received after a later one (from the vendor's chunk numbers). */
+  gaps = 0
+  duplicates = 0
+  reordered = 0
   endReason: string | null = null
   /** Outbound audio, for two-way vendors while playback is enabled. */
   playback: Playback | null = null
@@ -39,16 +72,23 @@ export class Call {
   readonly log: Log
   readonly #publisher: Publisher
   readonly #transport: CallTransport
+  readonly #metrics: Metrics
+  readonly #counters: ReturnType<typeof callCounters>
   readonly #bytesPerMs: number
   readonly #onPublishFailed: (err: Error) => void
+  #lastChunk: number | null = null
+  readonly #missingChunks = new Set<number>()
 
-  constructor (info: CallInfo, publisher: Publisher, transport: CallTransport, log: Log) {
+  constructor (info: CallInfo, { publisher, transport, log, metrics }: CallDependencies) {
     this.info = info
     this.#publisher = publisher
     this.#transport = transport
+    this.#metrics = metrics
+    this.#counters = callCounters(metrics, info)
     this.log = log.child({ interaction_id: info.interactionId, tenant_id: info.tenantId, vendor: info.vendor })
     this.#bytesPerMs = (info.sampleRate * 2) / 1000
     this.#onPublishFailed = (err) => {
+      this.#counters.publishFailed.inc()
       if (this.framesLost++ === 0) this.log.warn({ err }, 'audio frame not published to redis')
     }
   }
@@ -70,12 +110,22 @@ export class Call {
       custom_parameters: info.customParameters,
       audio_channel: this.#publisher.audioChannel(info.interactionId)
     })
+    this.#metrics.callsStarted.inc(this.#counters.labels)
+    this.#metrics.callsActive.inc(this.#counters.labels)
     this.log.info(this.#summary(), 'call started')
   }
 
-  /** Publishes one frame of PCM s16le; timestampMs null means "derive it from the audio so far". */
-  audio (pcm: Buffer, vendorSeq: number | null, timestampMs: number | null): void {
-    if (this.ended) return
+  /**
+   * Publishes one frame of PCM s16le; timestampMs null means "derive it from the audio so far". `chunk` is the
+   * vendor's media counter, which gap accounting follows.
+   */
+  audio (pcm: Buffer, vendorSeq: number | null, timestampMs: number | null, chunk: number | null = null): void {
+    const receivedAt = performance.now()
+    if (this.ended) {
+      this.#counters.afterEnd.inc()
+      return
+    }
+    if (chunk !== null) this.#account(chunk)
     const header: AudioFrameHeader = {
       interaction_id: this.info.interactionId,
       seq: this.frames + 1,
@@ -87,7 +137,34 @@ export class Call {
     }
     this.frames++
     this.bytes += pcm.length
-    this.#publisher.publishAudio(header, pcm).catch(this.#onPublishFailed)
+    this.#counters.framesIn.inc()
+    this.#counters.bytesIn.inc(pcm.length)
+    this.#publisher.publishAudio(header, pcm).then(() => {
+      this.#counters.framesPublished.inc()
+      this.#metrics.publishLatency.observe((performance.now() - receivedAt) / 1000)
+    }, this.#onPublishFailed)
+  }
+
+  /** Follows the vendor's chunk numbers: a jump is a gap, a repeat a duplicate, a late missing one a reorder. */
+  #account (chunk: number): void {
+    const last = this.#lastChunk
+    if (last === null || chunk === last + 1) {
+      this.#lastChunk = chunk
+    } else if (chunk > last + 1) {
+      const missing = chunk - last - 1
+      this.gaps += missing
+      this.#counters.gaps.inc(missing)
+      for (let n = last + 1; n < chunk && this.#missingChunks.size < MAX_MISSING; n++) this.#missingChunks.add(n)
+      this.#lastChunk = chunk
+    } else if (this.#missingChunks.delete(chunk)) {
+      // The call's gaps are what is still missing; the gaps metric, a counter, keeps the jump it saw.
+      this.gaps--
+      this.reordered++
+      this.#counters.reorders.inc()
+    } else {
+      this.duplicates++
+      this.#counters.duplicates.inc()
+    }
   }
 
   dtmf (digit: string, durationMs: number | null): void {
@@ -122,8 +199,14 @@ export class Call {
       reason,
       frames: this.frames,
       bytes: this.bytes,
-      duration_ms: Date.now() - this.startedAt
+      duration_ms: Date.now() - this.startedAt,
+      frames_lost: this.framesLost,
+      gaps: this.gaps,
+      duplicates: this.duplicates,
+      reordered: this.reordered
     })
+    this.#metrics.callsActive.dec(this.#counters.labels)
+    this.#metrics.callsEnded.inc({ ...this.#counters.labels, reason: this.#metrics.endReason(reason) })
     this.log.info(this.#summary(), 'call ended')
   }
 
@@ -147,6 +230,9 @@ export class Call {
       frames: this.frames,
       bytes: this.bytes,
       frames_lost: this.framesLost,
+      gaps: this.gaps,
+      duplicates: this.duplicates,
+      reordered: this.reordered,
       duration_ms: Date.now() - this.startedAt,
       reason: this.endReason
     }

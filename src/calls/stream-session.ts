@@ -1,5 +1,6 @@
 import { debugEnabled, type Log } from '../logger.js'
-import { Playback, type PlaybackStats } from '../playback/playback.js'
+import type { Metrics } from '../metrics.js'
+import { Playback } from '../playback/playback.js'
 import type { PlaybackSubscriber } from '../playback/playback-subscriber.js'
 import type { Publisher } from '../publisher/publisher.js'
 import type { InboundEvent, StreamStart } from '../vendors/inbound-event.js'
@@ -22,15 +23,25 @@ export interface StreamSessionOptions {
   transport: StreamTransport
   /** The connection's logger (it carries the request id). */
   log: Log
+  metrics: Metrics
   /** Playback for two-way vendors; without it, calls are one-way. */
   playback?: PlaybackService
 }
 
 export interface PlaybackService {
   subscriber: PlaybackSubscriber
-  stats: PlaybackStats
   leadMs: number
   maxBufferMs: number
+}
+
+/** Metric reasons for the close codes a refusal uses. */
+const CLOSE_REASONS: Record<number, string> = {
+  [CloseCode.PROTOCOL_ERROR]: 'protocol_error',
+  [CloseCode.UNSUPPORTED_DATA]: 'unsupported_data',
+  [CloseCode.INVALID_PAYLOAD]: 'invalid_payload',
+  [CloseCode.POLICY_VIOLATION]: 'policy_violation',
+  [CloseCode.MESSAGE_TOO_BIG]: 'too_big',
+  [CloseCode.INTERNAL_ERROR]: 'internal_error'
 }
 
 /** Close reasons are limited to 123 bytes by RFC 6455. */
@@ -91,6 +102,7 @@ export class StreamSession {
     const reason = truncate(err.message)
     const undetected = this.#adapter === null ? { vendor_candidates: this.#options.candidates.map(({ adapter }) => adapter.name) } : {}
     const internal = err.closeCode === CloseCode.INTERNAL_ERROR
+    this.#options.metrics.inputErrors.inc({ vendor: this.#adapter?.name ?? 'undetected', reason: CLOSE_REASONS[err.closeCode] ?? 'other' })
     this.#log.warn({ close_code: err.closeCode, reason, ...undetected }, internal ? 'closing connection: internal error' : 'closing connection: bad input')
     this.#end(internal ? 'internal_error' : 'protocol_error')
     const explanation = this.#decoder?.rejected?.(err)
@@ -127,7 +139,7 @@ export class StreamSession {
   #handle (event: InboundEvent): void {
     switch (event.kind) {
       case 'media':
-        this.#live('media').audio(event.pcm, event.vendorSeq, event.timestampMs)
+        this.#live('media').audio(event.pcm, event.vendorSeq, event.timestampMs, event.chunk ?? null)
         return
       case 'start':
         this.#start(event.start)
@@ -170,7 +182,7 @@ export class StreamSession {
       from: start.from,
       to: start.to,
       customParameters: start.customParameters
-    }, publisher, transport, this.#options.log)
+    }, { publisher, transport, log: this.#options.log, metrics: this.#options.metrics })
     if (!registry.add(call)) {
       throw new ProtocolError(CloseCode.POLICY_VIOLATION, `call ${start.callId} is already streaming to this gateway`)
     }
@@ -198,7 +210,8 @@ export class StreamSession {
       markCleared: (name) => call.markCleared(name),
       leadMs: service.leadMs,
       maxBufferMs: service.maxBufferMs,
-      stats: service.stats,
+      metrics: this.#options.metrics,
+      vendor: info.vendor,
       log: call.log
     })
     call.playback = playback

@@ -2,19 +2,9 @@ import { performance } from 'node:perf_hooks'
 import { pcmBytesPerMs } from '../audio/pcm.js'
 import { Resampler } from '../audio/resampler.js'
 import type { Log } from '../logger.js'
+import type { Metrics } from '../metrics.js'
 import type { OutboundEncoder } from '../vendors/vendor-adapter.js'
 import { PlaybackMessageError, parsePlaybackMessage } from './playback-message.js'
-
-/** Process-wide playback counters; the metrics endpoint reads them. */
-export class PlaybackStats {
-  chunksOut = 0
-  marksOut = 0
-  readonly dropped = new Map<string, number>()
-
-  drop (reason: string, count = 1): void {
-    this.dropped.set(reason, (this.dropped.get(reason) ?? 0) + count)
-  }
-}
 
 export interface PlaybackOptions {
   encoder: OutboundEncoder
@@ -30,7 +20,8 @@ export interface PlaybackOptions {
   leadMs: number
   /** At most this much audio waits in the gateway; newer audio past it is refused. */
   maxBufferMs: number
-  stats: PlaybackStats
+  metrics: Metrics
+  vendor: string
   log: Log
 }
 
@@ -74,7 +65,7 @@ export class Playback {
   /** One message from the call's playback channel. Malformed ones are dropped, logged and counted. */
   receive (message: Buffer): void {
     if (this.#stopped) {
-      this.#options.stats.drop('call_ended')
+      this.#drop('call_ended')
       return
     }
     try {
@@ -86,7 +77,7 @@ export class Playback {
     } catch (err) {
       if (!(err instanceof PlaybackMessageError)) throw err
       this.#options.log.warn({ reason: err.reason, detail: err.message }, 'playback message dropped')
-      this.#options.stats.drop(err.reason)
+      this.#drop(err.reason)
     }
   }
 
@@ -105,7 +96,7 @@ export class Playback {
     this.#stopped = true
     if (this.#timer !== null) clearTimeout(this.#timer)
     if (this.#queuedBytes > 0) {
-      this.#options.stats.drop('call_ended')
+      this.#drop('call_ended')
       this.#options.log.info({ dropped_ms: Math.round(this.#queuedBytes / this.#bytesPerMs) }, 'call ended with playback queued')
     }
     this.#queue = []
@@ -117,7 +108,7 @@ export class Playback {
     if (this.#queuedBytes + bytes > this.#maxBufferBytes) {
       this.#options.log.warn({ queued_ms: Math.round(this.#queuedBytes / this.#bytesPerMs), max_ms: this.#options.maxBufferMs },
         'playback audio refused: queue full')
-      this.#options.stats.drop('buffer_full')
+      this.#drop('buffer_full')
       return
     }
     if (this.#resampler !== null && this.#resampler.inRate !== sampleRate) this.#flushResampler()
@@ -168,7 +159,7 @@ export class Playback {
       clearTimeout(this.#timer)
       this.#timer = null
     }
-    const { encoder, streamId, send, stats, leadMs } = this.#options
+    const { encoder, streamId, send, metrics, vendor, leadMs } = this.#options
     while (!this.#stopped) {
       const head = this.#queue[0]
       if (head === undefined) return
@@ -177,7 +168,7 @@ export class Playback {
         this.#queue.shift()
         send(encoder.mark(streamId, head.name))
         this.#sentMarks.push(head.name)
-        stats.marksOut++
+        metrics.playbackMarksOut.inc({ vendor })
         continue
       }
       if (head.kind === 'hangup') {
@@ -200,7 +191,7 @@ export class Playback {
       if (startsAt + durationMs - now > leadMs) return this.#wake(startsAt + durationMs - leadMs - now)
       send(encoder.media(streamId, this.#pad(this.#take(size), paddedBytes)))
       this.#playedBy = startsAt + durationMs
-      stats.chunksOut++
+      metrics.playbackFramesOut.inc({ vendor })
     }
   }
 
@@ -245,6 +236,10 @@ export class Playback {
     const padded = Buffer.alloc(size)
     pcm.copy(padded)
     return padded
+  }
+
+  #drop (reason: string): void {
+    this.#options.metrics.playbackDropped.inc({ reason })
   }
 
   #wake (ms: number): void {

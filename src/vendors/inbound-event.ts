@@ -2,7 +2,7 @@
 export type InboundEvent =
   | { kind: 'connected' }
   | { kind: 'start', start: StreamStart }
-  | { kind: 'media', pcm: Buffer, vendorSeq: number | null, timestampMs: number | null }
+  | { kind: 'media', pcm: Buffer, vendorSeq: number | null, timestampMs: number | null, chunk?: number | null }
   | { kind: 'dtmf', digit: string, durationMs: number | null }
   | { kind: 'mark', name: string }
   | { kind: 'stop', reason: string | null }

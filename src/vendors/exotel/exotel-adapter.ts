@@ -76,7 +76,13 @@ function toInboundEvent (event: string, message: Record<string, unknown>, sample
     }
     case 'media': {
       const { sequence_number: sequence, media } = message as MediaMessage
-      return { kind: 'media', pcm: decodeAudio(() => decodeBase64Pcm(media.payload)), vendorSeq: toCounter(sequence), timestampMs: toCounter(media.timestamp) }
+      return {
+        kind: 'media',
+        pcm: decodeAudio(() => decodeBase64Pcm(media.payload)),
+        vendorSeq: toCounter(sequence),
+        timestampMs: toCounter(media.timestamp),
+        chunk: toCounter(media.chunk)
+      }
     }
     case 'dtmf': {
       const { dtmf } = message as DtmfMessage

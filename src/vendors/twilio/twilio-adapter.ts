@@ -69,7 +69,8 @@ function toInboundEvent (event: string, message: Record<string, unknown>): Inbou
         kind: 'media',
         pcm: decodeMulaw(decodeAudio(() => decodeBase64(media.payload))),
         vendorSeq: toCounter(sequenceNumber),
-        timestampMs: toCounter(media.timestamp)
+        timestampMs: toCounter(media.timestamp),
+        chunk: toCounter(media.chunk)
       }
     }
     case 'dtmf':

@@ -1,0 +1,58 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+
+export interface MetricsOptions {
+  /** Label call metrics by tenant too; off by default, since tenants are unbounded in number. */
+  tenantLabel: boolean
+}
+
+/** Call end reasons that become label values; any other vendor reason is `other`, so labels stay bounded. */
+const END_REASONS = new Set(['callended', 'stopped', 'disconnected', 'protocol_error', 'internal_error', 'shutdown', 'hangup', 'idle',
+  'keepalive_timeout'])
+
+/**
+ * Every Prometheus metric of the gateway, in a registry of its own (one per app, so tests can build several).
+ * Labels are bounded: vendor, tenant only when enabled, and reason. Never a call id.
+ */
+export function createMetrics ({ tenantLabel }: MetricsOptions) {
+  const registry = new Registry()
+  collectDefaultMetrics({ register: registry })
+  const registers = [registry]
+  const call = tenantLabel ? ['vendor', 'tenant'] : ['vendor']
+
+  return {
+    registry,
+    /** The label values of a call's metrics. */
+    callLabels (vendor: string, tenantId: string | null): Record<string, string> {
+      return tenantLabel ? { vendor, tenant: tenantId ?? '' } : { vendor }
+    },
+    endReason (reason: string): string {
+      return END_REASONS.has(reason) ? reason : 'other'
+    },
+    callsActive: new Gauge({ name: 'rtaa_calls_active', help: 'Calls live on this process', labelNames: call, registers }),
+    callsStarted: new Counter({ name: 'rtaa_calls_started_total', help: 'Calls started', labelNames: call, registers }),
+    callsEnded: new Counter({ name: 'rtaa_calls_ended_total', help: 'Calls ended, by end reason', labelNames: [...call, 'reason'], registers }),
+    framesIn: new Counter({ name: 'rtaa_inbound_frames_total', help: 'Audio frames received from vendors', labelNames: call, registers }),
+    bytesIn: new Counter({ name: 'rtaa_inbound_bytes_total', help: 'PCM bytes received from vendors, after decoding', labelNames: call, registers }),
+    framesPublished: new Counter({ name: 'rtaa_frames_published_total', help: 'Audio frames Redis acknowledged', labelNames: call, registers }),
+    publishLatency: new Histogram({
+      name: 'rtaa_publish_latency_seconds',
+      help: 'From a frame\'s receipt to Redis acknowledging its PUBLISH',
+      buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers
+    }),
+    framesDropped: new Counter({ name: 'rtaa_frames_dropped_total', help: 'Audio frames not published, by reason', labelNames: [...call, 'reason'], registers }),
+    inputErrors: new Counter({ name: 'rtaa_input_errors_total', help: 'Connections closed for bad input (validation, decoding, order), by reason', labelNames: ['vendor', 'reason'], registers }),
+    authFailures: new Counter({ name: 'rtaa_auth_failures_total', help: 'Upgrades refused by authentication, by method and reason', labelNames: ['method', 'reason'], registers }),
+    upgradesRefused: new Counter({ name: 'rtaa_upgrades_refused_total', help: 'Upgrades refused by admission control or shutdown, by reason', labelNames: ['reason'], registers }),
+    sequenceGaps: new Counter({ name: 'rtaa_sequence_gaps_total', help: 'Vendor chunks missing from the sequence', labelNames: call, registers }),
+    sequenceDuplicates: new Counter({ name: 'rtaa_sequence_duplicates_total', help: 'Vendor chunks received twice', labelNames: call, registers }),
+    sequenceReorders: new Counter({ name: 'rtaa_sequence_reorders_total', help: 'Vendor chunks received after a later one', labelNames: call, registers }),
+    playbackFramesOut: new Counter({ name: 'rtaa_playback_frames_out_total', help: 'Playback media messages sent to vendors', labelNames: ['vendor'], registers }),
+    playbackMarksOut: new Counter({ name: 'rtaa_playback_marks_out_total', help: 'Playback marks sent to vendors', labelNames: ['vendor'], registers }),
+    playbackDropped: new Counter({ name: 'rtaa_playback_dropped_total', help: 'Playback messages dropped, by reason', labelNames: ['reason'], registers }),
+    redisConnected: new Gauge({ name: 'rtaa_redis_connected', help: '1 while the publisher\'s Redis connection is ready, else 0', registers }),
+    redisBufferBytes: new Gauge({ name: 'rtaa_redis_buffer_bytes', help: 'Bytes held for Redis while it is unreachable', registers })
+  }
+}
+
+export type Metrics = ReturnType<typeof createMetrics>
