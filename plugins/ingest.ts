@@ -26,7 +26,7 @@ export default fp(async (fastify) => {
   fastify.decorate('vendors', [])
   fastify.decorateRequest('candidates', null)
   addIngestRoute(fastify, SHARED_INGEST_PATH, () => fastify.vendors)
-}, { name: 'ingest', fastify: '5.x', dependencies: ['auth', 'calls', 'metrics', 'playback', 'publisher', 'websocket'] })
+}, { name: 'ingest', fastify: '5.x', dependencies: ['auth', 'calls', 'connections', 'metrics', 'playback', 'publisher', 'websocket'] })
 
 /** A vendor as a Fastify plugin: its own route, a place in detection on /v1/ingest, and any auth method it brings. */
 export const vendorPlugin = fp<{ adapter: VendorAdapter }>(async (fastify, { adapter }) => {
@@ -36,11 +36,12 @@ export const vendorPlugin = fp<{ adapter: VendorAdapter }>(async (fastify, { ada
 }, { fastify: '5.x', dependencies: ['ingest'] })
 
 function addIngestRoute (fastify: FastifyInstance, path: string, vendors: () => VendorAdapter[]): void {
-  const { publisher, calls, playback, metrics } = fastify
+  const { publisher, calls, playback, metrics, connections } = fastify
 
   fastify.get(path, {
     websocket: true,
-    onRequest: fastify.auth.authenticate(() => [...new Set(vendors().flatMap((adapter) => adapter.auth))]),
+    // Admission first: a refused upgrade costs no credential check.
+    onRequest: [connections.admit, fastify.auth.authenticate(() => [...new Set(vendors().flatMap((adapter) => adapter.auth))])],
     // The vendors the principal's method admits each check the upgrade; any refusal is a 400 before the upgrade.
     async preValidation (request, reply) {
       const principal = request.principal
@@ -76,6 +77,7 @@ function addIngestRoute (fastify: FastifyInstance, path: string, vendors: () => 
     // ws has already started closing with the fitting code; the session logs the call and the reason.
     socket.on('error', (err: Error & { code?: string }) => session.reject(new ProtocolError(wsErrorCloseCode(err.code), err.message)))
     socket.on('close', (code) => session.closed(code))
+    connections.track(socket, session)
   })
 }
 

@@ -3,6 +3,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import authPlugin from '../plugins/auth.js'
 import callsPlugin from '../plugins/calls.js'
+import connectionsPlugin from '../plugins/connections.js'
 import ingestPlugin, { vendorPlugin } from '../plugins/ingest.js'
 import metricsPlugin from '../plugins/metrics.js'
 import playbackPlugin from '../plugins/playback.js'
@@ -48,6 +49,7 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
   await app.register(playbackPlugin)
   await app.register(websocketPlugin)
   await app.register(authPlugin)
+  await app.register(connectionsPlugin)
 
   await app.register(healthRoutes)
   await app.register(metricsRoutes)

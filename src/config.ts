@@ -34,6 +34,17 @@ export const ConfigSchema = Type.Object({
   /** Comma-separated key:token pairs, checked by parseCredentials after the schema. */
   BASIC_AUTH_CREDENTIALS: Type.String({ default: '' }),
 
+  /** Server pings each connection this often, and drops one whose pong is WS_PONG_TIMEOUT_MS late. */
+  WS_PING_INTERVAL_MS: Type.Integer({ minimum: 50, maximum: 600_000, default: 30_000 }),
+  WS_PONG_TIMEOUT_MS: Type.Integer({ minimum: 50, maximum: 600_000, default: 10_000 }),
+  /** A connection that sends nothing for this long is closed, and its call ends with reason idle. */
+  IDLE_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 3_600_000, default: 60_000 }),
+  /** On SIGTERM, live calls may go on this long before they are closed with 1001. */
+  DRAIN_TIMEOUT_MS: Type.Integer({ minimum: 0, maximum: 7_200_000, default: 600_000 }),
+  /** Admission control: connections beyond this, or while the event loop lags past the limit, get 503. */
+  MAX_CONCURRENT_CALLS: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 500 }),
+  EVENT_LOOP_DELAY_LIMIT_MS: Type.Integer({ minimum: 10, maximum: 60_000, default: 200 }),
+
   /** Adds a tenant label to call metrics; only for a bounded number of tenants. */
   METRICS_TENANT_LABEL: Type.Boolean({ default: false }),
 

@@ -16,10 +16,14 @@ const app = await buildApp(config).catch((err: unknown) => {
   process.exit(err instanceof ConfigError ? 78 : 1)
 })
 
-closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
-  if (err !== undefined) app.log.error({ err }, 'shutting down after an error')
-  else app.log.info({ signal }, 'shutting down')
-  app.shuttingDown = true
+// The grace period covers the drain and then the close; past it close-with-grace exits non-zero.
+closeWithGrace({ delay: config.DRAIN_TIMEOUT_MS + 15_000 }, async ({ signal, err }) => {
+  if (err !== undefined) {
+    app.log.error({ err }, 'shutting down after an error')
+  } else {
+    app.log.info({ signal, drain_timeout_ms: config.DRAIN_TIMEOUT_MS }, 'shutting down: draining live calls')
+    await app.connections.drain(config.DRAIN_TIMEOUT_MS)
+  }
   await app.close()
 })
 

@@ -56,7 +56,7 @@ t.test('the server reads .env.local over .env, logs to LOG_FILE, and on SIGTERM 
   writeFileSync(join(dir, '.env'), `SUPPORT_EXOTEL=false\nREDIS_PREFIX=from-dotenv:\nPORT=${port}\n`)
   writeFileSync(join(dir, '.env.local'), 'SUPPORT_EXOTEL=true\nREDIS_PREFIX=from-local:\n')
   const logFile = join(dir, 'logs', 'gateway.log')
-  const server = runServer(dir, { REDIS_URL: redis.url, HOST: '127.0.0.1', LOG_FILE: logFile })
+  const server = runServer(dir, { REDIS_URL: redis.url, HOST: '127.0.0.1', LOG_FILE: logFile, DRAIN_TIMEOUT_MS: '0' })
   t.teardown(() => server.child.kill('SIGKILL'))
   await server.lines.waitFor((line) => line.msg === 'redis connected', 'redis connected', 30_000)
   await server.lines.waitFor((line) => String(line.msg).startsWith('Server listening'), 'listening', 30_000)
@@ -76,7 +76,7 @@ t.test('the server reads .env.local over .env, logs to LOG_FILE, and on SIGTERM 
   const exotelLines = readFileSync(logFile, 'utf8').split('\n').filter((line) => line.includes('exotel'))
   t.ok(exotelLines.some((line) => line.includes('"call started"')), 'grep exotel finds the call start')
   t.match(fileLines.find((line) => line.msg === 'call ended'), { interaction_id: 'CAserver', vendor: 'exotel', reason: 'shutdown', frames: 1 })
-  t.match(fileLines.find((line) => line.msg === 'shutting down'), { signal: 'SIGTERM' })
+  t.match(fileLines.find((line) => line.msg === 'shutting down: draining live calls'), { signal: 'SIGTERM', drain_timeout_ms: 0 })
 })
 
 t.test('with TLS_CERT_FILE and TLS_KEY_FILE the gateway serves wss and https', async (t) => {

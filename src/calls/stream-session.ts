@@ -110,6 +110,12 @@ export class StreamSession {
     this.#options.transport.close(err.closeCode, reason)
   }
 
+  /** Ends the connection's call for a reason of the gateway's own (idle, keepalive_timeout); the caller closes the socket. */
+  end (reason: string): void {
+    this.#log.info({ reason }, 'ending connection')
+    this.#end(reason)
+  }
+
   /** The socket has closed, whoever closed it. */
   closed (code: number): void {
     if (this.#state === 'awaiting-start') this.#log.info({ close_code: code }, 'connection closed before start')
