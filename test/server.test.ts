@@ -7,7 +7,7 @@ import t from 'tap'
 import { TestRedis, freePort } from './helpers/redis-server.js'
 import { startListenedGateway } from './helpers/gateway.js'
 import { Subscriber } from './helpers/subscriber.js'
-import { ProviderClient, exotelStrings, pcmFrame } from './helpers/exotel.js'
+import { ProviderClient, exotelStrings, pcmFrame, refusedUpgrade } from './helpers/exotel.js'
 import { Collected } from './helpers/waiter.js'
 
 const redis = await TestRedis.start()
@@ -77,6 +77,42 @@ t.test('the server reads .env.local over .env, logs to LOG_FILE, and on SIGTERM 
   t.ok(exotelLines.some((line) => line.includes('"call started"')), 'grep exotel finds the call start')
   t.match(fileLines.find((line) => line.msg === 'call ended'), { interaction_id: 'CAserver', vendor: 'exotel', reason: 'shutdown', frames: 1 })
   t.match(fileLines.find((line) => line.msg === 'shutting down: draining live calls'), { signal: 'SIGTERM', drain_timeout_ms: 0 })
+})
+
+t.test('SIGTERM drains: /ready fails, new calls are refused, live calls finish; one that outlives DRAIN_TIMEOUT_MS gets 1001', async (t) => {
+  const port = await freePort()
+  const server = runServer(t.testdir(), { REDIS_URL: redis.url, HOST: '127.0.0.1', PORT: String(port), REDIS_PREFIX: 'drain:', DRAIN_TIMEOUT_MS: '1500' })
+  t.teardown(() => server.child.kill('SIGKILL'))
+  await server.lines.waitFor((line) => line.msg === 'redis connected', 'redis connected', 30_000)
+  await server.lines.waitFor((line) => String(line.msg).startsWith('Server listening'), 'listening', 30_000)
+  const subscriber = await Subscriber.start(t, redis.url, 'drain:')
+  const url = `ws://127.0.0.1:${port}/v1/ingest?sample-rate=8000`
+  const finishing = await ProviderClient.connect(url)
+  finishing.send(exotelStrings.start('CAfinishes'))
+  const lingering = await ProviderClient.connect(url)
+  lingering.send(exotelStrings.start('CAlingers'))
+  await subscriber.waitForEvent('call.start', 'CAlingers')
+  await subscriber.waitForEvent('call.start', 'CAfinishes')
+
+  server.child.kill('SIGTERM')
+  await server.lines.waitFor((line) => line.msg === 'draining live calls', 'drain started')
+  const ready = await fetch(`http://127.0.0.1:${port}/ready`)
+  t.equal(ready.status, 503, '/ready fails at once')
+  t.same(await ready.json(), { status: 'not_ready', reasons: ['shutting_down'] })
+  const refused = await refusedUpgrade(url)
+  t.equal(refused.status, 503, 'a new call is refused')
+  t.equal(refused.headers['retry-after'], '5')
+
+  // A live call goes on during the drain, and ends as it would have.
+  finishing.send(exotelStrings.media('MZCAfinishes', 2, 1, 0, pcmFrame(320, 1)))
+  finishing.send(exotelStrings.stop('CAfinishes', 'MZCAfinishes', 3))
+  t.equal((await finishing.closed).code, 1000)
+  t.match(await subscriber.waitForEvent('call.stop', 'CAfinishes'), { reason: 'callended', frames: 1 })
+
+  t.same(await lingering.closed, { code: 1001, reason: 'server shutting down' }, 'the call that outlives the drain gets 1001')
+  t.match(await subscriber.waitForEvent('call.stop', 'CAlingers'), { reason: 'shutdown' })
+  t.equal(await server.exited, 0)
+  t.ok(server.lines.items.some((line) => line.msg === 'drain timeout: closing the calls still live'))
 })
 
 t.test('with TLS_CERT_FILE and TLS_KEY_FILE the gateway serves wss and https', async (t) => {
