@@ -13,7 +13,7 @@ import healthRoutes from '../routes/health.js'
 import metricsRoutes from '../routes/metrics.js'
 import { parseCidrList } from './auth/ip-allowlist.js'
 import { ConfigError, type Config } from './config.js'
-import { createLogger } from './logger.js'
+import { createLogger, redactUrl } from './logger.js'
 import { builtInVendors } from './vendors/built-in-vendors.js'
 
 declare module 'fastify' {
@@ -50,6 +50,12 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
   await app.register(websocketPlugin)
   await app.register(authPlugin)
   await app.register(connectionsPlugin)
+
+  // Fastify's own 404 echoes the URL into the log line and the body; a token in the query must reach neither.
+  app.setNotFoundHandler((request, reply) => {
+    request.log.info({ method: request.method, url: redactUrl(request.url) }, 'route not found')
+    return reply.code(404).send({ statusCode: 404, error: 'Not Found', message: 'no such route' })
+  })
 
   await app.register(healthRoutes)
   await app.register(metricsRoutes)

@@ -127,6 +127,18 @@ t.test('behind a trusted proxy, the client is the X-Forwarded-For hop', async (t
   t.match(authFailures(gateway).at(-1), { ip: '127.0.0.3' })
 })
 
+t.test('a token in the query of an unknown route reaches neither the log nor the answer', async (t) => {
+  const gateway = await startGateway(t, redis.url)
+  for (const path of ['/v1/ingest/natve', '/v1/ingest/native']) {
+    const response = await fetch(`${gateway.url}${path}?access_token=SECRET-JWT-1&sample-rate=8000`, { method: 'POST' })
+    t.equal(response.status, 404)
+    t.notMatch(await response.text(), 'SECRET-JWT-1')
+  }
+  const logged = JSON.stringify(gateway.logs.items)
+  t.notMatch(logged, 'SECRET-JWT-1')
+  t.match(gateway.logs.items.findLast((line) => line.msg === 'route not found'), { url: '/v1/ingest/native?access_token=%5Bredacted%5D&sample-rate=8000' })
+})
+
 t.test('probes need no credentials', async (t) => {
   const gateway = await startGateway(t, redis.url, { AUTH_IP_ALLOWLIST: '' })
   const response = await fetch(`${gateway.url}/health`)

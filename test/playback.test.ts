@@ -206,6 +206,7 @@ t.test('malformed playback messages are dropped, logged and counted; the call go
     [Buffer.from([0, 0]), 'bad_envelope'],
     [Buffer.from([0, 0, 0, 99, 1, 2]), 'bad_envelope'],
     [badHeader('{"sample_rate":4000}'), 'bad_sample_rate'],
+    [badHeader('{"sample_rate":47999}'), 'bad_sample_rate'],
     [badHeader('{"encoding":"mulaw","sample_rate":8000}'), 'bad_encoding'],
     [badHeader('not json'), 'bad_json'],
     [Buffer.concat([badHeader('{"sample_rate":8000}'), Buffer.from([1])]), 'odd_length']
@@ -259,4 +260,25 @@ t.test('a call subscribes its playback channel while it is live, on the shared c
   await gateway.logs.waitFor((line) => line.msg === 'call ended')
   for (let tries = 0; (await channels()).length > 0 && tries < 100; tries++) await new Promise((resolve) => setTimeout(resolve, 10))
   t.same(await channels(), [], 'and unsubscribes when it ends')
+})
+
+t.test('a lead shorter than one chunk still plays: a chunk goes whenever the vendor has nothing left', async (t) => {
+  const { gateway, subscriber } = await startListenedGateway(t, redis.url, { PLAYBACK_LEAD_MS: '100' })
+  const { client, received, channel } = await voicebotCall(t, gateway, subscriber, 'CAshortlead', 8000)
+  const bot = await worker(t)
+  await bot.audio(channel, 8000, Buffer.alloc(3200 * 3, 5)) // three 200 ms chunks at 8 kHz
+  await bot.command(channel, { type: 'hangup' })
+  t.same(await client.closed, { code: 1000, reason: 'hangup' })
+  t.equal(received.items.filter(({ message }) => message.event === 'media').length, 3)
+})
+
+t.test('a 24 kHz utterance into an 8 kHz call is resampled as it is sent, to the exact length', async (t) => {
+  const { gateway, subscriber } = await startListenedGateway(t, redis.url)
+  const { received, channel } = await voicebotCall(t, gateway, subscriber, 'CAresample', 8000)
+  const bot = await worker(t)
+  await bot.audio(channel, 24000, pcmFrame(48_000 * 2, 9)) // 2 s at 24 kHz
+  await bot.command(channel, { type: 'mark', name: 'end' })
+  await received.waitFor(({ message }) => message.event === 'mark', 'the mark')
+  const bytes = received.items.filter(({ message }) => message.event === 'media').map(payloadOf).reduce((sum, chunk) => sum + chunk.length, 0)
+  t.equal(bytes, 32_000, '2 s at 8 kHz: ten 3,200-byte chunks, nothing lost to the filter, nothing padded')
 })

@@ -17,8 +17,8 @@ export class PlaybackMessageError extends Error {
 }
 
 const OPEN_BRACE = 0x7b
-export const MIN_PLAYBACK_RATE = 8000
-export const MAX_PLAYBACK_RATE = 48000
+/** The rates a worker may send; each has its resampling filter designed once, so an odd rate cannot stall the process. */
+export const PLAYBACK_SAMPLE_RATES = [8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000]
 
 /**
  * A JSON command starts with `{`; anything else is the audio envelope, which starts with a 4-byte big-endian header
@@ -51,8 +51,8 @@ function parseAudio (message: Buffer): PlaybackMessage {
   if (headerEnd > message.length) throw new PlaybackMessageError('bad_envelope', 'audio header length runs past the message')
   const header = parseJson(message.toString('utf8', 4, headerEnd), 'audio header')
   const sampleRate = header.sample_rate
-  if (typeof sampleRate !== 'number' || !Number.isInteger(sampleRate) || sampleRate < MIN_PLAYBACK_RATE || sampleRate > MAX_PLAYBACK_RATE) {
-    throw new PlaybackMessageError('bad_sample_rate', `sample_rate must be an integer from ${MIN_PLAYBACK_RATE} to ${MAX_PLAYBACK_RATE}`)
+  if (typeof sampleRate !== 'number' || !PLAYBACK_SAMPLE_RATES.includes(sampleRate)) {
+    throw new PlaybackMessageError('bad_sample_rate', `sample_rate must be one of ${PLAYBACK_SAMPLE_RATES.join(', ')}`)
   }
   if (header.encoding !== undefined && header.encoding !== 'pcm_s16le') throw new PlaybackMessageError('bad_encoding', 'encoding must be pcm_s16le')
   if (header.channels !== undefined && header.channels !== 1) throw new PlaybackMessageError('bad_channels', 'channels must be 1')

@@ -25,10 +25,12 @@ export interface PlaybackOptions {
   log: Log
 }
 
-type Item = { kind: 'audio', pcm: Buffer } | { kind: 'mark', name: string } | { kind: 'hangup' }
+type Item = { kind: 'audio', pcm: Buffer, rate: number } | { kind: 'mark', name: string } | { kind: 'hangup' }
 
 /** Audio that has stopped growing for this long is sent even if it is shorter than a chunk (padded). */
 const PARTIAL_FLUSH_MS = 100
+/** Audio is resampled this much at a time, as it is about to be sent, so no message stalls the event loop. */
+const RESAMPLE_SLICE_MS = 200
 
 /**
  * One call's outbound audio: queued in order with its marks, cut by the vendor's chunk rules, and paced so that
@@ -39,9 +41,13 @@ export class Playback {
   readonly #rate: number
   readonly #bytesPerMs: number
   readonly #chunkBytes: number
-  readonly #maxBufferBytes: number
+  /** Audio, marks and hang-ups as workers sent them; audio still at its own rate. */
   #queue: Item[] = []
-  #queuedBytes = 0
+  /** Audio already at the vendor's rate, ahead of everything in #queue. */
+  #ready: Buffer[] = []
+  #readyBytes = 0
+  /** Audio waiting in the gateway, ready or not, for the PLAYBACK_MAX_BUFFER_MS bound. */
+  #queuedMs = 0
   #resampler: Resampler | null = null
   /** When (performance.now()) the vendor will have played everything sent so far. */
   #playedBy = 0
@@ -59,7 +65,6 @@ export class Playback {
     this.#bytesPerMs = pcmBytesPerMs(this.#rate)
     const { ms, multipleOf, minBytes, maxBytes } = options.encoder.chunks
     this.#chunkBytes = Math.min(maxBytes, Math.max(minBytes, roundUp(ms * this.#bytesPerMs, multipleOf)))
-    this.#maxBufferBytes = options.maxBufferMs * this.#bytesPerMs
   }
 
   /** One message from the call's playback channel. Malformed ones are dropped, logged and counted. */
@@ -81,9 +86,7 @@ export class Playback {
     }
   }
 
-  /**
-   * The vendor echoed a mark: false when it was already reported as cleared, so it is not published twice.
-   */
+  /** The vendor echoed a mark: false when it was already reported as cleared, so it is not published twice. */
   markPlayed (name: string): boolean {
     const index = this.#sentMarks.indexOf(name)
     if (index !== -1) this.#sentMarks.splice(index, 1)
@@ -95,54 +98,87 @@ export class Playback {
     if (this.#stopped) return
     this.#stopped = true
     if (this.#timer !== null) clearTimeout(this.#timer)
-    if (this.#queuedBytes > 0) {
+    if (this.#queuedMs > 0) {
       this.#drop('call_ended')
-      this.#options.log.info({ dropped_ms: Math.round(this.#queuedBytes / this.#bytesPerMs) }, 'call ended with playback queued')
+      this.#options.log.info({ dropped_ms: Math.round(this.#queuedMs) }, 'call ended with playback queued')
     }
-    this.#queue = []
-    this.#queuedBytes = 0
+    this.#dropAudio()
   }
 
-  #enqueueAudio (sampleRate: number, pcm: Buffer): void {
-    const bytes = Math.ceil((pcm.length * this.#rate) / sampleRate)
-    if (this.#queuedBytes + bytes > this.#maxBufferBytes) {
-      this.#options.log.warn({ queued_ms: Math.round(this.#queuedBytes / this.#bytesPerMs), max_ms: this.#options.maxBufferMs },
-        'playback audio refused: queue full')
+  #enqueueAudio (rate: number, pcm: Buffer): void {
+    const ms = pcm.length / pcmBytesPerMs(rate)
+    if (this.#queuedMs + ms > this.#options.maxBufferMs) {
+      this.#options.log.warn({ queued_ms: Math.round(this.#queuedMs), max_ms: this.#options.maxBufferMs }, 'playback audio refused: queue full')
       this.#drop('buffer_full')
       return
     }
-    if (this.#resampler !== null && this.#resampler.inRate !== sampleRate) this.#flushResampler()
-    if (sampleRate !== this.#rate && this.#resampler === null) this.#resampler = new Resampler(sampleRate, this.#rate)
-    this.#pushAudio(this.#resampler === null ? pcm : this.#resampler.process(pcm))
+    if (pcm.length === 0) return
+    this.#queue.push({ kind: 'audio', pcm, rate })
+    this.#queuedMs += ms
     this.#lastAudioAt = performance.now()
     this.#pump()
   }
 
   #enqueue (item: Item): void {
-    this.#flushResampler()
     this.#queue.push(item)
     this.#pump()
   }
 
-  #pushAudio (pcm: Buffer): void {
-    if (pcm.length === 0) return
-    this.#queue.push({ kind: 'audio', pcm })
-    this.#queuedBytes += pcm.length
+  /**
+   * Brings audio from the head of the queue to the vendor's rate until `bytes` are ready or a mark or hang-up is
+   * next. An utterance's end (a mark, a hang-up, another rate) flushes the resampler's tail before it.
+   */
+  #fill (bytes: number): void {
+    while (this.#readyBytes < bytes) {
+      const head = this.#queue[0]
+      if (head === undefined || head.kind !== 'audio') return
+      if (head.rate === this.#rate && this.#resampler === null) {
+        this.#queue.shift()
+        this.#queuedMs -= head.pcm.length / this.#bytesPerMs
+        this.#pushReady(head.pcm)
+        continue
+      }
+      if (this.#resampler !== null && this.#resampler.inRate !== head.rate) {
+        this.#flushResampler()
+        continue
+      }
+      this.#resampler ??= new Resampler(head.rate, this.#rate)
+      const sliceBytes = Math.min(head.pcm.length, roundUp(RESAMPLE_SLICE_MS * pcmBytesPerMs(head.rate), 2))
+      const slice = head.pcm.subarray(0, sliceBytes)
+      head.pcm = head.pcm.subarray(sliceBytes)
+      if (head.pcm.length === 0) this.#queue.shift()
+      this.#queuedMs -= slice.length / pcmBytesPerMs(head.rate)
+      this.#pushReady(this.#resampler.process(slice))
+      const next = this.#queue[0]
+      if (next !== undefined && (next.kind !== 'audio' || next.rate !== head.rate)) this.#flushResampler()
+    }
   }
 
-  /** The end of an utterance: the resampler's tail joins the queue before whatever comes next. */
   #flushResampler (): void {
     if (this.#resampler === null) return
-    this.#pushAudio(this.#resampler.flush())
+    this.#pushReady(this.#resampler.flush())
+    this.#resampler = null
+  }
+
+  #pushReady (pcm: Buffer): void {
+    if (pcm.length === 0) return
+    this.#ready.push(pcm)
+    this.#readyBytes += pcm.length
+    this.#queuedMs += pcm.length / this.#bytesPerMs
+  }
+
+  #dropAudio (): void {
+    this.#queue = this.#queue.filter((item) => item.kind !== 'audio')
+    this.#ready = []
+    this.#readyBytes = 0
+    this.#queuedMs = 0
     this.#resampler = null
   }
 
   #clear (): void {
-    this.#resampler = null
     const queuedMarks = this.#queue.flatMap((item) => (item.kind === 'mark' ? [item.name] : []))
-    const hangup = this.#queue.some((item) => item.kind === 'hangup')
-    this.#queue = hangup ? [{ kind: 'hangup' }] : []
-    this.#queuedBytes = 0
+    this.#dropAudio()
+    this.#queue = this.#queue.filter((item) => item.kind === 'hangup')
     this.#options.send(this.#options.encoder.clear(this.#options.streamId))
     this.#playedBy = performance.now()
     for (const name of [...this.#sentMarks, ...queuedMarks]) {
@@ -161,66 +197,69 @@ export class Playback {
     }
     const { encoder, streamId, send, metrics, vendor, leadMs } = this.#options
     while (!this.#stopped) {
-      const head = this.#queue[0]
-      if (head === undefined) return
+      this.#fill(this.#chunkBytes)
       const now = performance.now()
-      if (head.kind === 'mark') {
-        this.#queue.shift()
-        send(encoder.mark(streamId, head.name))
-        this.#sentMarks.push(head.name)
-        metrics.playbackMarksOut.inc({ vendor })
+      if (this.#readyBytes === 0) {
+        const head = this.#queue[0]
+        if (head === undefined) {
+          if (this.#resampler === null) return
+          // The last audio was resampled; its tail goes out once no more has come for a moment.
+          const idle = now - this.#lastAudioAt
+          if (idle < PARTIAL_FLUSH_MS) return this.#wake(PARTIAL_FLUSH_MS - idle)
+          this.#flushResampler()
+          continue
+        }
+        if (head.kind === 'mark') {
+          this.#queue.shift()
+          send(encoder.mark(streamId, head.name))
+          this.#sentMarks.push(head.name)
+          metrics.playbackMarksOut.inc({ vendor })
+          continue
+        }
+        if (head.kind === 'hangup') {
+          // Hang up once the vendor has played what was sent, so the caller hears the goodbye.
+          if (this.#playedBy > now) return this.#wake(this.#playedBy - now)
+          this.#options.hangup()
+          return
+        }
         continue
       }
-      if (head.kind === 'hangup') {
-        // Hang up once the vendor has played what was sent, so the caller hears the goodbye.
-        if (this.#playedBy > now) return this.#wake(this.#playedBy - now)
-        this.#options.hangup()
-        return
-      }
-      const { bytes, endsUtterance } = this.#audioRun()
-      let size = Math.min(bytes, this.#chunkBytes)
+      let size = Math.min(this.#readyBytes, this.#chunkBytes)
+      const endsUtterance = this.#queue.length > 0
       if (size < this.#chunkBytes && !endsUtterance) {
         const idle = now - this.#lastAudioAt
         if (idle < PARTIAL_FLUSH_MS) return this.#wake(PARTIAL_FLUSH_MS - idle)
         this.#flushResampler()
-        size = Math.min(this.#audioRun().bytes, this.#chunkBytes)
+        size = Math.min(this.#readyBytes, this.#chunkBytes)
       }
       const paddedBytes = this.#padded(size)
       const durationMs = paddedBytes / this.#bytesPerMs
       const startsAt = Math.max(this.#playedBy, now)
-      if (startsAt + durationMs - now > leadMs) return this.#wake(startsAt + durationMs - leadMs - now)
+      // When the vendor has nothing left to play, a chunk goes at once even if it is longer than the lead.
+      if (startsAt > now && startsAt + durationMs - now > leadMs) return this.#wake(startsAt + durationMs - leadMs - now)
       send(encoder.media(streamId, this.#pad(this.#take(size), paddedBytes)))
       this.#playedBy = startsAt + durationMs
       metrics.playbackFramesOut.inc({ vendor })
     }
   }
 
-  /** The audio bytes at the head of the queue, and whether a mark or hang-up (an utterance's end) follows them. */
-  #audioRun (): { bytes: number, endsUtterance: boolean } {
-    let bytes = 0
-    for (const item of this.#queue) {
-      if (item.kind !== 'audio') return { bytes, endsUtterance: true }
-      bytes += item.pcm.length
-    }
-    return { bytes, endsUtterance: false }
-  }
-
   #take (size: number): Buffer {
     const parts: Buffer[] = []
     let needed = size
     while (needed > 0) {
-      const head = this.#queue[0] as { kind: 'audio', pcm: Buffer }
-      if (head.pcm.length <= needed) {
-        parts.push(head.pcm)
-        needed -= head.pcm.length
-        this.#queue.shift()
+      const head = this.#ready[0]
+      if (head.length <= needed) {
+        parts.push(head)
+        needed -= head.length
+        this.#ready.shift()
       } else {
-        parts.push(head.pcm.subarray(0, needed))
-        head.pcm = head.pcm.subarray(needed)
+        parts.push(head.subarray(0, needed))
+        this.#ready[0] = head.subarray(needed)
         needed = 0
       }
     }
-    this.#queuedBytes -= size
+    this.#readyBytes -= size
+    this.#queuedMs -= size / this.#bytesPerMs
     return parts.length === 1 ? parts[0] : Buffer.concat(parts)
   }
 
