@@ -15,6 +15,8 @@ export const ConfigSchema = Type.Object({
 
   REDIS_URL: Type.String({ pattern: '^rediss?://', default: 'redis://127.0.0.1:6379' }),
   REDIS_PREFIX: Type.String({ pattern: '^[^\\s*?\\[\\]]*$', default: 'rtaa:' }),
+  /** Frames and events wait in memory up to this while Redis is away or stalled; past it the oldest frames go. */
+  REDIS_BUFFER_MAX_BYTES: Type.Integer({ minimum: 1024, maximum: 4 * 1024 * 1024 * 1024, default: 64 * 1024 * 1024 }),
 
   SUPPORT_EXOTEL: Type.Boolean({ default: true }),
   EXOTEL_DEFAULT_SAMPLE_RATE: { ...SampleRate, default: 8000 },

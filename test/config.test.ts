@@ -9,6 +9,7 @@ t.test('defaults: loopback-only allowlist, no Basic credentials, Exotel on', asy
     HOST: '0.0.0.0',
     REDIS_URL: 'redis://127.0.0.1:6379',
     REDIS_PREFIX: 'rtaa:',
+    REDIS_BUFFER_MAX_BYTES: 67108864,
     SUPPORT_EXOTEL: true,
     EXOTEL_DEFAULT_SAMPLE_RATE: 8000,
     SUPPORT_TWILIO: true,

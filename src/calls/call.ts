@@ -2,9 +2,9 @@ import { performance } from 'node:perf_hooks'
 import type { Log } from '../logger.js'
 import type { Metrics } from '../metrics.js'
 import type { Playback } from '../playback/playback.js'
-import type { Publisher } from '../publisher/publisher.js'
+import { PublishDropped, type Publisher } from '../publisher/publisher.js'
 import type { AudioFrameHeader } from '../redis/audio-frame.js'
-import type { CallEvent } from './call-events.js'
+import type { CallEvent, CallStopEvent } from './call-events.js'
 
 /** What a vendor's start message tells about a call, normalized. */
 export interface CallInfo {
@@ -35,6 +35,7 @@ function callCounters (metrics: Metrics, info: CallInfo) {
     bytesIn: metrics.bytesIn.labels(labels),
     framesPublished: metrics.framesPublished.labels(labels),
     publishFailed: metrics.framesDropped.labels({ ...labels, reason: 'publish_failed' }),
+    bufferFull: metrics.framesDropped.labels({ ...labels, reason: 'redis_buffer_full' }),
     afterEnd: metrics.framesDropped.labels({ ...labels, reason: 'after_end' }),
     gaps: metrics.sequenceGaps.labels(labels),
     duplicates: metrics.sequenceDuplicates.labels(labels),
@@ -76,6 +77,8 @@ export class Call {
   readonly #counters: ReturnType<typeof callCounters>
   readonly #bytesPerMs: number
   readonly #onPublishFailed: (err: Error) => void
+  /** call.stop while it waits to be sent: frames lost meanwhile still show in it. */
+  #stopEvent: CallStopEvent | null = null
   #lastChunk: number | null = null
   readonly #missingChunks = new Set<number>()
 
@@ -88,8 +91,10 @@ export class Call {
     this.log = log.child({ interaction_id: info.interactionId, tenant_id: info.tenantId, vendor: info.vendor })
     this.#bytesPerMs = (info.sampleRate * 2) / 1000
     this.#onPublishFailed = (err) => {
-      this.#counters.publishFailed.inc()
+      if (err instanceof PublishDropped && err.reason === 'redis_buffer_full') this.#counters.bufferFull.inc()
+      else this.#counters.publishFailed.inc()
       if (this.framesLost++ === 0) this.log.warn({ err }, 'audio frame not published to redis')
+      if (this.#stopEvent !== null) this.#stopEvent.frames_lost = this.framesLost
     }
   }
 
@@ -193,7 +198,7 @@ export class Call {
     if (this.ended) return
     this.endReason = reason
     this.playback?.stop()
-    this.#publishEvent({
+    this.#stopEvent = {
       type: 'call.stop',
       ...this.#identity(),
       reason,
@@ -204,7 +209,8 @@ export class Call {
       gaps: this.gaps,
       duplicates: this.duplicates,
       reordered: this.reordered
-    })
+    }
+    this.#publishEvent(this.#stopEvent)
     this.#metrics.callsActive.dec(this.#counters.labels)
     this.#metrics.callsEnded.inc({ ...this.#counters.labels, reason: this.#metrics.endReason(reason) })
     this.log.info(this.#summary(), 'call ended')

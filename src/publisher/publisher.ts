@@ -14,3 +14,14 @@ export interface Publisher {
   readonly connected: boolean
   close (): Promise<void>
 }
+
+/** A publish the publisher gave up on by policy (its outage buffer overflowed, or it shut down with Redis away). */
+export class PublishDropped extends Error {
+  override name = 'PublishDropped'
+  readonly reason: string
+
+  constructor (reason: string) {
+    super(`publish dropped: ${reason}`)
+    this.reason = reason
+  }
+}

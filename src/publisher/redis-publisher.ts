@@ -1,36 +1,72 @@
-import type { Log } from '../logger.js'
 import { Redis } from 'ioredis'
 import type { CallEvent } from '../calls/call-events.js'
+import type { Log } from '../logger.js'
+import type { Metrics } from '../metrics.js'
 import { encodeAudioFrame, type AudioFrameHeader } from '../redis/audio-frame.js'
 import { audioChannel, callsChannel } from '../redis/channels.js'
-import type { Publisher } from './publisher.js'
+import { PublishDropped, type Publisher } from './publisher.js'
 
 export interface RedisPublisherOptions {
   url: string
   prefix: string
   log: Log
+  metrics: Metrics
+  /** What may wait for Redis, buffered or unacknowledged, before the oldest frames are dropped. */
+  bufferMaxBytes: number
   /** How long close() waits for QUIT before it drops the connection. */
   quitTimeoutMs?: number
 }
 
-/** PUBLISH-based publisher on one ioredis connection of its own, auto-pipelined. */
+interface Pending {
+  /** Publish order: a publish that fails in flight goes back into the buffer at its place. */
+  id: number
+  channel: string
+  /** Events stay objects until sent, so a call.stop still waiting can learn of frames lost after it was queued. */
+  payload: Buffer | CallEvent
+  bytes: number
+  resolve: () => void
+  reject: (err: Error) => void
+}
+
+/**
+ * PUBLISH-based publisher on one ioredis connection of its own, auto-pipelined. ioredis's offline queue is
+ * unbounded, so it is off: while Redis is away, or too slow to answer, publishes wait in a buffer of
+ * REDIS_BUFFER_MAX_BYTES, in order, and go out in that order on reconnect. Past the bound the oldest frames are
+ * dropped (their promises reject with PublishDropped), never events.
+ */
 export class RedisPublisher implements Publisher {
   readonly #redis: Redis
   readonly #prefix: string
   readonly #callsChannel: string
   readonly #log: Log
+  readonly #metrics: Metrics
+  readonly #maxBytes: number
   readonly #quitTimeoutMs: number
+  #buffer: Pending[] = []
+  #bufferedBytes = 0
+  #inFlightBytes = 0
+  #nextId = 0
   #wasConnected = false
 
   constructor (options: RedisPublisherOptions) {
     this.#prefix = options.prefix
     this.#callsChannel = callsChannel(options.prefix)
     this.#log = options.log
+    this.#metrics = options.metrics
+    this.#maxBytes = options.bufferMaxBytes
     this.#quitTimeoutMs = options.quitTimeoutMs ?? 2000
-    this.#redis = new Redis(options.url, { enableAutoPipelining: true, connectionName: 'rtaa-ingest:publisher' })
+    this.#redis = new Redis(options.url, {
+      enableAutoPipelining: true,
+      connectionName: 'rtaa-ingest:publisher',
+      enableOfflineQueue: false,
+      // In-flight publishes fail at once when the connection drops; they come back here, not into ioredis.
+      autoResendUnfulfilledCommands: false,
+      maxRetriesPerRequest: 0
+    })
     this.#redis.on('ready', () => {
       this.#wasConnected = true
-      this.#log.info('redis connected')
+      this.#log.info({ buffered: this.#buffer.length }, 'redis connected')
+      this.#flush()
     })
     this.#redis.on('close', () => {
       if (this.#wasConnected) this.#log.warn('redis connection lost, reconnecting')
@@ -48,24 +84,97 @@ export class RedisPublisher implements Publisher {
     return audioChannel(this.#prefix, interactionId)
   }
 
-  async publishEvent (event: CallEvent): Promise<void> {
-    await this.#redis.publish(this.#callsChannel, JSON.stringify(event))
+  publishEvent (event: CallEvent): Promise<void> {
+    return this.#publish(this.#callsChannel, event, 512)
   }
 
-  async publishAudio (header: AudioFrameHeader, pcm: Buffer): Promise<void> {
-    await this.#redis.publish(audioChannel(this.#prefix, header.interaction_id), encodeAudioFrame(header, pcm))
+  publishAudio (header: AudioFrameHeader, pcm: Buffer): Promise<void> {
+    const message = encodeAudioFrame(header, pcm)
+    return this.#publish(audioChannel(this.#prefix, header.interaction_id), message, message.length)
   }
 
   async close (): Promise<void> {
     if (this.#redis.status === 'end') return
     let timer: NodeJS.Timeout | undefined
     const timeout = new Promise<'timeout'>((resolve) => { timer = setTimeout(resolve, this.#quitTimeoutMs, 'timeout') })
-    // QUIT is queued behind every publish already issued, so it flushes them; a dead Redis must not hold shutdown.
+    // QUIT is queued behind every publish already sent, so it flushes them; a dead Redis must not hold shutdown.
     const outcome = await Promise.race([this.#redis.quit().catch(() => 'failed'), timeout])
     clearTimeout(timer)
     if (outcome !== 'OK') {
       this.#log.warn({ outcome }, 'redis did not acknowledge QUIT, dropping the connection')
       this.#redis.disconnect()
     }
+    if (this.#buffer.length > 0) {
+      this.#log.warn({ messages: this.#buffer.length, bytes: this.#bufferedBytes }, 'closing with publishes still waiting for redis')
+      this.#dropAll()
+    }
+  }
+
+  #publish (channel: string, payload: Buffer | CallEvent, bytes: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const pending: Pending = { id: this.#nextId++, channel, payload, bytes, resolve, reject }
+      if (this.#canSend()) this.#send(pending)
+      else this.#hold(pending)
+    })
+  }
+
+  /** Straight to Redis only when nothing older waits, so order holds. */
+  #canSend (): boolean {
+    return this.#buffer.length === 0 && this.#redis.status === 'ready' && this.#inFlightBytes < this.#maxBytes
+  }
+
+  #send (pending: Pending): void {
+    this.#inFlightBytes += pending.bytes
+    const message = Buffer.isBuffer(pending.payload) ? pending.payload : JSON.stringify(pending.payload)
+    this.#redis.publish(pending.channel, message).then(() => {
+      this.#inFlightBytes -= pending.bytes
+      pending.resolve()
+      if (this.#buffer.length > 0) this.#flush()
+    }, (err: Error) => {
+      this.#inFlightBytes -= pending.bytes
+      // Lost with the connection: back in line, at its place. A reply error from a live Redis is final.
+      if (this.#redis.status !== 'ready') this.#hold(pending)
+      else pending.reject(err)
+    })
+  }
+
+  #hold (pending: Pending): void {
+    const buffer = this.#buffer
+    let at = buffer.length
+    while (at > 0 && buffer[at - 1].id > pending.id) at--
+    buffer.splice(at, 0, pending)
+    this.#bufferedBytes += pending.bytes
+    this.#enforceBound()
+    this.#metrics.redisBufferBytes.set(this.#bufferedBytes)
+  }
+
+  /** Drops the oldest audio until what waits fits the bound again; events are small and always kept. */
+  #enforceBound (): void {
+    let index = 0
+    while (this.#bufferedBytes + this.#inFlightBytes > this.#maxBytes && index < this.#buffer.length) {
+      const pending = this.#buffer[index]
+      if (!Buffer.isBuffer(pending.payload)) {
+        index++
+        continue
+      }
+      this.#buffer.splice(index, 1)
+      this.#bufferedBytes -= pending.bytes
+      pending.reject(new PublishDropped('redis_buffer_full'))
+    }
+  }
+
+  #flush (): void {
+    while (this.#buffer.length > 0 && this.#redis.status === 'ready' && this.#inFlightBytes < this.#maxBytes) {
+      const pending = this.#buffer.shift() as Pending
+      this.#bufferedBytes -= pending.bytes
+      this.#send(pending)
+    }
+    this.#metrics.redisBufferBytes.set(this.#bufferedBytes)
+  }
+
+  #dropAll (): void {
+    for (const pending of this.#buffer.splice(0)) pending.reject(new PublishDropped('shutdown'))
+    this.#bufferedBytes = 0
+    this.#metrics.redisBufferBytes.set(0)
   }
 }
