@@ -1,9 +1,21 @@
 import type { FastifyPluginAsync } from 'fastify'
+import { createIpAllowlist, parseCidrList } from '../src/auth/ip-allowlist.js'
 
-/** Prometheus scrape endpoint; like the probes, it needs no credentials (keep it off the public listener). */
+/**
+ * Prometheus scrape endpoint. It shares the ingest port, which faces the internet, so only METRICS_ALLOWLIST
+ * (loopback and private ranges by default) may read it.
+ */
 const metricsRoutes: FastifyPluginAsync = async (fastify) => {
-  const { metrics, publisher } = fastify
-  fastify.get('/metrics', { logLevel: 'warn' }, async (_request, reply) => {
+  const { metrics, publisher, config } = fastify
+  const mayScrape = createIpAllowlist(parseCidrList(config.METRICS_ALLOWLIST))
+  fastify.get('/metrics', {
+    logLevel: 'warn',
+    async onRequest (request, reply) {
+      if (mayScrape(request.ip)) return
+      request.log.warn({ ip: request.ip }, 'metrics scrape refused: address not in METRICS_ALLOWLIST')
+      return reply.code(403).send({ statusCode: 403, error: 'Forbidden', message: 'client address is not in METRICS_ALLOWLIST' })
+    }
+  }, async (_request, reply) => {
     metrics.redisConnected.set(publisher.connected ? 1 : 0)
     return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics())
   })

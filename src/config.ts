@@ -47,6 +47,8 @@ export const ConfigSchema = Type.Object({
   MAX_CONCURRENT_CALLS: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 500 }),
   EVENT_LOOP_DELAY_LIMIT_MS: Type.Integer({ minimum: 10, maximum: 60_000, default: 200 }),
 
+  /** Who may scrape /metrics: loopback and the private ranges a cluster's Prometheus lives in, not the internet. */
+  METRICS_ALLOWLIST: Type.String({ default: '127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7' }),
   /** Adds a tenant label to call metrics; only for a bounded number of tenants. */
   METRICS_TENANT_LABEL: Type.Boolean({ default: false }),
 
@@ -91,6 +93,7 @@ export function loadConfig (options: LoadConfigOptions = {}): Config {
   }
   check('AUTH_IP_ALLOWLIST', () => parseCidrList(config.AUTH_IP_ALLOWLIST))
   check('TRUST_PROXY', () => parseCidrList(config.TRUST_PROXY))
+  check('METRICS_ALLOWLIST', () => parseCidrList(config.METRICS_ALLOWLIST))
   check('BASIC_AUTH_CREDENTIALS', () => parseCredentials(config.BASIC_AUTH_CREDENTIALS))
   if ((config.TLS_CERT_FILE === undefined) !== (config.TLS_KEY_FILE === undefined)) {
     throw new ConfigError('invalid configuration: TLS_CERT_FILE and TLS_KEY_FILE must be set together')

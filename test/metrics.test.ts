@@ -1,3 +1,4 @@
+import { get } from 'node:http'
 import t from 'tap'
 import { TestRedis } from './helpers/redis-server.js'
 import { startListenedGateway } from './helpers/gateway.js'
@@ -51,6 +52,18 @@ t.test('after a known call, /metrics counts it, its frames, its sequence trouble
   t.ok(samples.some((sample) => sample.name === 'nodejs_eventloop_lag_p99_seconds'), 'event-loop delay is exported')
   t.ok(samples.some((sample) => sample.name === 'process_cpu_user_seconds_total'), 'default process metrics are exported')
   t.notOk(samples.some((sample) => Object.values(sample.labels).some((value) => value.startsWith('CA'))), 'no label carries a call id')
+})
+
+t.test('only METRICS_ALLOWLIST may scrape', async (t) => {
+  const { gateway } = await startListenedGateway(t, redis.url, { METRICS_ALLOWLIST: '127.0.0.2/32' })
+  const status = (localAddress: string): Promise<number | undefined> => new Promise((resolve, reject) => {
+    get(`${gateway.url}/metrics`, { localAddress }, (response) => {
+      response.resume()
+      resolve(response.statusCode)
+    }).on('error', reject)
+  })
+  t.equal(await status('127.0.0.1'), 403, '127.0.0.1 is not in 127.0.0.2/32')
+  t.equal(await status('127.0.0.2'), 200)
 })
 
 t.test('METRICS_TENANT_LABEL adds the tenant to call metrics', async (t) => {
