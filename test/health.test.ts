@@ -50,7 +50,7 @@ t.test('a Redis outage mid-call neither crashes the process nor disturbs the cal
   await waitReady(gateway)
   client.send(exotelStrings.stop('CAoutage', 'MZCAoutage', 3))
   t.equal((await client.closed).code, 1000, 'the call ended normally')
-  t.match(await subscriber.waitForEvent('call.stop', 'CAoutage'), { frames: 1, reason: 'callended' })
+  t.match(await subscriber.waitForEvent('call.stop', 'CAoutage'), { frames: 1, frames_lost: 0, reason: 'callended' })
   t.same(await get(`${gateway.url}/health`), { status: 200, body: { status: 'ok' } })
 })
 
