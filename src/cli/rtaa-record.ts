@@ -1,0 +1,120 @@
+import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs'
+import { open, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { Redis } from 'ioredis'
+import type { CallEvent, CallStartEvent } from '../calls/call-events.js'
+import { loadConfig } from '../config.js'
+import { decodeAudioFrame } from '../redis/audio-frame.js'
+import { callsChannel } from '../redis/channels.js'
+import { wavHeader, WAV_HEADER_BYTES } from '../audio/wav.js'
+import { integerOption, parseOptions, runCli } from './cli.js'
+
+const USAGE = `Usage: rtaa-record [options]
+
+Records every call the gateway publishes: recordings/<interaction_id>.wav, plus a .json sidecar with the call's
+events, frame count, sequence gaps and duration. REDIS_URL and REDIS_PREFIX come from the environment, .env.local
+or .env, as for the gateway.
+
+  --out <dir>          where recordings go (default recordings)
+  --calls <n>          exit after n calls have ended (default: run until interrupted)
+  --redis-url <url>    instead of REDIS_URL
+  --prefix <prefix>    instead of REDIS_PREFIX
+  --help`
+
+interface Recording {
+  start: CallStartEvent
+  wav: WriteStream
+  path: string
+  events: CallEvent[]
+  frames: number
+  bytes: number
+  /** seq values the recorder never saw: frames lost between the gateway and here. */
+  missing: number
+  lastSeq: number
+}
+
+async function main (argv: string[]): Promise<number> {
+  const args = parseOptions(argv, {
+    out: { type: 'string' },
+    calls: { type: 'string' },
+    'redis-url': { type: 'string' },
+    prefix: { type: 'string' },
+    help: { type: 'boolean' }
+  })
+  if (args.help === true) {
+    process.stdout.write(`${USAGE}\n`)
+    return 0
+  }
+  const wanted = integerOption(args.calls, 'calls', Infinity, 1)
+  const out = args.out ?? 'recordings'
+  const config = loadConfig()
+  const prefix = args.prefix ?? config.REDIS_PREFIX
+  mkdirSync(out, { recursive: true })
+
+  const recordings = new Map<string, Recording>()
+  let ended = 0
+  const redis = new Redis(args['redis-url'] ?? config.REDIS_URL)
+  const done = new Promise<void>((resolve) => {
+    // One connection, in publish order: call.start always comes before the call's first frame.
+    redis.on('pmessageBuffer', (_pattern: Buffer, channelBytes: Buffer, message: Buffer) => {
+      const channel = channelBytes.toString()
+      if (channel !== callsChannel(prefix)) {
+        const { header, pcm } = decodeAudioFrame(message)
+        const recording = recordings.get(header.interaction_id)
+        if (recording === undefined) return
+        recording.missing += Math.max(0, header.seq - recording.lastSeq - 1)
+        recording.lastSeq = Math.max(recording.lastSeq, header.seq)
+        recording.frames++
+        recording.bytes += pcm.length
+        recording.wav.write(pcm)
+        return
+      }
+      const event = JSON.parse(message.toString()) as CallEvent
+      if (event.type === 'call.start') {
+        const path = join(out, `${event.interaction_id}.wav`)
+        const wav = createWriteStream(path)
+        wav.write(wavHeader(event.sample_rate, 0))
+        recordings.set(event.interaction_id, { start: event, wav, path, events: [event], frames: 0, bytes: 0, missing: 0, lastSeq: 0 })
+        process.stderr.write(`recording ${event.interaction_id} (${event.vendor}, ${event.sample_rate} Hz)\n`)
+        return
+      }
+      const recording = recordings.get(event.interaction_id)
+      if (recording === undefined) return
+      recording.events.push(event)
+      if (event.type !== 'call.stop') return
+      recordings.delete(event.interaction_id)
+      finish(recording, event).then(() => {
+        process.stderr.write(`saved ${recording.path}: ${recording.frames} frames, ${recording.bytes} bytes\n`)
+        if (++ended >= wanted) resolve()
+      }, (err: Error) => process.stderr.write(`cannot save ${recording.path}: ${err.message}\n`))
+    })
+  })
+  await redis.psubscribe(callsChannel(prefix), `${prefix}audio:*`)
+  process.stderr.write(`listening on ${prefix}calls; recordings go to ${out}/\n`)
+  await done
+  redis.disconnect()
+  return 0
+}
+
+/** Closes the WAV, patches its sizes now that they are known, and writes the sidecar. */
+async function finish (recording: Recording, stop: CallEvent & { type: 'call.stop' }): Promise<void> {
+  await new Promise<void>((resolve, reject) => recording.wav.end((err?: Error | null) => (err == null ? resolve() : reject(err))))
+  const file = await open(recording.path, 'r+')
+  await file.write(wavHeader(recording.start.sample_rate, recording.bytes), 0, WAV_HEADER_BYTES, 0)
+  await file.close()
+  const sidecar = {
+    interaction_id: recording.start.interaction_id,
+    vendor: recording.start.vendor,
+    tenant_id: recording.start.tenant_id,
+    sample_rate: recording.start.sample_rate,
+    frames: recording.frames,
+    bytes: recording.bytes,
+    duration_ms: Math.round((recording.bytes / (recording.start.sample_rate * 2)) * 1000),
+    gaps: recording.missing + (stop.frames - recording.lastSeq),
+    reason: stop.reason,
+    events: recording.events
+  }
+  await writeFile(recording.path.replace(/\.wav$/, '.json'), `${JSON.stringify(sidecar, null, 2)}\n`)
+}
+
+await runCli(USAGE, main)

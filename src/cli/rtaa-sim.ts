@@ -1,0 +1,288 @@
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { performance } from 'node:perf_hooks'
+import WebSocket from 'ws'
+import { decodeMulaw, encodeMulaw } from '../audio/mulaw.js'
+import { Resampler } from '../audio/resampler.js'
+import { firstChannel, readWav, writeWav } from '../audio/wav.js'
+import { UsageError, integerOption, parseOptions, runCli } from './cli.js'
+
+const USAGE = `Usage: rtaa-sim [options]
+
+Plays a telephony provider: opens calls to the gateway, streams audio in real time in the vendor's message
+shapes, and prints a JSON summary. Exit status 0 when every call completed, 1 otherwise, 2 for bad arguments.
+
+  --url <ws-url>        gateway endpoint (default ws://127.0.0.1:8443/v1/ingest)
+  --vendor <name>       exotel (default), twilio or native
+  --sample-rate <hz>    exotel: 8000, 16000 or 24000 (default 8000); native: 8000, 16000, 24000 or 48000
+                        (default 24000); twilio is always 8000
+  --wav <file>          16-bit PCM WAV to stream (resampled to the call's rate); default: a tone sweep
+  --duration <s>        seconds of audio per call (default 5; with --wav, the file's length)
+  --chunk-ms <ms>       20 or 100 (default 100 for exotel, 20 otherwise)
+  --basic <key:token>   HTTP Basic credentials
+  --token <jwt>         Bearer token (native; see rtaa-token)
+  --calls <n>           concurrent calls (default 1), started --ramp-ms apart (default 50)
+  --dtmf <digits>       e.g. 1,2,# : sent spread over the call (exotel, twilio)
+  --voicebot            answer marks as the vendor would, and save the audio played back to a WAV
+  --playback-dir <dir>  where --voicebot saves it (default recordings/playback)
+  --call-prefix <id>    interaction ids are <id>-1, <id>-2… (default sim-<time>)
+  --help`
+
+type Vendor = 'exotel' | 'twilio' | 'native'
+
+interface Options {
+  url: string
+  vendor: Vendor
+  sampleRate: number
+  audio: Buffer
+  chunkMs: number
+  headers: Record<string, string>
+  calls: number
+  rampMs: number
+  dtmf: string[]
+  voicebot: boolean
+  playbackDir: string
+  callPrefix: string
+}
+
+interface CallResult {
+  interaction_id: string
+  ok: boolean
+  frames_sent: number
+  bytes_sent: number
+  close_code: number | null
+  error?: string
+  playback_bytes?: number
+  playback_file?: string
+}
+
+const stats = { live: 0, frames: 0, errors: 0 }
+
+async function main (argv: string[]): Promise<number> {
+  const options = resolveOptions(argv)
+  if (options === null) {
+    process.stdout.write(`${USAGE}\n`)
+    return 0
+  }
+  const started = Date.now()
+  const progress = process.stdout.isTTY ? setInterval(() => process.stdout.write(`\rcalls live ${stats.live} | frames sent ${stats.frames} | errors ${stats.errors}   `), 250) : null
+  const results = await Promise.all(Array.from({ length: options.calls }, async (_, index) => {
+    await sleep(index * options.rampMs)
+    return runCall(options, `${options.callPrefix}-${index + 1}`)
+  }))
+  if (progress !== null) {
+    clearInterval(progress)
+    process.stdout.write('\n')
+  }
+  const failed = results.filter((result) => !result.ok)
+  process.stdout.write(`${JSON.stringify({
+    vendor: options.vendor,
+    url: options.url,
+    sample_rate: options.sampleRate,
+    calls: results.length,
+    completed: results.length - failed.length,
+    failed: failed.length,
+    frames_sent: results.reduce((sum, result) => sum + result.frames_sent, 0),
+    duration_ms: Date.now() - started,
+    results
+  }, null, 2)}\n`)
+  return failed.length === 0 ? 0 : 1
+}
+
+function resolveOptions (argv: string[]): Options | null {
+  const args = parseOptions(argv, {
+    url: { type: 'string' },
+    vendor: { type: 'string' },
+    'sample-rate': { type: 'string' },
+    wav: { type: 'string' },
+    duration: { type: 'string' },
+    'chunk-ms': { type: 'string' },
+    basic: { type: 'string' },
+    token: { type: 'string' },
+    calls: { type: 'string' },
+    'ramp-ms': { type: 'string' },
+    dtmf: { type: 'string' },
+    voicebot: { type: 'boolean' },
+    'playback-dir': { type: 'string' },
+    'call-prefix': { type: 'string' },
+    help: { type: 'boolean' }
+  })
+  if (args.help === true) return null
+  const vendor = (args.vendor ?? 'exotel') as Vendor
+  if (!['exotel', 'twilio', 'native'].includes(vendor)) throw new UsageError(`--vendor must be exotel, twilio or native, not "${vendor}"`)
+  const rates = { exotel: [8000, 16000, 24000], twilio: [8000], native: [8000, 16000, 24000, 48000] }[vendor]
+  const sampleRate = integerOption(args['sample-rate'], 'sample-rate', { exotel: 8000, twilio: 8000, native: 24000 }[vendor])
+  if (!rates.includes(sampleRate)) throw new UsageError(`--sample-rate for ${vendor} must be one of ${rates.join(', ')}`)
+  const chunkMs = integerOption(args['chunk-ms'], 'chunk-ms', vendor === 'exotel' ? 100 : 20)
+  if (chunkMs !== 20 && chunkMs !== 100) throw new UsageError('--chunk-ms must be 20 or 100')
+  const headers: Record<string, string> = {}
+  if (args.basic !== undefined) {
+    if (!args.basic.includes(':')) throw new UsageError('--basic must be key:token')
+    headers.authorization = `Basic ${Buffer.from(args.basic).toString('base64')}`
+  }
+  if (args.token !== undefined) headers.authorization = `Bearer ${args.token}`
+  let url = args.url ?? 'ws://127.0.0.1:8443/v1/ingest'
+  if (!/^wss?:\/\//.test(url)) throw new UsageError('--url must start with ws:// or wss://')
+  if (vendor === 'exotel' && !/[?&]sample[-_]rate=/.test(url)) url += `${url.includes('?') ? '&' : '?'}sample-rate=${sampleRate}`
+  const seconds = args.duration === undefined ? null : Number(args.duration)
+  if (seconds !== null && !(seconds > 0)) throw new UsageError('--duration must be a positive number of seconds')
+  return {
+    url,
+    vendor,
+    sampleRate,
+    audio: loadAudio(args.wav, sampleRate, seconds),
+    chunkMs,
+    headers,
+    calls: integerOption(args.calls, 'calls', 1, 1),
+    rampMs: integerOption(args['ramp-ms'], 'ramp-ms', 50, 0),
+    dtmf: args.dtmf === undefined ? [] : args.dtmf.split(',').filter((digit) => digit !== ''),
+    voicebot: args.voicebot === true,
+    playbackDir: args['playback-dir'] ?? join('recordings', 'playback'),
+    callPrefix: args['call-prefix'] ?? `sim-${Date.now()}`
+  }
+}
+
+/** The call's audio at its rate: the WAV (first channel, resampled), or a 300 → 3000 Hz sweep. */
+function loadAudio (file: string | undefined, rate: number, seconds: number | null): Buffer {
+  if (file !== undefined) {
+    let wav
+    try {
+      wav = readWav(readFileSync(file))
+    } catch (err) {
+      throw new UsageError(`--wav ${file}: ${(err as Error).message}`)
+    }
+    let pcm = firstChannel(wav)
+    if (wav.sampleRate !== rate) {
+      const resampler = new Resampler(wav.sampleRate, rate)
+      pcm = Buffer.concat([resampler.process(pcm), resampler.flush()])
+    }
+    return seconds === null ? pcm : pcm.subarray(0, Math.round(seconds * rate) * 2)
+  }
+  const samples = Math.round((seconds ?? 5) * rate)
+  const pcm = Buffer.alloc(samples * 2)
+  let phase = 0
+  for (let i = 0; i < samples; i++) {
+    phase += (2 * Math.PI * (300 + (2700 * i) / samples)) / rate
+    pcm.writeInt16LE(Math.round(8000 * Math.sin(phase)), i * 2)
+  }
+  return pcm
+}
+
+/** The vendor's messages (../shared/reference/exotel-protocol.md §4 and §10.2; docs/native-protocol.md). */
+function vendorMessages (vendor: Vendor, id: string, rate: number) {
+  const sid = `MZ${id}`
+  switch (vendor) {
+    case 'exotel':
+      return {
+        preamble: [
+          { event: 'connected' },
+          { event: 'start', sequence_number: '1', stream_sid: sid, start: { stream_sid: sid, call_sid: id, account_sid: 'ACsimulator', from: '+910000000001', to: '+910000000002', custom_parameters: { simulator: 'rtaa-sim' }, media_format: { encoding: 'audio/x-raw', sample_rate: String(rate), bit_rate: '16' } } }
+        ],
+        media: (seq: number, chunk: number, ms: number, pcm: Buffer): unknown => ({ event: 'media', sequence_number: String(seq), stream_sid: sid, media: { chunk: String(chunk), timestamp: String(ms), payload: pcm.toString('base64') } }),
+        dtmf: (seq: number, digit: string): unknown => ({ event: 'dtmf', sequence_number: String(seq), stream_sid: sid, dtmf: { digit, duration: '100' } }),
+        mark: (seq: number, name: string): unknown => ({ event: 'mark', sequence_number: String(seq), stream_sid: sid, mark: { name } }),
+        stop: (seq: number): unknown => ({ event: 'stop', sequence_number: String(seq), stream_sid: sid, stop: { call_sid: id, account_sid: 'ACsimulator', reason: 'callended' } }),
+        playback: (payload: string): Buffer => Buffer.from(payload, 'base64')
+      }
+    case 'twilio':
+      return {
+        preamble: [
+          { event: 'connected', protocol: 'Call', version: '1.0.0' },
+          { event: 'start', sequenceNumber: '1', start: { accountSid: 'ACsimulator', streamSid: sid, callSid: id, tracks: ['inbound'], mediaFormat: { encoding: 'audio/x-mulaw', sampleRate: 8000, channels: 1 }, customParameters: { simulator: 'rtaa-sim' } }, streamSid: sid }
+        ],
+        media: (seq: number, chunk: number, ms: number, pcm: Buffer): unknown => ({ event: 'media', sequenceNumber: String(seq), media: { track: 'inbound', chunk: String(chunk), timestamp: String(ms), payload: encodeMulaw(pcm).toString('base64') }, streamSid: sid }),
+        dtmf: (seq: number, digit: string): unknown => ({ event: 'dtmf', streamSid: sid, sequenceNumber: String(seq), dtmf: { track: 'inbound_track', digit } }),
+        mark: (seq: number, name: string): unknown => ({ event: 'mark', sequenceNumber: String(seq), streamSid: sid, mark: { name } }),
+        stop: (seq: number): unknown => ({ event: 'stop', sequenceNumber: String(seq), streamSid: sid, stop: { accountSid: 'ACsimulator', callSid: id } }),
+        playback: (payload: string): Buffer => decodeMulaw(Buffer.from(payload, 'base64'))
+      }
+    case 'native':
+      return {
+        preamble: [{ event: 'start', interaction_id: id, sample_rate: rate, encoding: 'pcm_s16le', channels: 1, metadata: { simulator: 'rtaa-sim' } }],
+        media: (_seq: number, _chunk: number, _ms: number, pcm: Buffer): Buffer => pcm,
+        dtmf: null,
+        mark: null,
+        stop: (): unknown => ({ event: 'stop', reason: 'callended' }),
+        playback: null
+      }
+  }
+}
+
+async function runCall (options: Options, id: string): Promise<CallResult> {
+  const result: CallResult = { interaction_id: id, ok: false, frames_sent: 0, bytes_sent: 0, close_code: null }
+  const messages = vendorMessages(options.vendor, id, options.sampleRate)
+  const ws = new WebSocket(options.url, { headers: options.headers, perMessageDeflate: false })
+  const playback: Buffer[] = []
+  let seq = messages.preamble.length
+  const send = (message: unknown): void => {
+    if (ws.readyState !== WebSocket.OPEN) return
+    if (Buffer.isBuffer(message)) ws.send(message, { binary: true })
+    else ws.send(JSON.stringify(message))
+  }
+  const closed = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)))
+  ws.on('unexpected-response', (_request, response) => {
+    result.error = `upgrade refused: HTTP ${response.statusCode ?? '?'}`
+    ws.terminate()
+  })
+  ws.on('error', (err) => { result.error ??= err.message })
+  ws.on('message', (data, isBinary) => {
+    if (!options.voicebot || isBinary || messages.playback === null) return
+    const message = JSON.parse(data.toString()) as { event?: string, media?: { payload?: string }, mark?: { name?: string } }
+    if (message.event === 'media' && typeof message.media?.payload === 'string') playback.push(messages.playback(message.media.payload))
+    // The vendor echoes a mark once the audio before it has played; here, as soon as it has arrived.
+    if (message.event === 'mark' && typeof message.mark?.name === 'string' && messages.mark !== null) send(messages.mark(++seq, message.mark.name))
+  })
+
+  const opened = await new Promise<boolean>((resolve) => {
+    ws.once('open', () => resolve(true))
+    ws.once('close', () => resolve(false))
+  })
+  if (!opened) {
+    stats.errors++
+    result.close_code = await closed
+    return result
+  }
+  stats.live++
+  for (const message of messages.preamble) send(message)
+
+  const chunkBytes = (options.sampleRate * 2 * options.chunkMs) / 1000
+  const chunks = Math.ceil(options.audio.length / chunkBytes)
+  const dtmfAt = new Map(options.dtmf.map((digit, i) => [Math.floor(((i + 1) * chunks) / (options.dtmf.length + 1)), digit]))
+  const start = performance.now()
+  for (let k = 0; k < chunks && ws.readyState === WebSocket.OPEN; k++) {
+    // An absolute schedule, so timer lateness does not accumulate into drift.
+    await sleep(start + k * options.chunkMs - performance.now())
+    const pcm = options.audio.subarray(k * chunkBytes, (k + 1) * chunkBytes)
+    send(messages.media(++seq, k + 1, k * options.chunkMs, pcm))
+    result.frames_sent++
+    result.bytes_sent += pcm.length
+    stats.frames++
+    const digit = dtmfAt.get(k)
+    if (digit !== undefined && messages.dtmf !== null) send(messages.dtmf(++seq, digit))
+  }
+  if (options.voicebot) await sleep(500) // let the last playback and marks arrive
+  send(messages.stop(++seq))
+  const timeout = setTimeout(() => ws.terminate(), 5000)
+  result.close_code = await closed
+  clearTimeout(timeout)
+  stats.live--
+  result.ok = result.close_code === 1000 && result.error === undefined
+  if (!result.ok) {
+    stats.errors++
+    result.error ??= `closed with ${result.close_code}`
+  }
+  if (options.voicebot) {
+    const pcm = Buffer.concat(playback)
+    mkdirSync(options.playbackDir, { recursive: true })
+    result.playback_bytes = pcm.length
+    result.playback_file = join(options.playbackDir, `${id}.wav`)
+    writeFileSync(result.playback_file, writeWav(pcm, options.vendor === 'twilio' ? 8000 : options.sampleRate))
+  }
+  return result
+}
+
+function sleep (ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)))
+}
+
+await runCli(USAGE, main)

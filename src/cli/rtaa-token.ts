@@ -1,0 +1,52 @@
+import { readFileSync } from 'node:fs'
+import { signJwt } from '../auth/jwt-sign.js'
+import { loadConfig } from '../config.js'
+import { UsageError, integerOption, parseOptions, runCli } from './cli.js'
+
+const USAGE = `Usage: rtaa-token --tenant <id> [options]
+
+Mints a JWT for the native protocol (docs/native-protocol.md), signed with JWT_SECRET (HS256) from the
+environment, .env.local or .env, or with --private-key (RS256 for an RSA key, ES256 for a P-256 key).
+
+  --tenant <id>          tenant_id claim (required)
+  --expires-in <s>       seconds until exp (default 3600; negative mints an expired token, for tests)
+  --subject <sub>        sub claim
+  --issuer <iss>         iss claim (default JWT_ISSUER)
+  --audience <aud>       aud claim (default JWT_AUDIENCE)
+  --private-key <file>   PEM private key instead of JWT_SECRET
+  --help`
+
+async function main (argv: string[]): Promise<number> {
+  const args = parseOptions(argv, {
+    tenant: { type: 'string' },
+    'expires-in': { type: 'string' },
+    subject: { type: 'string' },
+    issuer: { type: 'string' },
+    audience: { type: 'string' },
+    'private-key': { type: 'string' },
+    help: { type: 'boolean' }
+  })
+  if (args.help === true) {
+    process.stdout.write(`${USAGE}\n`)
+    return 0
+  }
+  if (args.tenant === undefined || args.tenant === '') throw new UsageError('--tenant is required')
+  const config = loadConfig()
+  const key = args['private-key'] !== undefined ? readFileSync(args['private-key'], 'utf8') : config.JWT_SECRET
+  if (key === undefined) throw new UsageError('no key: set JWT_SECRET (or use --private-key)')
+  const now = Math.floor(Date.now() / 1000)
+  const claims: Record<string, unknown> = {
+    tenant_id: args.tenant,
+    iat: now,
+    exp: now + integerOption(args['expires-in'], 'expires-in', 3600),
+    ...(args.subject === undefined ? {} : { sub: args.subject })
+  }
+  const issuer = args.issuer ?? config.JWT_ISSUER
+  const audience = args.audience ?? config.JWT_AUDIENCE
+  if (issuer !== undefined) claims.iss = issuer
+  if (audience !== undefined) claims.aud = audience
+  process.stdout.write(`${signJwt(claims, key)}\n`)
+  return 0
+}
+
+await runCli(USAGE, main)
