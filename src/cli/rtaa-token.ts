@@ -9,7 +9,7 @@ Mints a JWT for the native protocol (docs/native-protocol.md), signed with JWT_S
 environment, .env.local or .env, or with --private-key (RS256 for an RSA key, ES256 for a P-256 key).
 
   --tenant <id>          tenant_id claim (required)
-  --expires-in <s>       seconds until exp (default 3600; negative mints an expired token, for tests)
+  --expires-in <s>       seconds until exp (default 3600; --expires-in=-60 mints an expired token, for tests)
   --subject <sub>        sub claim
   --issuer <iss>         iss claim (default JWT_ISSUER)
   --audience <aud>       aud claim (default JWT_AUDIENCE)

@@ -1,0 +1,119 @@
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import t from 'tap'
+import { readWav, writeWav } from '../src/audio/wav.js'
+import { TestRedis } from './helpers/redis-server.js'
+import { startGateway, waitReady } from './helpers/gateway.js'
+import { pcmFrame } from './helpers/exotel.js'
+
+const redis = await TestRedis.start()
+t.teardown(() => redis.stop())
+
+const bin = (name: string): string => fileURLToPath(new URL(`../bin/${name}.mjs`, import.meta.url))
+
+interface Run {
+  code: number | null
+  stdout: string
+  stderr: string
+}
+
+/** Runs a tool as a user would: its own process, its own working directory, config from the environment. */
+function tool (name: string, args: string[], cwd: string, env: Record<string, string> = {}): { done: Promise<Run>, stderrHas: (text: string) => Promise<void> } {
+  const child = spawn(process.execPath, [bin(name), ...args], { cwd, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString() })
+  child.stderr.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString()
+    child.emit('stderr-grew')
+  })
+  const done = once(child, 'exit').then(([code]) => ({ code: code as number | null, stdout, stderr }))
+  const stderrHas = async (text: string): Promise<void> => {
+    while (!stderr.includes(text)) {
+      if (child.exitCode !== null) throw new Error(`${name} exited before printing "${text}": ${stderr}`)
+      await once(child, 'stderr-grew')
+    }
+  }
+  return { done, stderrHas }
+}
+
+t.test('round trip: rtaa-sim → gateway → rtaa-record holds exactly the simulated PCM, with no gaps', async (t) => {
+  const dir = t.testdir()
+  const gateway = await startGateway(t, redis.url)
+  await waitReady(gateway)
+  const env = { REDIS_URL: redis.url, REDIS_PREFIX: gateway.prefix }
+  const pcm = Buffer.concat(Array.from({ length: 12 }, (_, i) => pcmFrame(3200, i))) // 1.2 s at 16 kHz
+  writeFileSync(join(dir, 'input.wav'), writeWav(pcm, 16000))
+
+  const recorder = tool('rtaa-record', ['--calls', '1', '--out', 'recordings'], dir, env)
+  await recorder.stderrHas('listening on')
+  const sim = await tool('rtaa-sim', ['--url', `${gateway.wsUrl}/v1/ingest`, '--sample-rate', '16000', '--chunk-ms', '20', '--wav', 'input.wav', '--dtmf', '4', '--call-prefix', 'roundtrip'], dir).done
+  t.equal(sim.code, 0, sim.stderr)
+  t.match(JSON.parse(sim.stdout), { vendor: 'exotel', calls: 1, completed: 1, failed: 0, frames_sent: 60 })
+  t.equal((await recorder.done).code, 0)
+
+  const recorded = readWav(readFileSync(join(dir, 'recordings', 'roundtrip-1.wav')))
+  t.equal(recorded.sampleRate, 16000)
+  t.ok(recorded.pcm.equals(pcm), 'the recording is the simulated audio, byte for byte')
+  const sidecar = JSON.parse(readFileSync(join(dir, 'recordings', 'roundtrip-1.json'), 'utf8'))
+  t.match(sidecar, { interaction_id: 'roundtrip-1', vendor: 'exotel', sample_rate: 16000, frames: 60, bytes: pcm.length, duration_ms: 1200, gaps: 0, reason: 'callended' })
+  t.same(sidecar.events.map((event: { type: string }) => event.type), ['call.start', 'call.dtmf', 'call.stop'])
+})
+
+t.test('--calls 20 gives 20 recordings', async (t) => {
+  const dir = t.testdir()
+  const gateway = await startGateway(t, redis.url)
+  await waitReady(gateway)
+  const env = { REDIS_URL: redis.url, REDIS_PREFIX: gateway.prefix }
+  const recorder = tool('rtaa-record', ['--calls', '20', '--out', 'out'], dir, env)
+  await recorder.stderrHas('listening on')
+  const sim = await tool('rtaa-sim', ['--url', `${gateway.wsUrl}/v1/ingest`, '--calls', '20', '--ramp-ms', '10', '--duration', '0.6', '--call-prefix', 'many'], dir).done
+  t.equal(sim.code, 0, sim.stderr)
+  t.match(JSON.parse(sim.stdout), { calls: 20, completed: 20 })
+  t.equal((await recorder.done).code, 0)
+  const wavs = readdirSync(join(dir, 'out')).filter((file) => file.endsWith('.wav'))
+  t.equal(wavs.length, 20)
+  for (const file of wavs) t.equal(readWav(readFileSync(join(dir, 'out', file))).pcm.length, 0.6 * 8000 * 2, `${file} holds the whole call`)
+})
+
+t.test('a token from rtaa-token is accepted; an expired one is refused', async (t) => {
+  const dir = t.testdir()
+  const secret = 'tools-test-secret-of-at-least-32-bytes'
+  const gateway = await startGateway(t, redis.url, { SUPPORT_NATIVE: 'true', JWT_SECRET: secret })
+  await waitReady(gateway)
+  const mint = async (args: string[]): Promise<string> => {
+    const run = await tool('rtaa-token', ['--tenant', 'acme', ...args], dir, { JWT_SECRET: secret }).done
+    t.equal(run.code, 0, run.stderr)
+    return run.stdout.trim()
+  }
+  const good = await tool('rtaa-sim', ['--url', `${gateway.wsUrl}/v1/ingest`, '--vendor', 'native', '--token', await mint([]), '--duration', '0.3', '--call-prefix', 'tok'], dir).done
+  t.equal(good.code, 0, good.stderr)
+  t.match(JSON.parse(good.stdout), { vendor: 'native', completed: 1 })
+  t.match(gateway.logs.items.find((line) => line.msg === 'call started'), { interaction_id: 'tok-1', tenant_id: 'acme', vendor: 'native' })
+
+  const expired = await tool('rtaa-sim', ['--url', `${gateway.wsUrl}/v1/ingest`, '--vendor', 'native', '--token', await mint(['--expires-in=-60']), '--duration', '0.3'], dir).done
+  t.equal(expired.code, 1)
+  t.match(JSON.parse(expired.stdout), { failed: 1, results: [{ ok: false, error: 'upgrade refused: HTTP 401' }] })
+})
+
+t.test('bad arguments give a usage message and exit status 2', async (t) => {
+  const dir = t.testdir()
+  const cases: Array<[string, string[], RegExp]> = [
+    ['rtaa-sim', ['--vendor', 'skype'], /--vendor must be exotel, twilio or native/],
+    ['rtaa-sim', ['--sample-rate', '11025'], /--sample-rate for exotel must be one of 8000, 16000, 24000/],
+    ['rtaa-sim', ['--chunk-ms', '7'], /--chunk-ms must be 20 or 100/],
+    ['rtaa-sim', ['--wav', 'missing.wav'], /--wav missing.wav/],
+    ['rtaa-sim', ['--nonsense'], /Unknown option '--nonsense'/],
+    ['rtaa-record', ['--calls', 'zero'], /--calls must be an integer/],
+    ['rtaa-token', [], /--tenant is required/]
+  ]
+  for (const [name, args, message] of cases) {
+    const run = await tool(name, args, dir).done
+    t.equal(run.code, 2, `${name} ${args.join(' ')}`)
+    t.match(run.stderr, message)
+    t.match(run.stderr, new RegExp(`Usage: ${name}`))
+  }
+})
