@@ -3,11 +3,13 @@ import { once } from 'node:events'
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { Redis } from 'ioredis'
 import t from 'tap'
 import { readWav, writeWav } from '../src/audio/wav.js'
 import { TestRedis } from './helpers/redis-server.js'
 import { startGateway, waitReady } from './helpers/gateway.js'
 import { pcmFrame } from './helpers/exotel.js'
+import { Subscriber } from './helpers/subscriber.js'
 
 const redis = await TestRedis.start()
 t.teardown(() => redis.stop())
@@ -116,4 +118,29 @@ t.test('bad arguments give a usage message and exit status 2', async (t) => {
     t.match(run.stderr, message)
     t.match(run.stderr, new RegExp(`Usage: ${name}`))
   }
+})
+
+t.test('--voicebot answers marks like Exotel and saves the audio played back', async (t) => {
+  const dir = t.testdir()
+  const gateway = await startGateway(t, redis.url)
+  await waitReady(gateway)
+  const subscriber = await Subscriber.start(t, redis.url, gateway.prefix)
+  const sim = tool('rtaa-sim', ['--url', `${gateway.wsUrl}/v1/ingest`, '--voicebot', '--duration', '1.5', '--call-prefix', 'bot', '--playback-dir', 'played'], dir).done
+  await subscriber.waitForEvent('call.start', 'bot-1')
+  const worker = new Redis(redis.url)
+  t.teardown(() => worker.disconnect())
+  const header = Buffer.from(JSON.stringify({ sample_rate: 8000 }))
+  const length = Buffer.alloc(4)
+  length.writeUInt32BE(header.length)
+  const speech = pcmFrame(8000, 3) // 0.5 s at 8 kHz
+  await worker.publish(`${gateway.prefix}playback:bot-1`, Buffer.concat([length, header, speech]))
+  await worker.publish(`${gateway.prefix}playback:bot-1`, JSON.stringify({ type: 'mark', name: 'said-it' }))
+
+  const run = await sim
+  t.equal(run.code, 0, run.stderr)
+  t.match(await subscriber.waitForEvent('call.mark', 'bot-1'), { name: 'said-it', cleared: false }, 'the mark came back through the simulator')
+  const played = readWav(readFileSync(join(dir, 'played', 'bot-1.wav')))
+  t.equal(played.sampleRate, 8000)
+  t.ok(played.pcm.subarray(0, speech.length).equals(speech), 'the saved playback starts with what the worker said')
+  t.ok(played.pcm.subarray(speech.length).every((byte) => byte === 0), 'then only the padding of the last chunk')
 })
