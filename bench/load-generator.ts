@@ -1,0 +1,92 @@
+/**
+ * Open-loop load: N provider-shaped Exotel calls, each sending a media frame every frameMs on an absolute schedule
+ * (a random phase per call, or all aligned: the worst case; "bunching" holds 10 % of calls' frames for 200 ms and
+ * releases them at once). Frames go at their intended time whatever the server does, so a slow server shows as
+ * latency, not as a slower client. Prints one JSON summary line.
+ */
+import hdr from 'hdr-histogram-js'
+import WebSocket from 'ws'
+import { nowNs, stamp } from './frame-stamp.js'
+
+interface Options {
+  url: string
+  calls: number
+  sampleRate: number
+  frameMs: number
+  seconds: number
+  mode: 'random' | 'aligned' | 'bunching'
+  callPrefix: string
+}
+
+const options = JSON.parse(process.argv[2]) as Options
+const frameBytes = (options.sampleRate * 2 * options.frameMs) / 1000
+const frames = Math.floor((options.seconds * 1000) / options.frameMs)
+const lateness = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 })
+const template = Buffer.alloc(frameBytes)
+for (let i = 0; i < frameBytes / 2; i++) template.writeInt16LE(Math.round(6000 * Math.sin(i / 7)), i * 2)
+let sent = 0
+let failures = 0
+
+async function connect (index: number): Promise<WebSocket | null> {
+  const ws = new WebSocket(`${options.url}?sample-rate=${options.sampleRate}`, { perMessageDeflate: false })
+  const ok = await new Promise<boolean>((resolve) => {
+    ws.once('open', () => resolve(true))
+    ws.once('error', () => resolve(false))
+  })
+  if (!ok) {
+    failures++
+    return null
+  }
+  const sid = `MZ${options.callPrefix}${index}`
+  ws.send(JSON.stringify({ event: 'connected' }))
+  ws.send(JSON.stringify({ event: 'start', sequence_number: '1', stream_sid: sid, start: { stream_sid: sid, call_sid: `${options.callPrefix}-${index}`, account_sid: 'ACbench', media_format: { encoding: 'audio/x-raw', sample_rate: String(options.sampleRate), bit_rate: '16' } } }))
+  return ws
+}
+
+const sockets: Array<WebSocket | null> = []
+for (let i = 0; i < options.calls; i++) {
+  sockets.push(await connect(i))
+  if (i % 10 === 9) await new Promise((resolve) => setTimeout(resolve, 100)) // at most ~100 new calls a second
+}
+
+const cpuBefore = process.cpuUsage()
+const t0 = nowNs() + 300e6
+const frameNs = options.frameMs * 1e6
+const done: Array<Promise<void>> = sockets.map((ws, index) => new Promise((resolve) => {
+  if (ws === null) return resolve()
+  const phase = options.mode === 'aligned' ? 0 : Math.random() * frameNs
+  const bunched = options.mode === 'bunching' && index % 10 === 0
+  const sid = `MZ${options.callPrefix}${index}`
+  let k = 0
+  const sendDue = (): void => {
+    const now = nowNs()
+    // A bunched call holds its frames for the first 200 ms of every second, then sends what is due at once.
+    const held = bunched && ((now - t0) / 1e6) % 1000 < 200
+    while (!held && k < frames && t0 + phase + k * frameNs <= now) {
+      const intended = t0 + phase + k * frameNs
+      const pcm = Buffer.from(template)
+      stamp(pcm, index, k + 1, intended)
+      ws.send(`{"event":"media","sequence_number":"${k + 2}","stream_sid":"${sid}","media":{"chunk":"${k + 1}","timestamp":"${k * options.frameMs}","payload":"${pcm.toString('base64')}"}}`)
+      if (!bunched) lateness.recordValue(Math.max(1, Math.round((nowNs() - intended) / 1000)))
+      sent++
+      k++
+    }
+    if (k >= frames) {
+      ws.send(JSON.stringify({ event: 'stop', stream_sid: sid, stop: { reason: 'callended' } }))
+      ws.once('close', () => resolve())
+      setTimeout(() => { ws.terminate(); resolve() }, 5000).unref()
+      return
+    }
+    setTimeout(sendDue, Math.max(0, (t0 + phase + k * frameNs - nowNs()) / 1e6))
+  }
+  setTimeout(sendDue, Math.max(0, (t0 + phase - nowNs()) / 1e6))
+}))
+await Promise.all(done)
+const cpu = process.cpuUsage(cpuBefore)
+process.stdout.write(`${JSON.stringify({
+  frames_sent: sent,
+  connect_failures: failures,
+  lateness_p99_ms: lateness.getValueAtPercentile(99) / 1000,
+  client_cpu_pct: ((cpu.user + cpu.system) / 1000 / (options.seconds * 1000 + 300)) * 100
+})}\n`)
+process.exit(0)

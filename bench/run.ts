@@ -1,0 +1,245 @@
+/**
+ * Runs the baseline and the gateway side by side in one run (../shared/reference/performance.md §8): each server
+ * pinned to CPU 1 with taskset where available, the load generator, the latency sink and redis-server on CPU 0.
+ *
+ *   npm run bench          full: steps until p99 ≥ 20 ms or loss, then bisection; ABBA order; results JSON + table
+ *   npm run bench:quick    fixed loads, AB order, about 3 minutes
+ *   npm run bench:smoke    one small step each, ~20 s: proves the harness runs (CI); asserts no speed
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { cpus, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { TestRedis, freePort } from '../test/helpers/redis-server.js'
+import { Collected } from '../test/helpers/waiter.js'
+
+type Variant = 'baseline' | 'gateway'
+type Mode = 'full' | 'quick' | 'smoke'
+
+interface StepResult {
+  variant: Variant
+  calls: number
+  frames_sent: number
+  received: number
+  lost: number
+  duplicates: number
+  reordered: number
+  p50_ms: number
+  p99_ms: number
+  p999_ms: number
+  max_ms: number
+  server_cpu_pct: number
+  cpu_us_per_frame: number
+  eld_p99_ms: number
+  rss_mb: number
+  client_lateness_p99_ms: number
+  client_cpu_pct: number
+  valid: boolean
+  pass: boolean
+}
+
+const root = fileURLToPath(new URL('..', import.meta.url))
+const mode = (process.argv[2] ?? 'quick') as Mode
+const SAMPLE_RATE = Number(process.env.BENCH_SAMPLE_RATE ?? 16000)
+const FRAME_MS = Number(process.env.BENCH_FRAME_MS ?? 20)
+const SECONDS = { full: 30, quick: 12, smoke: 4 }[mode]
+const WARMUP_SECONDS = mode === 'smoke' ? 0 : 3
+const taskset = spawnSync('taskset', ['-c', '0', 'true']).status === 0 && cpus().length >= 2
+
+function pinned (cpu: number, command: string, args: string[]): [string, string[]] {
+  return taskset ? ['taskset', ['-c', String(cpu), command, ...args]] : [command, args]
+}
+
+function start (cpu: number, args: string[], env: Record<string, string>): ChildProcess {
+  const [command, argv] = pinned(cpu, process.execPath, args)
+  return spawn(command, argv, { cwd: root, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'inherit'] })
+}
+
+const output = new WeakMap<ChildProcess, Collected<string>>()
+
+/** The child's stdout, line by line, kept so a line printed before anyone waits for it is not lost. */
+function firstLine (child: ChildProcess, match: (line: string) => boolean): Promise<string> {
+  let lines = output.get(child)
+  if (lines === undefined) {
+    const collected = new Collected<string>()
+    let buffered = ''
+    child.stdout?.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString()
+      const complete = buffered.split('\n')
+      buffered = complete.pop() ?? ''
+      for (const line of complete) collected.push(line)
+    })
+    output.set(child, collected)
+    lines = collected
+  }
+  return lines.waitFor(match, 'a line from a benchmark process', 120_000)
+}
+
+async function startServer (variant: Variant, port: number, redisUrl: string, probeFile: string): Promise<ChildProcess> {
+  const env = { PORT: String(port), REDIS_URL: redisUrl, REDIS_PREFIX: 'bench:', PROBE_FILE: probeFile }
+  const loader = ['--import', 'tsx', '--import', './bench/probe.mjs']
+  const server = variant === 'baseline'
+    ? start(1, [...loader, 'bench/baseline-server.ts'], env)
+    : start(1, [...loader, 'src/server.ts'], {
+      ...env,
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'warn',
+      MAX_CONCURRENT_CALLS: '100000',
+      EVENT_LOOP_DELAY_LIMIT_MS: '60000',
+      DRAIN_TIMEOUT_MS: '0',
+      SUPPORT_TWILIO: 'false'
+    })
+  if (variant === 'baseline') await firstLine(server, (line) => line === 'listening')
+  else await untilReady(port)
+  return server
+}
+
+/** The gateway logs at warn here, so it is ready when /ready says so (Redis connected). */
+async function untilReady (port: number): Promise<void> {
+  for (let attempt = 0; attempt < 300; attempt++) {
+    const status = await fetch(`http://127.0.0.1:${port}/ready`).then((response) => response.status, () => 0)
+    if (status === 200) return
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  throw new Error('the gateway did not become ready')
+}
+
+async function step (variant: Variant, calls: number, port: number, redisUrl: string, probeFile: string): Promise<StepResult> {
+  const sink = start(0, ['--import', 'tsx', 'bench/latency-sink.ts'], { REDIS_URL: redisUrl, REDIS_PREFIX: 'bench:' })
+  await firstLine(sink, (line) => line === 'ready')
+  const probeStart = readProbe(probeFile).length
+  const load = start(0, ['--import', 'tsx', 'bench/load-generator.ts', JSON.stringify({
+    url: `ws://127.0.0.1:${port}/v1/ingest`, calls, sampleRate: SAMPLE_RATE, frameMs: FRAME_MS, seconds: SECONDS + WARMUP_SECONDS, mode: 'random', callPrefix: `${variant}-${calls}-${Date.now()}`
+  })], {})
+  const client = JSON.parse(await firstLine(load, (line) => line.startsWith('{'))) as { frames_sent: number, lateness_p99_ms: number, client_cpu_pct: number, connect_failures: number }
+  await once(load, 'exit')
+  await new Promise((resolve) => setTimeout(resolve, 1500)) // frames still in flight reach the sink
+  sink.kill('SIGTERM')
+  const received = JSON.parse(await firstLine(sink, (line) => line.startsWith('{'))) as Omit<StepResult, 'variant'>
+  // The window: probe lines written while this step's load ran, less the warm-up and ramp.
+  const probes = readProbe(probeFile).slice(probeStart).slice(WARMUP_SECONDS + Math.ceil(calls / 100))
+  const window = probes.length >= 2 ? probes : readProbe(probeFile).slice(probeStart)
+  const seconds = Math.max(1, (window.at(-1)!.t - window[0].t) / 1000)
+  const cpuUs = window.at(-1)!.cpu_us - window[0].cpu_us
+  const framesPerSecond = (calls * 1000) / FRAME_MS
+  // performance.md §8 asks for ≤ 2 ms; Node's timers have 1 ms granularity, which alone puts an idle generator's p99
+  // near 2 ms, so 5 ms is the line here. Latency is measured from the intended time either way.
+  const valid = client.lateness_p99_ms <= 5 && client.client_cpu_pct <= 70 && client.connect_failures === 0
+  const lost = client.frames_sent - received.received
+  const p99 = received.p99_ms
+  return {
+    variant,
+    calls,
+    frames_sent: client.frames_sent,
+    received: received.received,
+    lost,
+    duplicates: received.duplicates,
+    reordered: received.reordered,
+    p50_ms: received.p50_ms,
+    p99_ms: p99,
+    p999_ms: received.p999_ms,
+    max_ms: received.max_ms,
+    server_cpu_pct: (cpuUs / 1e4) / seconds,
+    cpu_us_per_frame: cpuUs / (framesPerSecond * seconds),
+    eld_p99_ms: Math.max(...window.map((line) => line.eld_p99_ms)),
+    rss_mb: Math.max(...window.map((line) => line.rss)) / 2 ** 20,
+    client_lateness_p99_ms: client.lateness_p99_ms,
+    client_cpu_pct: client.client_cpu_pct,
+    valid,
+    pass: valid && lost === 0 && p99 < 20 && received.p999_ms < 50
+  }
+}
+
+function readProbe (file: string): Array<{ t: number, eld_p99_ms: number, elu: number, cpu_us: number, rss: number }> {
+  try {
+    return readFileSync(file, 'utf8').trim().split('\n').filter((line) => line !== '').map((line) => JSON.parse(line))
+  } catch {
+    return []
+  }
+}
+
+async function measure (variant: Variant, loads: number[], redisUrl: string): Promise<StepResult[]> {
+  const port = await freePort()
+  const probeFile = join(tmpdir(), `rtaa-probe-${process.pid}-${variant}-${Date.now()}.jsonl`)
+  const server = await startServer(variant, port, redisUrl, probeFile)
+  const results: StepResult[] = []
+  try {
+    for (const calls of loads) {
+      const result = await step(variant, calls, port, redisUrl, probeFile)
+      results.push(result)
+      process.stderr.write(`${variant} ${calls} calls: p99 ${result.p99_ms.toFixed(2)} ms, lost ${result.lost}, ${result.cpu_us_per_frame.toFixed(1)} µs/frame, cpu ${result.server_cpu_pct.toFixed(0)} %, client lateness p99 ${result.client_lateness_p99_ms.toFixed(2)} ms, client cpu ${result.client_cpu_pct.toFixed(0)} %${result.valid ? '' : ' (INVALID: the client fell behind)'}\n`)
+      if (mode === 'full' && !result.pass) break
+    }
+  } finally {
+    server.kill('SIGTERM')
+    await once(server, 'exit')
+    rmSync(probeFile, { force: true })
+  }
+  return results
+}
+
+/** Full mode: steps until a failure, then bisection between the last pass and the first failure, to ±25 calls. */
+async function search (variant: Variant, redisUrl: string): Promise<StepResult[]> {
+  const steps = [50, 100, 200, 300, 400, 500, 600, 700, 800, 1000, 1200]
+  const results = await measure(variant, steps, redisUrl)
+  const failed = results.find((result) => !result.pass)
+  if (failed === undefined) return results
+  let low = results.filter((result) => result.pass).at(-1)?.calls ?? 0
+  let high = failed.calls
+  while (high - low > 25) {
+    const mid = Math.round((low + high) / 2)
+    const [result] = await measure(variant, [mid], redisUrl)
+    results.push(result)
+    if (result.pass) low = mid
+    else high = mid
+  }
+  return results
+}
+
+const maxPassing = (results: StepResult[]): number => Math.max(0, ...results.filter((result) => result.pass).map((result) => result.calls))
+const at = (results: StepResult[], calls: number): StepResult | undefined => results.find((result) => result.calls === calls)
+
+const redis = await TestRedis.start()
+try {
+  const order: Variant[] = mode === 'full' ? ['baseline', 'gateway', 'gateway', 'baseline'] : ['baseline', 'gateway']
+  const loads = mode === 'smoke' ? [20] : [100, 200, 400]
+  const all: StepResult[] = []
+  for (const variant of order) all.push(...(mode === 'full' ? await search(variant, redis.url) : await measure(variant, loads, redis.url)))
+  const by = (variant: Variant): StepResult[] => all.filter((result) => result.variant === variant)
+  const reference = mode === 'smoke' ? 20 : 200
+  const headline = {
+    max_calls_per_core: { baseline: maxPassing(by('baseline')), gateway: maxPassing(by('gateway')) },
+    ratio: maxPassing(by('baseline')) === 0 ? null : maxPassing(by('gateway')) / maxPassing(by('baseline')),
+    cpu_us_per_frame_at: reference,
+    cpu_us_per_frame: { baseline: at(by('baseline'), reference)?.cpu_us_per_frame ?? null, gateway: at(by('gateway'), reference)?.cpu_us_per_frame ?? null }
+  }
+  const report = {
+    mode,
+    date: new Date().toISOString(),
+    node: process.version,
+    cpu: cpus()[0]?.model,
+    cores: cpus().length,
+    taskset,
+    format: { sample_rate: SAMPLE_RATE, frame_ms: FRAME_MS, seconds_per_step: SECONDS },
+    headline,
+    steps: all
+  }
+  const table = ['| variant | calls | p50 ms | p99 ms | p99.9 ms | lost | server CPU % | CPU µs/frame | ELD p99 ms | RSS MB | valid |', '|---|---|---|---|---|---|---|---|---|---|---|']
+    .concat(all.map((r) => `| ${r.variant} | ${r.calls} | ${r.p50_ms.toFixed(2)} | ${r.p99_ms.toFixed(2)} | ${r.p999_ms.toFixed(2)} | ${r.lost} | ${r.server_cpu_pct.toFixed(0)} | ${r.cpu_us_per_frame.toFixed(1)} | ${r.eld_p99_ms.toFixed(1)} | ${r.rss_mb.toFixed(0)} | ${r.valid ? 'yes' : 'no'} |`))
+    .join('\n')
+  if (mode !== 'smoke') {
+    mkdirSync(join(root, 'bench', 'results'), { recursive: true })
+    const stem = join(root, 'bench', 'results', `${report.date.slice(0, 19).replace(/:/g, '-')}-${mode}`)
+    writeFileSync(`${stem}.json`, `${JSON.stringify(report, null, 2)}\n`)
+    writeFileSync(`${stem}.md`, `${table}\n`)
+  }
+  process.stdout.write(`${table}\n\n${JSON.stringify(headline, null, 2)}\n`)
+  if (all.some((result) => result.received === 0)) {
+    process.stderr.write('bench: a step received no frames at all; the harness is broken\n')
+    process.exitCode = 1
+  }
+} finally {
+  await redis.stop()
+}
