@@ -24,6 +24,11 @@ const frames = Math.floor((options.seconds * 1000) / options.frameMs)
 const lateness = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 })
 const template = Buffer.alloc(frameBytes)
 for (let i = 0; i < frameBytes / 2; i++) template.writeInt16LE(Math.round(6000 * Math.sin(i / 7)), i * 2)
+// Base64 encodes 3 bytes at a time, so the stamp's 16 bytes live in the first 18: only those are encoded per frame,
+// the rest of the payload's base64 is the same for every frame. Keeps the generator cheap enough not to fall behind.
+const HEAD_BYTES = 18
+const tail = template.subarray(HEAD_BYTES).toString('base64')
+const head = Buffer.from(template.subarray(0, HEAD_BYTES))
 let sent = 0
 let failures = 0
 
@@ -64,9 +69,8 @@ const done: Array<Promise<void>> = sockets.map((ws, index) => new Promise((resol
     const held = bunched && ((now - t0) / 1e6) % 1000 < 200
     while (!held && k < frames && t0 + phase + k * frameNs <= now) {
       const intended = t0 + phase + k * frameNs
-      const pcm = Buffer.from(template)
-      stamp(pcm, index, k + 1, intended)
-      ws.send(`{"event":"media","sequence_number":"${k + 2}","stream_sid":"${sid}","media":{"chunk":"${k + 1}","timestamp":"${k * options.frameMs}","payload":"${pcm.toString('base64')}"}}`)
+      stamp(head, index, k + 1, intended)
+      ws.send(`{"event":"media","sequence_number":"${k + 2}","stream_sid":"${sid}","media":{"chunk":"${k + 1}","timestamp":"${k * options.frameMs}","payload":"${head.toString('base64')}${tail}"}}`)
       if (!bunched) lateness.recordValue(Math.max(1, Math.round((nowNs() - intended) / 1000)))
       sent++
       k++

@@ -203,8 +203,10 @@ const at = (results: StepResult[], calls: number): StepResult | undefined => res
 
 const redis = await TestRedis.start()
 try {
-  const order: Variant[] = mode === 'full' ? ['baseline', 'gateway', 'gateway', 'baseline'] : ['baseline', 'gateway']
-  const loads = mode === 'smoke' ? [20] : [100, 200, 400]
+  // BENCH_ONLY=gateway and BENCH_LOADS=200 narrow a run, for before/after measurements of one change.
+  const order = ((mode === 'full' ? ['baseline', 'gateway', 'gateway', 'baseline'] : ['baseline', 'gateway']) as Variant[])
+    .filter((variant) => process.env.BENCH_ONLY === undefined || variant === process.env.BENCH_ONLY)
+  const loads = process.env.BENCH_LOADS?.split(',').map(Number) ?? (mode === 'smoke' ? [20] : [100, 200, 400])
   const all: StepResult[] = []
   for (const variant of order) all.push(...(mode === 'full' ? await search(variant, redis.url) : await measure(variant, loads, redis.url)))
   const by = (variant: Variant): StepResult[] => all.filter((result) => result.variant === variant)
