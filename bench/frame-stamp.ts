@@ -3,7 +3,6 @@
  * in ns, as a double; CLOCK_MONOTONIC, so the load generator and the sink on one host share it). The gateway passes
  * PCM through untouched, so the stamp survives to Redis.
  */
-export const STAMP_BYTES = 16
 
 export function stamp (pcm: Buffer, call: number, seq: number, intendedNs: number): void {
   pcm.writeUInt32LE(call, 0)
