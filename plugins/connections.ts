@@ -18,8 +18,11 @@ export interface Connection {
 declare module 'fastify' {
   interface FastifyInstance {
     connections: {
-      /** Starts tracking a connection: keepalive, idle timeout, admission and drain all count it. */
-      track (socket: WebSocket, session: StreamSession): void
+      /**
+       * Starts tracking a connection: keepalive, idle timeout, admission and drain all count it. The caller's own
+       * message listener stamps `lastMessageAt`, so a message costs no second listener.
+       */
+      track (socket: WebSocket, session: StreamSession): Connection
       readonly size: number
       /** onRequest hook for ingest routes: 503 with Retry-After while shutting down, full or under pressure. */
       admit (request: FastifyRequest, reply: FastifyReply): Promise<void>
@@ -77,12 +80,12 @@ export default fp(async (fastify) => {
       const now = Date.now()
       const connection: Connection = { socket, session, lastMessageAt: now, lastPingAt: now, pongDueAt: null }
       live.add(connection)
-      socket.on('message', () => { connection.lastMessageAt = Date.now() })
       socket.on('pong', () => { connection.pongDueAt = null })
       socket.on('close', () => {
         live.delete(connection)
         if (live.size === 0) for (const resolve of emptied.splice(0)) resolve()
       })
+      return connection
     },
     get size () {
       return live.size

@@ -72,12 +72,15 @@ function addIngestRoute (fastify: FastifyInstance, path: string, vendors: () => 
       metrics,
       playback
     })
+    const connection = connections.track(socket, session)
     // Listeners are attached synchronously so no message can arrive before them; ws hands over Buffers.
-    socket.on('message', (data, isBinary) => session.receive(data as Buffer, isBinary))
+    socket.on('message', (data, isBinary) => {
+      connection.lastMessageAt = Date.now()
+      session.receive(data as Buffer, isBinary)
+    })
     // ws has already started closing with the fitting code; the session logs the call and the reason.
     socket.on('error', (err: Error & { code?: string }) => session.reject(new ProtocolError(wsErrorCloseCode(err.code), err.message)))
     socket.on('close', (code) => session.closed(code))
-    connections.track(socket, session)
   })
 }
 
