@@ -13,19 +13,32 @@ const lastSeq = new Map<number, number>()
 let received = 0
 let duplicates = 0
 let reordered = 0
-const seen = new Set<string>()
+/** One bit per (call, seq): a Set of strings would allocate per frame and put the sink's GC into the latencies. */
+const seen = new Map<number, Uint8Array>()
+
+function firstSighting (call: number, seq: number): boolean {
+  let bits = seen.get(call)
+  if (bits === undefined || bits.length <= seq >> 3) {
+    const grown = new Uint8Array(Math.max(1024, (seq >> 3) * 2))
+    if (bits !== undefined) grown.set(bits)
+    seen.set(call, grown)
+    bits = grown
+  }
+  const mask = 1 << (seq & 7)
+  if ((bits[seq >> 3] & mask) !== 0) return false
+  bits[seq >> 3] |= mask
+  return true
+}
 
 const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379')
 redis.on('pmessageBuffer', (_pattern: Buffer, _channel: Buffer, message: Buffer) => {
   const arrived = nowNs()
   const pcm = message.subarray(4 + message.readUInt32BE(0))
   const { call, seq, intendedNs } = readStamp(pcm)
-  const key = `${call}:${seq}`
-  if (seen.has(key)) {
+  if (!firstSighting(call, seq)) {
     duplicates++
     return
   }
-  seen.add(key)
   received++
   if (seq < (lastSeq.get(call) ?? 0)) reordered++
   else lastSeq.set(call, seq)

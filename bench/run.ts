@@ -5,17 +5,22 @@
  *   npm run bench          full: steps until p99 ≥ 20 ms or loss, then bisection; ABBA order; results JSON + table
  *   npm run bench:quick    fixed loads, AB order, about 3 minutes
  *   npm run bench:smoke    one small step each, ~20 s: proves the harness runs (CI); asserts no speed
+ *
+ * BENCH_VARIANTS lists the servers in run order, e.g. `gateway@HEAD~1,gateway,gateway,gateway@HEAD~1`: a variant
+ * `gateway@<git ref>` runs that commit's gateway from a temporary worktree, so one change's before and after are
+ * measured side by side, in ABBA order, in one run. BENCH_LOADS fixes the loads (calls).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { TestRedis, freePort } from '../test/helpers/redis-server.js'
 import { Collected } from '../test/helpers/waiter.js'
 
-type Variant = 'baseline' | 'gateway'
+/** 'baseline', 'gateway' (this checkout) or 'gateway@<git ref>'. */
+type Variant = string
 type Mode = 'full' | 'quick' | 'smoke'
 
 interface StepResult {
@@ -45,6 +50,8 @@ const mode = (process.argv[2] ?? 'quick') as Mode
 const SAMPLE_RATE = Number(process.env.BENCH_SAMPLE_RATE ?? 16000)
 const FRAME_MS = Number(process.env.BENCH_FRAME_MS ?? 20)
 const SECONDS = { full: 30, quick: 12, smoke: 4 }[mode]
+// Loads are in calls at 20 ms frames; at another cadence the same frame rates are tried (5× the calls at 100 ms).
+const CALLS_SCALE = FRAME_MS / 20
 const WARMUP_SECONDS = mode === 'smoke' ? 0 : 3
 const taskset = spawnSync('taskset', ['-c', '0', 'true']).status === 0 && cpus().length >= 2
 
@@ -52,9 +59,30 @@ function pinned (cpu: number, command: string, args: string[]): [string, string[
   return taskset ? ['taskset', ['-c', String(cpu), command, ...args]] : [command, args]
 }
 
-function start (cpu: number, args: string[], env: Record<string, string>): ChildProcess {
+function start (cpu: number, args: string[], env: Record<string, string>, cwd = root): ChildProcess {
   const [command, argv] = pinned(cpu, process.execPath, args)
-  return spawn(command, argv, { cwd: root, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'inherit'] })
+  return spawn(command, argv, { cwd, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'inherit'] })
+}
+
+const worktrees = new Map<string, string>()
+
+/** The directory whose src/server.ts a gateway variant runs: this checkout, or a worktree of the ref it names. */
+function gatewayDir (variant: Variant): string {
+  const ref = variant.split('@')[1]
+  if (ref === undefined) return root
+  let dir = worktrees.get(ref)
+  if (dir === undefined) {
+    dir = mkdtempSync(join(tmpdir(), 'rtaa-bench-'))
+    const added = spawnSync('git', ['worktree', 'add', '--detach', dir, ref], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] })
+    if (added.status !== 0) throw new Error(`git worktree add ${ref} failed`)
+    symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules'))
+    worktrees.set(ref, dir)
+  }
+  return dir
+}
+
+function removeWorktrees (): void {
+  for (const dir of worktrees.values()) spawnSync('git', ['worktree', 'remove', '--force', dir], { cwd: root })
 }
 
 const output = new WeakMap<ChildProcess, Collected<string>>()
@@ -79,7 +107,7 @@ function firstLine (child: ChildProcess, match: (line: string) => boolean): Prom
 
 async function startServer (variant: Variant, port: number, redisUrl: string, probeFile: string): Promise<ChildProcess> {
   const env = { PORT: String(port), REDIS_URL: redisUrl, REDIS_PREFIX: 'bench:', PROBE_FILE: probeFile }
-  const loader = ['--import', 'tsx', '--import', './bench/probe.mjs']
+  const loader = ['--import', 'tsx', '--import', join(root, 'bench', 'probe.mjs')]
   const server = variant === 'baseline'
     ? start(1, [...loader, 'bench/baseline-server.ts'], env)
     : start(1, [...loader, 'src/server.ts'], {
@@ -90,7 +118,7 @@ async function startServer (variant: Variant, port: number, redisUrl: string, pr
       EVENT_LOOP_DELAY_LIMIT_MS: '60000',
       DRAIN_TIMEOUT_MS: '0',
       SUPPORT_TWILIO: 'false'
-    })
+    }, gatewayDir(variant))
   if (variant === 'baseline') await firstLine(server, (line) => line === 'listening')
   else await untilReady(port)
   return server
@@ -111,7 +139,7 @@ async function step (variant: Variant, calls: number, port: number, redisUrl: st
   await firstLine(sink, (line) => line === 'ready')
   const probeStart = readProbe(probeFile).length
   const load = start(0, ['--import', 'tsx', 'bench/load-generator.ts', JSON.stringify({
-    url: `ws://127.0.0.1:${port}/v1/ingest`, calls, sampleRate: SAMPLE_RATE, frameMs: FRAME_MS, seconds: SECONDS + WARMUP_SECONDS, mode: 'random', callPrefix: `${variant}-${calls}-${Date.now()}`
+    url: `ws://127.0.0.1:${port}/v1/ingest`, calls, sampleRate: SAMPLE_RATE, frameMs: FRAME_MS, seconds: SECONDS + WARMUP_SECONDS, mode: 'random', callPrefix: `${variant.replace(/\W/g, '_')}-${calls}-${Date.now()}`
   })], {})
   const client = JSON.parse(await firstLine(load, (line) => line.startsWith('{'))) as { frames_sent: number, lateness_p99_ms: number, client_cpu_pct: number, connect_failures: number }
   await once(load, 'exit')
@@ -182,13 +210,13 @@ async function measure (variant: Variant, loads: number[], redisUrl: string): Pr
 
 /** Full mode: steps until a failure, then bisection between the last pass and the first failure, to ±25 calls. */
 async function search (variant: Variant, redisUrl: string): Promise<StepResult[]> {
-  const steps = [50, 100, 200, 300, 400, 500, 600, 700, 800, 1000, 1200]
+  const steps = [50, 100, 200, 300, 400, 500, 600, 700, 800, 1000, 1200].map((calls) => calls * CALLS_SCALE)
   const results = await measure(variant, steps, redisUrl)
   const failed = results.find((result) => !result.pass)
   if (failed === undefined) return results
   let low = results.filter((result) => result.pass).at(-1)?.calls ?? 0
   let high = failed.calls
-  while (high - low > 25) {
+  while (high - low > 25 * CALLS_SCALE) {
     const mid = Math.round((low + high) / 2)
     const [result] = await measure(variant, [mid], redisUrl)
     results.push(result)
@@ -199,23 +227,34 @@ async function search (variant: Variant, redisUrl: string): Promise<StepResult[]
 }
 
 const maxPassing = (results: StepResult[]): number => Math.max(0, ...results.filter((result) => result.pass).map((result) => result.calls))
-const at = (results: StepResult[], calls: number): StepResult | undefined => results.find((result) => result.calls === calls)
+/** A variant searched twice (ABBA) has two capacities; the figure is their mean. */
+function capacity (runs: StepResult[][]): number {
+  return runs.length === 0 ? 0 : runs.reduce((sum, run) => sum + maxPassing(run), 0) / runs.length
+}
+/** A variant run twice (ABBA) gives two steps at one load; the figure is their mean. */
+function cpuAt (results: StepResult[], calls: number): number | null {
+  const matching = results.filter((result) => result.calls === calls)
+  return matching.length === 0 ? null : matching.reduce((sum, result) => sum + result.cpu_us_per_frame, 0) / matching.length
+}
 
 const redis = await TestRedis.start()
 try {
-  // BENCH_ONLY=gateway and BENCH_LOADS=200 narrow a run, for before/after measurements of one change.
-  const order = ((mode === 'full' ? ['baseline', 'gateway', 'gateway', 'baseline'] : ['baseline', 'gateway']) as Variant[])
-    .filter((variant) => process.env.BENCH_ONLY === undefined || variant === process.env.BENCH_ONLY)
-  const loads = process.env.BENCH_LOADS?.split(',').map(Number) ?? (mode === 'smoke' ? [20] : [100, 200, 400])
-  const all: StepResult[] = []
-  for (const variant of order) all.push(...(mode === 'full' ? await search(variant, redis.url) : await measure(variant, loads, redis.url)))
+  const order = process.env.BENCH_VARIANTS?.split(',') ?? (mode === 'full' ? ['baseline', 'gateway', 'gateway', 'baseline'] : ['baseline', 'gateway'])
+  const loads = process.env.BENCH_LOADS?.split(',').map(Number) ?? (mode === 'smoke' ? [20] : [100, 200, 400].map((calls) => calls * CALLS_SCALE))
+  const runs: StepResult[][] = []
+  for (const variant of order) runs.push(mode === 'full' ? await search(variant, redis.url) : await measure(variant, loads, redis.url))
+  const all = runs.flat()
+  const variants = [...new Set(order)]
   const by = (variant: Variant): StepResult[] => all.filter((result) => result.variant === variant)
-  const reference = mode === 'smoke' ? 20 : 200
+  const capacityOf = (variant: Variant): number => capacity(runs.filter((run) => run[0]?.variant === variant))
+  const reference = mode === 'smoke' ? 20 : 200 * CALLS_SCALE
+  const [first, second] = variants
   const headline = {
-    max_calls_per_core: { baseline: maxPassing(by('baseline')), gateway: maxPassing(by('gateway')) },
-    ratio: maxPassing(by('baseline')) === 0 ? null : maxPassing(by('gateway')) / maxPassing(by('baseline')),
+    max_calls_per_core: Object.fromEntries(variants.map((variant) => [variant, capacityOf(variant)])),
+    // The second variant against the first: gateway ÷ baseline, or after ÷ before.
+    ratio: second === undefined || capacityOf(first) === 0 ? null : capacityOf(second) / capacityOf(first),
     cpu_us_per_frame_at: reference,
-    cpu_us_per_frame: { baseline: at(by('baseline'), reference)?.cpu_us_per_frame ?? null, gateway: at(by('gateway'), reference)?.cpu_us_per_frame ?? null }
+    cpu_us_per_frame: Object.fromEntries(variants.map((variant) => [variant, cpuAt(by(variant), reference)]))
   }
   const report = {
     mode,
@@ -243,5 +282,6 @@ try {
     process.exitCode = 1
   }
 } finally {
+  removeWorktrees()
   await redis.stop()
 }
