@@ -8,7 +8,8 @@
  *
  * BENCH_VARIANTS lists the servers in run order, e.g. `gateway@HEAD~1,gateway,gateway,gateway@HEAD~1`: a variant
  * `gateway@<git ref>` runs that commit's gateway from a temporary worktree, so one change's before and after are
- * measured side by side, in ABBA order, in one run. BENCH_LOADS fixes the loads (calls).
+ * measured side by side, in ABBA order, in one run. BENCH_LOADS fixes the loads (calls). BENCH_CPU_PROF=1 profiles
+ * each server run (`npx tsx bench/profile-summary.ts <file>` summarises one).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
@@ -107,7 +108,12 @@ function firstLine (child: ChildProcess, match: (line: string) => boolean): Prom
 
 async function startServer (variant: Variant, port: number, redisUrl: string, probeFile: string): Promise<ChildProcess> {
   const env = { PORT: String(port), REDIS_URL: redisUrl, REDIS_PREFIX: 'bench:', PROBE_FILE: probeFile }
-  const loader = ['--import', 'tsx', '--import', join(root, 'bench', 'probe.mjs')]
+  // BENCH_CPU_PROF=1: each server writes V8 CPU profiles on exit, one per thread (tsx's loader has one too; the
+  // main thread's is the largest), to a directory per run; bench/profile-summary.ts reads one.
+  const profile = process.env.BENCH_CPU_PROF === '1'
+    ? ['--cpu-prof', `--cpu-prof-dir=${join(root, 'bench', 'results', 'profiles', `${variant.replace(/\W/g, '_')}-${Date.now()}`)}`]
+    : []
+  const loader = [...profile, '--import', 'tsx', '--import', join(root, 'bench', 'probe.mjs')]
   const server = variant === 'baseline'
     ? start(1, [...loader, 'bench/baseline-server.ts'], env)
     : start(1, [...loader, 'src/server.ts'], {
