@@ -54,6 +54,29 @@ t.test('after a known call, /metrics counts it, its frames, its sequence trouble
   t.notOk(samples.some((sample) => Object.values(sample.labels).some((value) => value.startsWith('CA'))), 'no label carries a call id')
 })
 
+t.test('a live call\'s frames count at every scrape, and its end adds none twice', async (t) => {
+  const { gateway, subscriber } = await startListenedGateway(t, redis.url)
+  const client = await ProviderClient.connect(`${gateway.wsUrl}/v1/ingest?sample-rate=8000`)
+  client.send(exotelStrings.start('CAlive'))
+  for (let i = 0; i < 3; i++) client.send(exotelStrings.media('MZCAlive', i + 2, i + 1, i * 100, pcmFrame(1600, i)))
+  const exotel = { vendor: 'exotel' }
+  const live = await scrapeUntil(gateway.url, (s) => total(s, 'rtaa_frames_published_total', exotel) === 3)
+  t.equal(total(live, 'rtaa_calls_active', exotel), 1, 'the call is still live')
+  t.equal(total(live, 'rtaa_inbound_frames_total', exotel), 3)
+  t.equal(total(live, 'rtaa_inbound_bytes_total', exotel), 3 * 1600)
+  t.equal(total(live, 'rtaa_frames_published_total', exotel), 3)
+
+  client.send(exotelStrings.media('MZCAlive', 5, 4, 300, pcmFrame(1600, 3)))
+  client.send(exotelStrings.stop('CAlive', 'MZCAlive', 6))
+  await client.closed
+  await subscriber.waitForEvent('call.stop', 'CAlive')
+  const ended = await scrapeUntil(gateway.url, (s) => total(s, 'rtaa_frames_published_total', exotel) === 4)
+  t.equal(total(ended, 'rtaa_calls_active', exotel), 0)
+  t.equal(total(ended, 'rtaa_inbound_frames_total', exotel), 4)
+  t.equal(total(ended, 'rtaa_inbound_bytes_total', exotel), 4 * 1600)
+  t.equal(total(ended, 'rtaa_frames_published_total', exotel), 4)
+})
+
 t.test('only METRICS_ALLOWLIST may scrape', async (t) => {
   const { gateway } = await startListenedGateway(t, redis.url, { METRICS_ALLOWLIST: '127.0.0.2/32' })
   const status = (localAddress: string): Promise<number | undefined> => new Promise((resolve, reject) => {

@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks'
 import type { Log } from '../logger.js'
-import type { Metrics } from '../metrics.js'
+import type { Metrics, Tally } from '../metrics.js'
 import type { Playback } from '../playback/playback.js'
 import { PublishDropped, type Publisher } from '../publisher/publisher.js'
 import type { AudioFrameHeader } from '../redis/audio-frame.js'
@@ -55,7 +55,7 @@ export interface CallTransport {
  * One live call: its identity, its counters and its publishing. All per-call state lives here, so the
  * registry, the shutdown path and later the playback path see the same object.
  */
-export class Call {
+export class Call implements Tally {
   readonly info: CallInfo
   readonly startedAt = Date.now()
   frames = 0
@@ -81,6 +81,9 @@ export class Call {
   #stopEvent: CallStopEvent | null = null
   #lastChunk: number | null = null
   readonly #missingChunks = new Set<number>()
+  /** Frames Redis acknowledged, and what of frames, bytes and these the metrics have been told (see fold). */
+  #published = 0
+  #folded = { frames: 0, bytes: 0, published: 0 }
 
   constructor (info: CallInfo, { publisher, transport, log, metrics }: CallDependencies) {
     this.info = info
@@ -117,6 +120,7 @@ export class Call {
     })
     this.#metrics.callsStarted.inc(this.#counters.labels)
     this.#metrics.callsActive.inc(this.#counters.labels)
+    this.#metrics.tallies.add(this)
     this.log.info(this.#summary(), 'call started')
   }
 
@@ -142,12 +146,21 @@ export class Call {
     }
     this.frames++
     this.bytes += pcm.length
-    this.#counters.framesIn.inc()
-    this.#counters.bytesIn.inc(pcm.length)
     this.#publisher.publishAudio(header, pcm).then(() => {
-      this.#counters.framesPublished.inc()
+      // Acknowledgements still arrive after the call has ended and folded its tally for the last time.
+      if (this.ended) this.#counters.framesPublished.inc()
+      else this.#published++
       this.#metrics.publishLatency.observe((performance.now() - receivedAt) / 1000)
     }, this.#onPublishFailed)
+  }
+
+  /** Adds the frames, bytes and acknowledgements counted since the last fold to the call's metrics. */
+  fold (): void {
+    const folded = this.#folded
+    if (this.frames > folded.frames) this.#counters.framesIn.inc(this.frames - folded.frames)
+    if (this.bytes > folded.bytes) this.#counters.bytesIn.inc(this.bytes - folded.bytes)
+    if (this.#published > folded.published) this.#counters.framesPublished.inc(this.#published - folded.published)
+    this.#folded = { frames: this.frames, bytes: this.bytes, published: this.#published }
   }
 
   /** Follows the vendor's chunk numbers: a jump is a gap, a repeat a duplicate, a late missing one a reorder. */
@@ -211,6 +224,8 @@ export class Call {
       reordered: this.reordered
     }
     this.#publishEvent(this.#stopEvent)
+    this.fold()
+    this.#metrics.tallies.delete(this)
     this.#metrics.callsActive.dec(this.#counters.labels)
     this.#metrics.callsEnded.inc({ ...this.#counters.labels, reason: this.#metrics.endReason(reason) })
     this.log.info(this.#summary(), 'call ended')
