@@ -9,7 +9,11 @@ import { CloseCode } from '../src/vendors/protocol-error.js'
 export interface Connection {
   socket: WebSocket
   session: StreamSession
-  lastMessageAt: number
+  /** Messages received; the owner's message listener counts them. */
+  messages: number
+  /** The count the sweeper last saw, and when it last saw it change: idle is no change for IDLE_TIMEOUT_MS. */
+  messagesSeen: number
+  quietSince: number
   lastPingAt: number
   /** When the pong for the last ping is overdue; null when none is awaited. */
   pongDueAt: number | null
@@ -20,7 +24,7 @@ declare module 'fastify' {
     connections: {
       /**
        * Starts tracking a connection: keepalive, idle timeout, admission and drain all count it. The caller's own
-       * message listener stamps `lastMessageAt`, so a message costs no second listener.
+       * message listener counts `messages`, so a message costs no second listener and no clock read.
        */
       track (socket: WebSocket, session: StreamSession): Connection
       readonly size: number
@@ -54,7 +58,10 @@ export default fp(async (fastify) => {
       if (connection.pongDueAt !== null && now >= connection.pongDueAt) {
         session.end('keepalive_timeout')
         socket.terminate()
-      } else if (now - connection.lastMessageAt >= IDLE_TIMEOUT_MS) {
+      } else if (connection.messages !== connection.messagesSeen) {
+        connection.messagesSeen = connection.messages
+        connection.quietSince = now
+      } else if (now - connection.quietSince >= IDLE_TIMEOUT_MS) {
         session.end('idle')
         socket.close(CloseCode.NORMAL, 'idle')
       } else if (connection.pongDueAt === null && now - connection.lastPingAt >= WS_PING_INTERVAL_MS) {
@@ -78,7 +85,7 @@ export default fp(async (fastify) => {
   fastify.decorate('connections', {
     track (socket: WebSocket, session: StreamSession) {
       const now = Date.now()
-      const connection: Connection = { socket, session, lastMessageAt: now, lastPingAt: now, pongDueAt: null }
+      const connection: Connection = { socket, session, messages: 0, messagesSeen: 0, quietSince: now, lastPingAt: now, pongDueAt: null }
       live.add(connection)
       socket.on('pong', () => { connection.pongDueAt = null })
       socket.on('close', () => {

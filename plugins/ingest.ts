@@ -75,7 +75,7 @@ function addIngestRoute (fastify: FastifyInstance, path: string, vendors: () => 
     const connection = connections.track(socket, session)
     // Listeners are attached synchronously so no message can arrive before them; ws hands over Buffers.
     socket.on('message', (data, isBinary) => {
-      connection.lastMessageAt = Date.now()
+      connection.messages++
       session.receive(data as Buffer, isBinary)
     })
     // ws has already started closing with the fitting code; the session logs the call and the reason.

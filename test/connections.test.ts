@@ -1,7 +1,7 @@
 import t from 'tap'
 import { TestRedis } from './helpers/redis-server.js'
 import { startListenedGateway } from './helpers/gateway.js'
-import { ProviderClient, exotelStrings, refusedUpgrade } from './helpers/exotel.js'
+import { ProviderClient, exotelStrings, pcmFrame, refusedUpgrade } from './helpers/exotel.js'
 import { scrape, total } from './helpers/metrics.js'
 
 const redis = await TestRedis.start()
@@ -30,6 +30,19 @@ t.test('a call that sends nothing for IDLE_TIMEOUT_MS is closed with reason idle
   t.same(await client.closed, { code: 1000, reason: 'idle' })
   t.match(await subscriber.waitForEvent('call.stop', 'CAidle'), { reason: 'idle' })
   t.match(gateway.logs.items.find((line) => line.msg === 'call ended'), { interaction_id: 'CAidle', reason: 'idle' })
+})
+
+t.test('a call that keeps sending is not idle, however long it lasts past IDLE_TIMEOUT_MS', async (t) => {
+  const { gateway, subscriber } = await startListenedGateway(t, redis.url, { IDLE_TIMEOUT_MS: '300' })
+  const client = await ProviderClient.connect(`${gateway.wsUrl}/v1/ingest?sample-rate=8000`)
+  client.send(exotelStrings.start('CAbusy'))
+  // 12 frames 100 ms apart: the call lasts four idle timeouts, and is never quiet for one.
+  for (let i = 0; i < 12; i++) {
+    client.send(exotelStrings.media('MZCAbusy', i + 2, i + 1, i * 100, pcmFrame(1600, i)))
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  t.same(await client.closed, { code: 1000, reason: 'idle' }, 'once it goes quiet, it is idle')
+  t.match(await subscriber.waitForEvent('call.stop', 'CAbusy'), { reason: 'idle', frames: 12 }, 'every frame was taken before')
 })
 
 t.test('over MAX_CONCURRENT_CALLS, a new upgrade gets 503 with Retry-After and open calls go on', async (t) => {

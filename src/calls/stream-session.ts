@@ -62,10 +62,13 @@ export class StreamSession {
   #held: Array<[Buffer, boolean]> = []
   readonly #options: StreamSessionOptions
   #log: Log
+  /** Read once: a pino level lookup per message is measurable, and the level does not change at runtime. */
+  readonly #debug: boolean
 
   constructor (options: StreamSessionOptions) {
     this.#options = options
     this.#log = options.log
+    this.#debug = debugEnabled(options.log)
     this.#detector = new VendorDetector(options.candidates)
     const decided = this.#detector.decided
     if (decided !== null) this.#use(decided)
@@ -82,7 +85,7 @@ export class StreamSession {
         this.#detect(data, isBinary)
         return
       }
-      const decoded = this.#decoder.decode(data, isBinary, debugEnabled(this.#log))
+      const decoded = this.#decoder.decode(data, isBinary, this.#debug)
       if (decoded.unknownFields !== undefined && decoded.unknownFields.length > 0) {
         this.#log.debug({ fields: decoded.unknownFields }, 'unknown fields, ignored')
       }
