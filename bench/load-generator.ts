@@ -51,7 +51,7 @@ async function connect (index: number): Promise<WebSocket | null> {
 const sockets: Array<WebSocket | null> = []
 for (let i = 0; i < options.calls; i++) {
   sockets.push(await connect(i))
-  if (i % 10 === 9) await new Promise((resolve) => setTimeout(resolve, 100)) // at most ~100 new calls a second
+  if (i % 20 === 19) await new Promise((resolve) => setTimeout(resolve, 100)) // at most ~200 new calls a second
 }
 
 const cpuBefore = process.cpuUsage()

@@ -13,15 +13,13 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { TestRedis, freePort } from '../test/helpers/redis-server.js'
 import { Collected } from '../test/helpers/waiter.js'
+import { removeWorktrees, root, serverCommand, untilReady, type Variant } from './servers.js'
 
-/** 'baseline', 'gateway' (this checkout) or 'gateway@<git ref>'. */
-type Variant = string
 type Mode = 'full' | 'quick' | 'smoke'
 
 interface StepResult {
@@ -46,7 +44,6 @@ interface StepResult {
   pass: boolean
 }
 
-const root = fileURLToPath(new URL('..', import.meta.url))
 const mode = (process.argv[2] ?? 'quick') as Mode
 const SAMPLE_RATE = Number(process.env.BENCH_SAMPLE_RATE ?? 16000)
 const FRAME_MS = Number(process.env.BENCH_FRAME_MS ?? 20)
@@ -63,27 +60,6 @@ function pinned (cpu: number, command: string, args: string[]): [string, string[
 function start (cpu: number, args: string[], env: Record<string, string>, cwd = root): ChildProcess {
   const [command, argv] = pinned(cpu, process.execPath, args)
   return spawn(command, argv, { cwd, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'inherit'] })
-}
-
-const worktrees = new Map<string, string>()
-
-/** The directory whose src/server.ts a gateway variant runs: this checkout, or a worktree of the ref it names. */
-function gatewayDir (variant: Variant): string {
-  const ref = variant.split('@')[1]
-  if (ref === undefined) return root
-  let dir = worktrees.get(ref)
-  if (dir === undefined) {
-    dir = mkdtempSync(join(tmpdir(), 'rtaa-bench-'))
-    const added = spawnSync('git', ['worktree', 'add', '--detach', dir, ref], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] })
-    if (added.status !== 0) throw new Error(`git worktree add ${ref} failed`)
-    symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules'))
-    worktrees.set(ref, dir)
-  }
-  return dir
-}
-
-function removeWorktrees (): void {
-  for (const dir of worktrees.values()) spawnSync('git', ['worktree', 'remove', '--force', dir], { cwd: root })
 }
 
 const output = new WeakMap<ChildProcess, Collected<string>>()
@@ -107,37 +83,16 @@ function firstLine (child: ChildProcess, match: (line: string) => boolean): Prom
 }
 
 async function startServer (variant: Variant, port: number, redisUrl: string, probeFile: string): Promise<ChildProcess> {
-  const env = { PORT: String(port), REDIS_URL: redisUrl, REDIS_PREFIX: 'bench:', PROBE_FILE: probeFile }
   // BENCH_CPU_PROF=1: each server writes V8 CPU profiles on exit, one per thread (tsx's loader has one too; the
   // main thread's is the largest), to a directory per run; bench/profile-summary.ts reads one.
   const profile = process.env.BENCH_CPU_PROF === '1'
     ? ['--cpu-prof', `--cpu-prof-dir=${join(root, 'bench', 'results', 'profiles', `${variant.replace(/\W/g, '_')}-${Date.now()}`)}`]
     : []
-  const loader = [...profile, '--import', 'tsx', '--import', join(root, 'bench', 'probe.mjs')]
-  const server = variant === 'baseline'
-    ? start(1, [...loader, 'bench/baseline-server.ts'], env)
-    : start(1, [...loader, 'src/server.ts'], {
-      ...env,
-      HOST: '127.0.0.1',
-      LOG_LEVEL: 'warn',
-      MAX_CONCURRENT_CALLS: '100000',
-      EVENT_LOOP_DELAY_LIMIT_MS: '60000',
-      DRAIN_TIMEOUT_MS: '0',
-      SUPPORT_TWILIO: 'false'
-    }, gatewayDir(variant))
-  if (variant === 'baseline') await firstLine(server, (line) => line === 'listening')
+  const command = serverCommand(variant, port, redisUrl, [...profile, '--import', join(root, 'bench', 'probe.mjs')])
+  const server = start(1, command.args, { ...command.env, PROBE_FILE: probeFile }, command.cwd)
+  if (command.readyLine !== undefined) await firstLine(server, (line) => line === command.readyLine)
   else await untilReady(port)
   return server
-}
-
-/** The gateway logs at warn here, so it is ready when /ready says so (Redis connected). */
-async function untilReady (port: number): Promise<void> {
-  for (let attempt = 0; attempt < 300; attempt++) {
-    const status = await fetch(`http://127.0.0.1:${port}/ready`).then((response) => response.status, () => 0)
-    if (status === 200) return
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
-  throw new Error('the gateway did not become ready')
 }
 
 async function step (variant: Variant, calls: number, port: number, redisUrl: string, probeFile: string): Promise<StepResult> {
@@ -153,7 +108,7 @@ async function step (variant: Variant, calls: number, port: number, redisUrl: st
   sink.kill('SIGTERM')
   const received = JSON.parse(await firstLine(sink, (line) => line.startsWith('{'))) as Omit<StepResult, 'variant'>
   // The window: probe lines written while this step's load ran, less the warm-up and ramp.
-  const probes = readProbe(probeFile).slice(probeStart).slice(WARMUP_SECONDS + Math.ceil(calls / 100))
+  const probes = readProbe(probeFile).slice(probeStart).slice(WARMUP_SECONDS + Math.ceil(calls / 200))
   const window = probes.length >= 2 ? probes : readProbe(probeFile).slice(probeStart)
   const seconds = Math.max(1, (window.at(-1)!.t - window[0].t) / 1000)
   const cpuUs = window.at(-1)!.cpu_us - window[0].cpu_us

@@ -1,0 +1,130 @@
+/**
+ * CPU instructions per frame, counted by valgrind's callgrind: repeatable where seconds are not (a shared VM's
+ * timing drifts 15-20 % between runs), so it measures one change's before and after. Each variant's server runs
+ * under callgrind; a closed-loop driver warms it up, the counters are zeroed, exactly ROUNDS × CALLS frames go
+ * through (each round waits until Redis has delivered every frame of it), and the counters are dumped.
+ *
+ *   npm run bench:instructions                                   baseline and gateway
+ *   BENCH_VARIANTS=gateway@HEAD~1,gateway npm run bench:instructions    a change's before and after
+ *
+ * The count is the server process's, every thread, including Redis I/O, timers and GC; not the client's. It is
+ * not exact: two runs of one commit differed by 5 % and 9 % (a major GC falls inside the 5,000 frames or not),
+ * so raise BENCH_ROUNDS to tell smaller changes apart.
+ */
+import { spawn, spawnSync } from 'node:child_process'
+import { once } from 'node:events'
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Redis } from 'ioredis'
+import WebSocket from 'ws'
+import { TestRedis, freePort } from '../test/helpers/redis-server.js'
+import { removeWorktrees, serverCommand, untilReady, type Variant } from './servers.js'
+
+const CALLS = Number(process.env.BENCH_CALLS ?? 20)
+const WARMUP_ROUNDS = Number(process.env.BENCH_WARMUP_ROUNDS ?? 150)
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 250)
+const SAMPLE_RATE = Number(process.env.BENCH_SAMPLE_RATE ?? 16000)
+const FRAME_MS = Number(process.env.BENCH_FRAME_MS ?? 20)
+const payload = Buffer.alloc((SAMPLE_RATE * 2 * FRAME_MS) / 1000, 0x11).toString('base64')
+
+if (spawnSync('valgrind', ['--version']).status !== 0) throw new Error('bench:instructions needs valgrind (apt-get install valgrind)')
+
+async function count (variant: Variant, redisUrl: string): Promise<{ variant: Variant, instructions_per_frame: number, frames: number }> {
+  const port = await freePort()
+  const out = mkdtempSync(join(tmpdir(), 'rtaa-callgrind-'))
+  // One thread for V8's compiler and GC, so their work is not spread by timing across runs.
+  const command = serverCommand(variant, port, redisUrl, ['--single-threaded'])
+  const server = spawn('valgrind', ['--tool=callgrind', `--callgrind-out-file=${join(out, 'callgrind.out')}`, process.execPath, ...command.args],
+    { cwd: command.cwd, env: command.env, stdio: ['ignore', 'pipe', 'pipe'] })
+  // vgdb, which callgrind_control talks through, names its pipes after USER and HOST (the gateway's HOST, here):
+  // the control side must see the server's environment.
+  const control = (flag: string): void => {
+    const result = spawnSync('callgrind_control', [flag, String(server.pid)], { encoding: 'utf8', env: command.env })
+    if (result.status !== 0 || result.stderr.includes('error')) throw new Error(`callgrind_control ${flag} failed: ${result.stderr}`)
+  }
+  const sink = new Redis(redisUrl)
+  let received = 0
+  const waiting: Array<{ until: number, resolve: () => void }> = []
+  sink.on('pmessageBuffer', () => {
+    received++
+    while (waiting.length > 0 && received >= waiting[0].until) waiting.shift()!.resolve()
+  })
+  try {
+    await sink.psubscribe('bench:audio:*')
+    if (command.readyLine !== undefined) {
+      let lines = ''
+      server.stdout.on('data', (chunk: Buffer) => { lines += chunk.toString() })
+      await untilLine(() => lines.includes(command.readyLine!))
+    } else {
+      await untilReady(port, 3000)
+    }
+    const sockets = await Promise.all(Array.from({ length: CALLS }, (_, index) => connect(port, variant, index)))
+    let sequence = 0
+    const rounds = async (n: number): Promise<void> => {
+      for (let round = 0; round < n; round++) {
+        sequence++
+        const delivered = new Promise<void>((resolve) => waiting.push({ until: received + CALLS, resolve }))
+        sockets.forEach((ws, index) => ws.send(`{"event":"media","sequence_number":"${sequence + 1}","stream_sid":"MZ${index}","media":{"chunk":"${sequence}","timestamp":"${sequence * FRAME_MS}","payload":"${payload}"}}`))
+        await delivered
+      }
+    }
+    await rounds(WARMUP_ROUNDS)
+    control('-z')
+    await rounds(ROUNDS)
+    control('-d')
+    const total = await dumped(out)
+    for (const ws of sockets) ws.close()
+    return { variant, instructions_per_frame: total / (ROUNDS * CALLS), frames: ROUNDS * CALLS }
+  } finally {
+    if (server.exitCode === null && server.signalCode === null) {
+      server.kill('SIGKILL')
+      await once(server, 'exit')
+    }
+    sink.disconnect()
+    rmSync(out, { recursive: true, force: true })
+  }
+}
+
+/** callgrind_control returns once the dump is requested; the file lands when callgrind next looks. */
+async function dumped (out: string): Promise<number> {
+  for (let attempt = 0; attempt < 600; attempt++) {
+    const text = readdirSync(out).map((name) => readFileSync(join(out, name), 'utf8')).join('\n')
+    const total = /^(?:summary|totals): (\d+)/m.exec(text)
+    if (total !== null) return Number(total[1])
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  throw new Error(`no callgrind dump in ${out}: ${readdirSync(out).join(', ')}`)
+}
+
+async function untilLine (seen: () => boolean): Promise<void> {
+  for (let attempt = 0; attempt < 3000 && !seen(); attempt++) await new Promise((resolve) => setTimeout(resolve, 100))
+  if (!seen()) throw new Error('the baseline did not start')
+}
+
+async function connect (port: number, variant: Variant, index: number): Promise<WebSocket> {
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/v1/ingest?sample-rate=${SAMPLE_RATE}`, { perMessageDeflate: false })
+  await once(ws, 'open')
+  ws.send(JSON.stringify({ event: 'connected' }))
+  ws.send(JSON.stringify({ event: 'start', sequence_number: '1', stream_sid: `MZ${index}`, start: { stream_sid: `MZ${index}`, call_sid: `CA${variant.replace(/\W/g, '_')}${index}`, account_sid: 'ACbench', media_format: { encoding: 'audio/x-raw', sample_rate: String(SAMPLE_RATE), bit_rate: '16' } } }))
+  return ws
+}
+
+const redis = await TestRedis.start()
+try {
+  const variants = process.env.BENCH_VARIANTS?.split(',') ?? ['baseline', 'gateway']
+  const results = []
+  for (const variant of variants) {
+    const result = await count(variant, redis.url)
+    process.stderr.write(`${variant}: ${Math.round(result.instructions_per_frame)} instructions per frame (${result.frames} frames)\n`)
+    results.push(result)
+  }
+  const [first, ...rest] = results
+  const table = ['| variant | instructions per frame | ÷ first |', '|---|---|---|']
+    .concat(results.map((r) => `| ${r.variant} | ${Math.round(r.instructions_per_frame)} | ${(r.instructions_per_frame / first.instructions_per_frame).toFixed(3)} |`))
+  process.stdout.write(`${table.join('\n')}\n`)
+  if (rest.length === 0) process.stdout.write('\n')
+} finally {
+  removeWorktrees()
+  await redis.stop()
+}

@@ -1,0 +1,65 @@
+/**
+ * What the benchmarks run: the hand-written baseline, this checkout's gateway, or the gateway of a git ref
+ * (`gateway@<ref>`, from a temporary worktree), each as a node command line with its environment.
+ */
+import { spawnSync } from 'node:child_process'
+import { mkdtempSync, symlinkSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+/** 'baseline', 'gateway' (this checkout) or 'gateway@<git ref>'. */
+export type Variant = string
+
+export const root = fileURLToPath(new URL('..', import.meta.url))
+
+export interface ServerCommand {
+  args: string[]
+  env: Record<string, string>
+  cwd: string
+  /** The baseline prints this line when it listens; the gateway is ready when /ready says 200. */
+  readyLine?: string
+}
+
+export function serverCommand (variant: Variant, port: number, redisUrl: string, nodeOptions: string[] = []): ServerCommand {
+  const env = { PATH: process.env.PATH ?? '', PORT: String(port), REDIS_URL: redisUrl, REDIS_PREFIX: 'bench:' }
+  const loader = [...nodeOptions, '--import', 'tsx']
+  if (variant === 'baseline') return { args: [...loader, 'bench/baseline-server.ts'], env, cwd: root, readyLine: 'listening' }
+  return {
+    args: [...loader, 'src/server.ts'],
+    // As shipped, less what would refuse or slow a benchmark's load: info logs, admission limits, Twilio detection.
+    env: { ...env, HOST: '127.0.0.1', LOG_LEVEL: 'warn', MAX_CONCURRENT_CALLS: '100000', EVENT_LOOP_DELAY_LIMIT_MS: '60000', DRAIN_TIMEOUT_MS: '0', SUPPORT_TWILIO: 'false' },
+    cwd: gatewayDir(variant)
+  }
+}
+
+/** Polls /ready until the gateway is connected to Redis. */
+export async function untilReady (port: number, attempts = 300): Promise<void> {
+  for (let attempt = 0; attempt < attempts; attempt++) {
+    const status = await fetch(`http://127.0.0.1:${port}/ready`).then((response) => response.status, () => 0)
+    if (status === 200) return
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  throw new Error('the gateway did not become ready')
+}
+
+const worktrees = new Map<string, string>()
+
+function gatewayDir (variant: Variant): string {
+  const ref = variant.split('@')[1]
+  if (ref === undefined) return root
+  let dir = worktrees.get(ref)
+  if (dir === undefined) {
+    dir = mkdtempSync(join(tmpdir(), 'rtaa-bench-'))
+    const added = spawnSync('git', ['worktree', 'add', '--detach', dir, ref], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] })
+    if (added.status !== 0) throw new Error(`git worktree add ${ref} failed`)
+    symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules'))
+    worktrees.set(ref, dir)
+  }
+  return dir
+}
+
+export function removeWorktrees (): void {
+  for (const dir of worktrees.values()) spawnSync('git', ['worktree', 'remove', '--force', dir], { cwd: root })
+  worktrees.clear()
+}
