@@ -1,8 +1,7 @@
-import { performance } from 'node:perf_hooks'
 import type { Log } from '../logger.js'
 import type { Metrics, Tally } from '../metrics.js'
 import type { Playback } from '../playback/playback.js'
-import { PublishDropped, type Publisher } from '../publisher/publisher.js'
+import { PublishDropped, type PublishOutcome, type Publisher } from '../publisher/publisher.js'
 import type { AudioFrameHeader } from '../redis/audio-frame.js'
 import type { CallEvent, CallStopEvent } from './call-events.js'
 
@@ -76,7 +75,8 @@ export class Call implements Tally {
   readonly #metrics: Metrics
   readonly #counters: ReturnType<typeof callCounters>
   readonly #bytesPerMs: number
-  readonly #onPublishFailed: (err: Error) => void
+  /** What the publisher reports each frame's fate to: made once per call, not per frame. */
+  readonly #outcome: PublishOutcome
   /** call.stop while it waits to be sent: frames lost meanwhile still show in it. */
   #stopEvent: CallStopEvent | null = null
   #lastChunk: number | null = null
@@ -93,11 +93,18 @@ export class Call implements Tally {
     this.#counters = callCounters(metrics, info)
     this.log = log.child({ interaction_id: info.interactionId, tenant_id: info.tenantId, vendor: info.vendor })
     this.#bytesPerMs = (info.sampleRate * 2) / 1000
-    this.#onPublishFailed = (err) => {
-      if (err instanceof PublishDropped && err.reason === 'redis_buffer_full') this.#counters.bufferFull.inc()
-      else this.#counters.publishFailed.inc()
-      if (this.framesLost++ === 0) this.log.warn({ err }, 'audio frame not published to redis')
-      if (this.#stopEvent !== null) this.#stopEvent.frames_lost = this.framesLost
+    this.#outcome = {
+      published: () => {
+        // Acknowledgements still arrive after the call has ended and folded its tally for the last time.
+        if (this.ended) this.#counters.framesPublished.inc()
+        else this.#published++
+      },
+      failed: (err) => {
+        if (err instanceof PublishDropped && err.reason === 'redis_buffer_full') this.#counters.bufferFull.inc()
+        else this.#counters.publishFailed.inc()
+        if (this.framesLost++ === 0) this.log.warn({ err }, 'audio frame not published to redis')
+        if (this.#stopEvent !== null) this.#stopEvent.frames_lost = this.framesLost
+      }
     }
   }
 
@@ -129,7 +136,6 @@ export class Call implements Tally {
    * vendor's media counter, which gap accounting follows.
    */
   audio (pcm: Buffer, vendorSeq: number | null, timestampMs: number | null, chunk: number | null = null): void {
-    const receivedAt = performance.now()
     if (this.ended) {
       this.#counters.afterEnd.inc()
       return
@@ -146,12 +152,7 @@ export class Call implements Tally {
     }
     this.frames++
     this.bytes += pcm.length
-    this.#publisher.publishAudio(header, pcm).then(() => {
-      // Acknowledgements still arrive after the call has ended and folded its tally for the last time.
-      if (this.ended) this.#counters.framesPublished.inc()
-      else this.#published++
-      this.#metrics.publishLatency.observe((performance.now() - receivedAt) / 1000)
-    }, this.#onPublishFailed)
+    this.#publisher.publishAudio(header, pcm, this.#outcome)
   }
 
   /** Adds the frames, bytes and acknowledgements counted since the last fold to the call's metrics. */

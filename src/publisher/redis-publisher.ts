@@ -1,10 +1,11 @@
+import { performance } from 'node:perf_hooks'
 import { Redis } from 'ioredis'
 import type { CallEvent } from '../calls/call-events.js'
 import type { Log } from '../logger.js'
 import type { Metrics } from '../metrics.js'
 import { encodeAudioFrame, type AudioFrameHeader } from '../redis/audio-frame.js'
 import { audioChannel, callsChannel } from '../redis/channels.js'
-import { PublishDropped, type Publisher } from './publisher.js'
+import { PublishDropped, type PublishOutcome, type Publisher } from './publisher.js'
 
 export interface RedisPublisherOptions {
   url: string
@@ -24,15 +25,16 @@ interface Pending {
   /** Events stay objects until sent, so a call.stop still waiting can learn of frames lost after it was queued. */
   payload: Buffer | CallEvent
   bytes: number
-  resolve: () => void
-  reject: (err: Error) => void
+  /** performance.now() when an audio frame was handed over, for the publish latency; -1 for events. */
+  since: number
+  outcome: PublishOutcome
 }
 
 /**
  * PUBLISH-based publisher on one ioredis connection of its own, auto-pipelined. ioredis's offline queue is
  * unbounded, so it is off: while Redis is away, or too slow to answer, publishes wait in a buffer of
  * REDIS_BUFFER_MAX_BYTES, in order, and go out in that order on reconnect. Past the bound the oldest frames are
- * dropped (their promises reject with PublishDropped), never events.
+ * dropped (their outcome fails with PublishDropped), never events.
  */
 export class RedisPublisher implements Publisher {
   readonly #redis: Redis
@@ -85,12 +87,12 @@ export class RedisPublisher implements Publisher {
   }
 
   publishEvent (event: CallEvent): Promise<void> {
-    return this.#publish(this.#callsChannel, event, 512)
+    return new Promise((resolve, reject) => this.#publish(this.#callsChannel, event, 512, -1, { published: resolve, failed: reject }))
   }
 
-  publishAudio (header: AudioFrameHeader, pcm: Buffer): Promise<void> {
+  publishAudio (header: AudioFrameHeader, pcm: Buffer, outcome: PublishOutcome): void {
     const message = encodeAudioFrame(header, pcm)
-    return this.#publish(audioChannel(this.#prefix, header.interaction_id), message, message.length)
+    this.#publish(audioChannel(this.#prefix, header.interaction_id), message, message.length, performance.now(), outcome)
   }
 
   async close (): Promise<void> {
@@ -110,12 +112,10 @@ export class RedisPublisher implements Publisher {
     }
   }
 
-  #publish (channel: string, payload: Buffer | CallEvent, bytes: number): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const pending: Pending = { id: this.#nextId++, channel, payload, bytes, resolve, reject }
-      if (this.#canSend()) this.#send(pending)
-      else this.#hold(pending)
-    })
+  #publish (channel: string, payload: Buffer | CallEvent, bytes: number, since: number, outcome: PublishOutcome): void {
+    const pending: Pending = { id: this.#nextId++, channel, payload, bytes, since, outcome }
+    if (this.#canSend()) this.#send(pending)
+    else this.#hold(pending)
   }
 
   /** Straight to Redis only when nothing older waits, so order holds. */
@@ -126,16 +126,21 @@ export class RedisPublisher implements Publisher {
   #send (pending: Pending): void {
     this.#inFlightBytes += pending.bytes
     const message = Buffer.isBuffer(pending.payload) ? pending.payload : JSON.stringify(pending.payload)
-    this.#redis.publish(pending.channel, message).then(() => {
-      this.#inFlightBytes -= pending.bytes
-      pending.resolve()
-      if (this.#buffer.length > 0) this.#flush()
-    }, (err: Error) => {
-      this.#inFlightBytes -= pending.bytes
-      // Lost with the connection: back in line, at its place. A reply error from a live Redis is final.
-      if (this.#redis.status !== 'ready') this.#hold(pending)
-      else pending.reject(err)
-    })
+    this.#redis.publish(pending.channel, message).then(() => this.#acknowledged(pending), (err: Error) => this.#failed(pending, err))
+  }
+
+  #acknowledged (pending: Pending): void {
+    this.#inFlightBytes -= pending.bytes
+    if (pending.since >= 0) this.#metrics.publishLatency.observe((performance.now() - pending.since) / 1000)
+    pending.outcome.published()
+    if (this.#buffer.length > 0) this.#flush()
+  }
+
+  #failed (pending: Pending, err: Error): void {
+    this.#inFlightBytes -= pending.bytes
+    // Lost with the connection: back in line, at its place. A reply error from a live Redis is final.
+    if (this.#redis.status !== 'ready') this.#hold(pending)
+    else pending.outcome.failed(err)
   }
 
   #hold (pending: Pending): void {
@@ -159,7 +164,7 @@ export class RedisPublisher implements Publisher {
       }
       this.#buffer.splice(index, 1)
       this.#bufferedBytes -= pending.bytes
-      pending.reject(new PublishDropped('redis_buffer_full'))
+      pending.outcome.failed(new PublishDropped('redis_buffer_full'))
     }
   }
 
@@ -173,7 +178,7 @@ export class RedisPublisher implements Publisher {
   }
 
   #dropAll (): void {
-    for (const pending of this.#buffer.splice(0)) pending.reject(new PublishDropped('shutdown'))
+    for (const pending of this.#buffer.splice(0)) pending.outcome.failed(new PublishDropped('shutdown'))
     this.#bufferedBytes = 0
     this.#metrics.redisBufferBytes.set(0)
   }
