@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { Redis } from 'ioredis'
 import t, { type Test } from 'tap'
+import { encodeAudioFrame, type AudioFrameHeader } from '../src/redis/audio-frame.js'
 import { TestRedis } from './helpers/redis-server.js'
 import { startGateway, waitReady, type Gateway } from './helpers/gateway.js'
 import { ProviderClient, exotelStrings, pcmFrame } from './helpers/exotel.js'
@@ -107,6 +108,21 @@ t.test("the document's worked example decodes to what the document says", async 
   const { header, pcm } = decodeFrame(bytes)
   t.same(header, { interaction_id: 'CA9f3b2a71c4', seq: 1, vendor_seq: 2, timestamp_ms: 100, sample_rate: 8000, encoding: 'pcm_s16le', channels: 1 })
   t.same([0, 2, 4, 6].map((offset) => pcm.readInt16LE(offset)), [0, 1000, -1000, 32767])
+})
+
+t.test('the header encoder writes exactly the bytes JSON.stringify would', async (t) => {
+  const headers: AudioFrameHeader[] = [
+    { interaction_id: 'CA1', seq: 1, vendor_seq: 2, timestamp_ms: 0, sample_rate: 8000, encoding: 'pcm_s16le', channels: 1 },
+    { interaction_id: 'ca-"quoted"\\\n-ñ-通话-😀', seq: 2 ** 40, vendor_seq: null, timestamp_ms: 1.5, sample_rate: 16000, encoding: 'pcm_s16le', channels: 1 },
+    { interaction_id: '', seq: 0, vendor_seq: Number.NaN, timestamp_ms: Number.POSITIVE_INFINITY, sample_rate: -1, encoding: 'pcm_s16le', channels: 1 }
+  ]
+  const pcm = Buffer.from([1, 2, 3, 4])
+  for (const header of headers) {
+    const json = Buffer.from(JSON.stringify(header))
+    const expected = Buffer.concat([Buffer.alloc(4), json, pcm])
+    expected.writeUInt32BE(json.length, 0)
+    t.same(encodeAudioFrame(header, pcm), expected, header.interaction_id)
+  }
 })
 
 t.test('what the gateway publishes matches the document field for field', async (t) => {
