@@ -1,24 +1,39 @@
-// Preloaded into the server under test (node --import): once a second, event-loop delay, utilisation, CPU and RSS
-// as one JSON line appended to $PROBE_FILE. No change to the server itself.
+// Preloaded into the server under test (node --import): once a second, event-loop delay, utilisation, CPU, RSS and
+// garbage-collection pauses as one JSON line appended to $PROBE_FILE. No change to the server itself.
 import { appendFileSync } from 'node:fs'
-import { monitorEventLoopDelay, performance } from 'node:perf_hooks'
+import { PerformanceObserver, constants, monitorEventLoopDelay, performance } from 'node:perf_hooks'
 
 const file = process.env.PROBE_FILE
 if (file) {
   const delay = monitorEventLoopDelay({ resolution: 10 })
   delay.enable()
   let elu = performance.eventLoopUtilization()
+  // Pauses by kind: scavenges (young generation) are frequent and short; mark-compacts are the long ones.
+  let gc = { scavenge_ms: 0, major_ms: 0, max_ms: 0, count: 0 }
+  new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) {
+      const major = entry.detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR
+      gc.count++
+      gc.max_ms = Math.max(gc.max_ms, entry.duration)
+      if (major) gc.major_ms += entry.duration
+      else gc.scavenge_ms += entry.duration
+    }
+  }).observe({ entryTypes: ['gc'] })
   setInterval(() => {
     const now = performance.eventLoopUtilization()
     const cpu = process.cpuUsage()
     appendFileSync(file, `${JSON.stringify({
       t: performance.now(),
       eld_p99_ms: delay.percentile(99) / 1e6 - 10,
+      eld_max_ms: delay.max / 1e6 - 10,
       elu: performance.eventLoopUtilization(now, elu).utilization,
       cpu_us: cpu.user + cpu.system,
-      rss: process.memoryUsage.rss()
+      rss: process.memoryUsage.rss(),
+      heap_used: process.memoryUsage().heapUsed,
+      gc
     })}\n`)
     elu = now
     delay.reset()
+    gc = { scavenge_ms: 0, major_ms: 0, max_ms: 0, count: 0 }
   }, 1000).unref()
 }

@@ -37,7 +37,12 @@ interface StepResult {
   server_cpu_pct: number
   cpu_us_per_frame: number
   eld_p99_ms: number
+  eld_max_ms: number
+  /** Garbage-collection pause per second of the window, and the longest single pause. */
+  gc_ms_per_s: number
+  gc_max_ms: number
   rss_mb: number
+  heap_mb: number
   client_lateness_p99_ms: number
   client_cpu_pct: number
   valid: boolean
@@ -83,12 +88,14 @@ function firstLine (child: ChildProcess, match: (line: string) => boolean): Prom
 }
 
 async function startServer (variant: Variant, port: number, redisUrl: string, probeFile: string): Promise<ChildProcess> {
-  // BENCH_CPU_PROF=1: each server writes V8 CPU profiles on exit, one per thread (tsx's loader has one too; the
-  // main thread's is the largest), to a directory per run; bench/profile-summary.ts reads one.
+  // BENCH_CPU_PROF=1: each server writes V8 CPU profiles on exit, one per thread (the main thread's is the largest),
+  // to a directory per run; bench/profile-summary.ts reads one.
   const profile = process.env.BENCH_CPU_PROF === '1'
     ? ['--cpu-prof', `--cpu-prof-dir=${join(root, 'bench', 'results', 'profiles', `${variant.replace(/\W/g, '_')}-${Date.now()}`)}`]
     : []
-  const command = serverCommand(variant, port, redisUrl, [...profile, '--import', join(root, 'bench', 'probe.mjs')])
+  // BENCH_NODE_FLAGS (e.g. --max-semi-space-size=64) go to every server alike, to compare runtime settings.
+  const flags = process.env.BENCH_NODE_FLAGS?.split(' ').filter((flag) => flag !== '') ?? []
+  const command = serverCommand(variant, port, redisUrl, [...flags, ...profile, '--import', join(root, 'bench', 'probe.mjs')])
   const server = start(1, command.args, { ...command.env, PROBE_FILE: probeFile }, command.cwd)
   if (command.readyLine !== undefined) await firstLine(server, (line) => line === command.readyLine)
   else await untilReady(port)
@@ -133,7 +140,11 @@ async function step (variant: Variant, calls: number, port: number, redisUrl: st
     server_cpu_pct: (cpuUs / 1e4) / seconds,
     cpu_us_per_frame: cpuUs / (framesPerSecond * seconds),
     eld_p99_ms: Math.max(...window.map((line) => line.eld_p99_ms)),
+    eld_max_ms: Math.max(...window.map((line) => line.eld_max_ms)),
+    gc_ms_per_s: window.slice(1).reduce((sum, line) => sum + line.gc.scavenge_ms + line.gc.major_ms, 0) / seconds,
+    gc_max_ms: Math.max(...window.slice(1).map((line) => line.gc.max_ms)),
     rss_mb: Math.max(...window.map((line) => line.rss)) / 2 ** 20,
+    heap_mb: Math.max(...window.map((line) => line.heap_used)) / 2 ** 20,
     client_lateness_p99_ms: client.lateness_p99_ms,
     client_cpu_pct: client.client_cpu_pct,
     valid,
@@ -141,7 +152,18 @@ async function step (variant: Variant, calls: number, port: number, redisUrl: st
   }
 }
 
-function readProbe (file: string): Array<{ t: number, eld_p99_ms: number, elu: number, cpu_us: number, rss: number }> {
+interface ProbeLine {
+  t: number
+  eld_p99_ms: number
+  eld_max_ms: number
+  elu: number
+  cpu_us: number
+  rss: number
+  heap_used: number
+  gc: { scavenge_ms: number, major_ms: number, max_ms: number, count: number }
+}
+
+function readProbe (file: string): ProbeLine[] {
   try {
     return readFileSync(file, 'utf8').trim().split('\n').filter((line) => line !== '').map((line) => JSON.parse(line))
   } catch {
@@ -228,8 +250,8 @@ try {
     headline,
     steps: all
   }
-  const table = ['| variant | calls | p50 ms | p99 ms | p99.9 ms | lost | server CPU % | CPU µs/frame | ELD p99 ms | RSS MB | valid |', '|---|---|---|---|---|---|---|---|---|---|---|']
-    .concat(all.map((r) => `| ${r.variant} | ${r.calls} | ${r.p50_ms.toFixed(2)} | ${r.p99_ms.toFixed(2)} | ${r.p999_ms.toFixed(2)} | ${r.lost} | ${r.server_cpu_pct.toFixed(0)} | ${r.cpu_us_per_frame.toFixed(1)} | ${r.eld_p99_ms.toFixed(1)} | ${r.rss_mb.toFixed(0)} | ${r.valid ? 'yes' : 'no'} |`))
+  const table = ['| variant | calls | p50 ms | p99 ms | p99.9 ms | lost | server CPU % | CPU µs/frame | ELD p99 / max ms | GC ms/s, max ms | heap / RSS MB | valid |', '|---|---|---|---|---|---|---|---|---|---|---|---|']
+    .concat(all.map((r) => `| ${r.variant} | ${r.calls} | ${r.p50_ms.toFixed(2)} | ${r.p99_ms.toFixed(2)} | ${r.p999_ms.toFixed(2)} | ${r.lost} | ${r.server_cpu_pct.toFixed(0)} | ${r.cpu_us_per_frame.toFixed(1)} | ${r.eld_p99_ms.toFixed(1)} / ${r.eld_max_ms.toFixed(1)} | ${r.gc_ms_per_s.toFixed(1)}, ${r.gc_max_ms.toFixed(1)} | ${r.heap_mb.toFixed(0)} / ${r.rss_mb.toFixed(0)} | ${r.valid ? 'yes' : 'no'} |`))
     .join('\n')
   if (mode !== 'smoke') {
     mkdirSync(join(root, 'bench', 'results'), { recursive: true })
