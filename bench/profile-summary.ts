@@ -24,7 +24,7 @@ const file = statSync(path).isDirectory()
   ? readdirSync(path).map((name) => join(path, name)).sort((a, b) => statSync(b).size - statSync(a).size)[0]
   : path
 const top = Number(topArgument ?? 25)
-const profile = JSON.parse(readFileSync(file, 'utf8')) as { nodes: ProfileNode[], startTime: number, endTime: number }
+const profile = JSON.parse(readFileSync(file, 'utf8')) as { nodes: ProfileNode[], startTime: number, endTime: number, samples: number[], timeDeltas: number[] }
 const byId = new Map(profile.nodes.map((node) => [node.id, node]))
 const totalHits = profile.nodes.reduce((sum, node) => sum + (node.hitCount ?? 0), 0)
 const percent = (hits: number): string => `${((hits / totalHits) * 100).toFixed(2).padStart(6)} %`
@@ -69,7 +69,37 @@ const print = (title: string, entries: Map<string, number>, count: number): void
   process.stdout.write(`\n${title}\n`)
   for (const [name, hits] of [...entries].sort((a, b) => b[1] - a[1]).slice(0, count)) process.stdout.write(`${percent(hits)}  ${name}\n`)
 }
+/**
+ * The longest stretches without an idle sample: what holds the event loop for many milliseconds at once, which
+ * per-function totals hide. Each is listed with the functions (self time) that filled it.
+ */
+function stalls (count: number): void {
+  const idle = profile.nodes.find((node) => node.callFrame.functionName === '(idle)')?.id
+  const found: Array<{ at: number, ms: number, functions: Map<string, number> }> = []
+  let at = 0
+  let current: { at: number, ms: number, functions: Map<string, number> } | null = null
+  profile.samples.forEach((sample, index) => {
+    const delta = profile.timeDeltas[index] / 1000
+    at += delta
+    if (sample === idle) {
+      if (current !== null) found.push(current)
+      current = null
+      return
+    }
+    current ??= { at, ms: 0, functions: new Map() }
+    current.ms += delta
+    const name = label(byId.get(sample)!.callFrame)
+    current.functions.set(name, (current.functions.get(name) ?? 0) + delta)
+  })
+  process.stdout.write('\nLongest busy stretches (no idle sample)\n')
+  for (const stall of found.sort((a, b) => b.ms - a.ms).slice(0, count)) {
+    const heaviest = [...stall.functions].sort((a, b) => b[1] - a[1]).slice(0, 4).map(([name, ms]) => `${name} ${ms.toFixed(1)} ms`).join('; ')
+    process.stdout.write(`${stall.ms.toFixed(1).padStart(7)} ms at ${(stall.at / 1000).toFixed(2)} s: ${heaviest}\n`)
+  }
+}
+
 process.stdout.write(`${file}: ${((profile.endTime - profile.startTime) / 1e6).toFixed(1)} s, ${totalHits} samples\n`)
 print('By owner', ownerBy, 20)
 print('Functions by self time', selfBy, top)
 print('Gateway functions by total time', totalBy, top)
+stalls(15)

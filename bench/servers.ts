@@ -1,9 +1,9 @@
 /**
  * What the benchmarks run: the hand-written baseline, this checkout's gateway, or the gateway of a git ref
- * (`gateway@<ref>`, from a temporary worktree), each as a node command line with its environment.
+ * (`gateway@<ref>`, from a temporary worktree), each compiled and given as a node command line with its environment.
  */
 import { spawnSync } from 'node:child_process'
-import { mkdtempSync, symlinkSync } from 'node:fs'
+import { mkdtempSync, rmSync, symlinkSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -21,16 +21,42 @@ export interface ServerCommand {
   readyLine?: string
 }
 
+/**
+ * Both servers run compiled JavaScript, as production does (`npm start` runs dist/): under tsx, each would also
+ * carry the transpiler and its source maps on its heap, and heap size is what lengthens garbage-collection pauses.
+ */
 export function serverCommand (variant: Variant, port: number, redisUrl: string, nodeOptions: string[] = []): ServerCommand {
   const env = { PATH: process.env.PATH ?? '', PORT: String(port), REDIS_URL: redisUrl, REDIS_PREFIX: 'bench:' }
-  const loader = [...nodeOptions, '--import', 'tsx']
-  if (variant === 'baseline') return { args: [...loader, 'bench/baseline-server.ts'], env, cwd: root, readyLine: 'listening' }
+  if (variant === 'baseline') {
+    return {
+      args: [...nodeOptions, join(compiled(root), 'bench', 'baseline-server.js')],
+      env: { ...env, BASELINE_BALLAST_MB: process.env.BASELINE_BALLAST_MB ?? '0' },
+      cwd: root,
+      readyLine: 'listening'
+    }
+  }
+  const dir = gatewayDir(variant)
   return {
-    args: [...loader, 'src/server.ts'],
+    args: [...nodeOptions, join(compiled(dir), 'src', 'server.js')],
     // As shipped, less what would refuse or slow a benchmark's load: info logs, admission limits, Twilio detection.
     env: { ...env, HOST: '127.0.0.1', LOG_LEVEL: 'warn', MAX_CONCURRENT_CALLS: '100000', EVENT_LOOP_DELAY_LIMIT_MS: '60000', DRAIN_TIMEOUT_MS: '0', SUPPORT_TWILIO: 'false' },
-    cwd: gatewayDir(variant)
+    cwd: dir
   }
+}
+
+const builds = new Map<string, string>()
+
+/** Compiles a tree once per benchmark run, inside it (bench/results/ is ignored), so its node_modules resolve. */
+function compiled (dir: string): string {
+  let out = builds.get(dir)
+  if (out === undefined) {
+    out = join(dir, 'bench', 'results', 'dist')
+    rmSync(out, { recursive: true, force: true })
+    const tsc = spawnSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json', '--outDir', out], { cwd: dir, stdio: ['ignore', 'inherit', 'inherit'] })
+    if (tsc.status !== 0) throw new Error(`compiling ${dir} failed`)
+    builds.set(dir, out)
+  }
+  return out
 }
 
 /** Polls /ready until the gateway is connected to Redis. */
