@@ -49,9 +49,20 @@ export function createJsonEventDecoder (vendor: string, schemas: Readonly<Record
   }
 }
 
-/** Compiled once per vendor: a compiled Check costs ~20 ns where an uncompiled one costs ~1 µs. */
+const compiled = new WeakMap<Readonly<Record<string, TSchema>>, Map<string, TypeCheck<TSchema>>>()
+
+/**
+ * Compiled once per schema record, however many connections decode with it: a compiled Check costs ~20 ns where an
+ * uncompiled one costs ~1 µs, and compiling per connection kept six checkers and eleven regular expressions alive
+ * per call.
+ */
 export function compileSchemas (schemas: Readonly<Record<string, TSchema>>): Map<string, TypeCheck<TSchema>> {
-  return new Map(Object.entries(schemas).map(([event, schema]) => [event, TypeCompiler.Compile(schema)]))
+  let checkers = compiled.get(schemas)
+  if (checkers === undefined) {
+    checkers = new Map(Object.entries(schemas).map(([event, schema]) => [event, TypeCompiler.Compile(schema)]))
+    compiled.set(schemas, checkers)
+  }
+  return checkers
 }
 
 export function checkShape (event: string, checker: TypeCheck<TSchema>, message: unknown): void {
