@@ -8,8 +8,8 @@
  *   BENCH_VARIANTS=gateway@HEAD~1,gateway npm run bench:instructions    a change's before and after
  *
  * The count is the server process's, every thread, including Redis I/O, timers and GC; not the client's. It is
- * not exact: two runs of one commit differed by 5 % and 9 % (a major GC falls inside the 5,000 frames or not),
- * so raise BENCH_ROUNDS to tell smaller changes apart.
+ * not exact: two runs of one commit differed by 5 % (a major GC falls inside the 5,000 frames or not), so raise
+ * BENCH_ROUNDS to tell smaller changes apart.
  */
 import { spawn, spawnSync } from 'node:child_process'
 import { once } from 'node:events'
@@ -19,6 +19,7 @@ import { join } from 'node:path'
 import { Redis } from 'ioredis'
 import WebSocket from 'ws'
 import { TestRedis, freePort } from '../test/helpers/redis-server.js'
+import { mediaMessage, openingMessages } from './exotel-frames.js'
 import { removeWorktrees, serverCommand, untilReady, type Variant } from './servers.js'
 
 const CALLS = Number(process.env.BENCH_CALLS ?? 20)
@@ -63,9 +64,9 @@ async function count (variant: Variant, redisUrl: string): Promise<{ variant: Va
     let sequence = 0
     const rounds = async (n: number): Promise<void> => {
       for (let round = 0; round < n; round++) {
-        sequence++
         const delivered = new Promise<void>((resolve) => waiting.push({ until: received + CALLS, resolve }))
-        sockets.forEach((ws, index) => ws.send(`{"event":"media","sequence_number":"${sequence + 1}","stream_sid":"MZ${index}","media":{"chunk":"${sequence}","timestamp":"${sequence * FRAME_MS}","payload":"${payload}"}}`))
+        sockets.forEach((ws, index) => ws.send(mediaMessage(`MZ${index}`, sequence, FRAME_MS, payload)))
+        sequence++
         await delivered
       }
     }
@@ -105,8 +106,7 @@ async function untilLine (seen: () => boolean): Promise<void> {
 async function connect (port: number, variant: Variant, index: number): Promise<WebSocket> {
   const ws = new WebSocket(`ws://127.0.0.1:${port}/v1/ingest?sample-rate=${SAMPLE_RATE}`, { perMessageDeflate: false })
   await once(ws, 'open')
-  ws.send(JSON.stringify({ event: 'connected' }))
-  ws.send(JSON.stringify({ event: 'start', sequence_number: '1', stream_sid: `MZ${index}`, start: { stream_sid: `MZ${index}`, call_sid: `CA${variant.replace(/\W/g, '_')}${index}`, account_sid: 'ACbench', media_format: { encoding: 'audio/x-raw', sample_rate: String(SAMPLE_RATE), bit_rate: '16' } } }))
+  for (const message of openingMessages(`CA${variant.replace(/\W/g, '_')}${index}`, `MZ${index}`, SAMPLE_RATE)) ws.send(message)
   return ws
 }
 
@@ -119,11 +119,10 @@ try {
     process.stderr.write(`${variant}: ${Math.round(result.instructions_per_frame)} instructions per frame (${result.frames} frames)\n`)
     results.push(result)
   }
-  const [first, ...rest] = results
+  const [first] = results
   const table = ['| variant | instructions per frame | ÷ first |', '|---|---|---|']
     .concat(results.map((r) => `| ${r.variant} | ${Math.round(r.instructions_per_frame)} | ${(r.instructions_per_frame / first.instructions_per_frame).toFixed(3)} |`))
   process.stdout.write(`${table.join('\n')}\n`)
-  if (rest.length === 0) process.stdout.write('\n')
 } finally {
   removeWorktrees()
   await redis.stop()

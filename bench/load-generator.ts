@@ -6,6 +6,7 @@
  */
 import hdr from 'hdr-histogram-js'
 import WebSocket from 'ws'
+import { mediaMessage, openingMessages } from './exotel-frames.js'
 import { nowNs, stamp } from './frame-stamp.js'
 
 interface Options {
@@ -43,8 +44,7 @@ async function connect (index: number): Promise<WebSocket | null> {
     return null
   }
   const sid = `MZ${options.callPrefix}${index}`
-  ws.send(JSON.stringify({ event: 'connected' }))
-  ws.send(JSON.stringify({ event: 'start', sequence_number: '1', stream_sid: sid, start: { stream_sid: sid, call_sid: `${options.callPrefix}-${index}`, account_sid: 'ACbench', media_format: { encoding: 'audio/x-raw', sample_rate: String(options.sampleRate), bit_rate: '16' } } }))
+  for (const message of openingMessages(`${options.callPrefix}-${index}`, sid, options.sampleRate)) ws.send(message)
   return ws
 }
 
@@ -70,7 +70,7 @@ const done: Array<Promise<void>> = sockets.map((ws, index) => new Promise((resol
     while (!held && k < frames && t0 + phase + k * frameNs <= now) {
       const intended = t0 + phase + k * frameNs
       stamp(head, index, k + 1, intended)
-      ws.send(`{"event":"media","sequence_number":"${k + 2}","stream_sid":"${sid}","media":{"chunk":"${k + 1}","timestamp":"${k * options.frameMs}","payload":"${head.toString('base64')}${tail}"}}`)
+      ws.send(mediaMessage(sid, k, options.frameMs, `${head.toString('base64')}${tail}`))
       if (!bunched) lateness.recordValue(Math.max(1, Math.round((nowNs() - intended) / 1000)))
       sent++
       k++
