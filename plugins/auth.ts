@@ -6,20 +6,18 @@ import type { FastifyInstance, FastifyReply, FastifyRequest, onRequestAsyncHookH
 import fp from 'fastify-plugin'
 import { matchCredential, parseCredentials } from '../src/auth/basic-credentials.js'
 import { createIpAllowlist, parseCidrList } from '../src/auth/ip-allowlist.js'
+import type { AuthFailure, AuthRequest } from '../src/auth/auth-method.js'
 import type { Principal } from '../src/auth/principal.js'
-import { ConfigError, type Config } from '../src/config.js'
-import type { AuthFailure, AuthMethod, AuthRequest } from '../src/vendors/vendor-adapter.js'
+import { ConfigError, type CoreConfig } from '../src/core-config.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
     auth: {
-      /** Adds a method a vendor brings (a request signature, say); it is tried before the IP allowlist. */
-      addMethod (method: AuthMethod): void
       /**
        * An onRequest hook that decides before the upgrade, so a rejected client never gets a socket. `accepted`
-       * names the methods the route takes, read per request so vendors registered later count.
+       * names the methods the route takes.
        */
-      authenticate (accepted: () => readonly string[]): onRequestAsyncHookHandler
+      authenticate (accepted: readonly string[]): onRequestAsyncHookHandler
     }
   }
   interface FastifyRequest {
@@ -33,7 +31,7 @@ const REALM = 'rtaa-ingest'
  * The methods, in the order they are tried: the first whose credential the request carries decides.
  * - jwt: `Authorization: Bearer` or `?access_token=`, verified with @fastify/jwt (exp and tenant_id required);
  * - basic: `Authorization: Basic`, matched against BASIC_AUTH_CREDENTIALS in constant time;
- * - vendor methods (X-Twilio-Signature…);
+ * - the methods the enabled vendors bring (a request signature, say);
  * - ip: no credential at all; the client IP (after TRUST_PROXY) must be in AUTH_IP_ALLOWLIST, else 403.
  * Rejections are logged with the method, reason and IP, never with what the client sent.
  */
@@ -89,26 +87,26 @@ export default fp(async (fastify) => {
       return { status: 403, reason: 'ip_not_allowed', message: 'client address is not in the allowlist' }
     }
   }
+  const vendorMethods: Method[] = fastify.vendors.flatMap((adapter) => adapter.authMethods ?? []).map((method) => ({
+    name: method.name,
+    applies: method.applies,
+    verify: (_request, _reply, auth) => method.verify(auth)
+  }))
   // Tried in this order; ip comes last, as the method of a request that carries no credential.
-  const methods: Method[] = [jwt, basic, ip]
+  const methods: Method[] = [jwt, basic, ...vendorMethods, ip]
 
   fastify.decorate('auth', {
-    addMethod (method: AuthMethod) {
-      methods.splice(methods.length - 1, 0, { name: method.name, applies: method.applies, verify: (_request, _reply, auth) => method.verify(auth) })
-    },
-
-    authenticate (accepted: () => readonly string[]): onRequestAsyncHookHandler {
+    authenticate (accepted: readonly string[]): onRequestAsyncHookHandler {
       return async function authenticate (request, reply) {
         const auth = toAuthRequest(request)
         const method = methods.find((candidate) => candidate.applies(auth)) ?? ip
         if (method === ip && request.headers.authorization !== undefined) {
           return deny(request, reply, 'unknown', { status: 401, reason: 'unsupported_scheme', message: 'unsupported authorization scheme' })
         }
-        const acceptedHere = accepted()
-        if (!acceptedHere.includes(method.name)) {
+        if (!accepted.includes(method.name)) {
           return deny(request, reply, method.name, method === ip
-            ? { status: 401, reason: 'credentials_required', message: `credentials required: ${acceptedHere.join(' or ')}` }
-            : { status: 401, reason: 'method_not_accepted', message: `${method.name} is not accepted here; use ${acceptedHere.join(' or ')}` })
+            ? { status: 401, reason: 'credentials_required', message: `credentials required: ${accepted.join(' or ')}` }
+            : { status: 401, reason: 'method_not_accepted', message: `${method.name} is not accepted here; use ${accepted.join(' or ')}` })
         }
         const outcome = await method.verify(request, reply, auth)
         if ('status' in outcome) return deny(request, reply, method.name, outcome)
@@ -116,7 +114,7 @@ export default fp(async (fastify) => {
       }
     }
   })
-}, { name: 'auth', fastify: '5.x', dependencies: ['metrics'], decorators: { fastify: ['config'] } })
+}, { name: 'auth', fastify: '5.x', dependencies: ['metrics', 'vendors'], decorators: { fastify: ['config'] } })
 
 /** An auth method as the plugin runs it: built-in ones need the Fastify request, vendor ones get AuthRequest. */
 interface Method {
@@ -134,7 +132,7 @@ const JWT_FAILURES: Record<string, string> = {
 }
 
 /** Registers @fastify/jwt for HS256 (JWT_SECRET) or RS256/ES256 (JWT_PUBLIC_KEY_FILE); false when neither is set. */
-async function registerJwt (fastify: FastifyInstance, config: Config): Promise<boolean> {
+async function registerJwt (fastify: FastifyInstance, config: CoreConfig): Promise<boolean> {
   const key = config.JWT_SECRET ?? readPublicKey(config.JWT_PUBLIC_KEY_FILE)
   if (key === undefined) return false
   await fastify.register(fastifyJwt, {
@@ -177,7 +175,8 @@ function toAuthRequest (request: FastifyRequest): AuthRequest {
   const scheme = request.protocol === 'https' ? 'wss' : 'ws'
   return {
     headers: request.headers,
-    query: request.query as Record<string, string | undefined>,
+    // Fastify's parser gives strings, and arrays for a parameter given twice; the routes' schemas say no more.
+    query: request.query as AuthRequest['query'],
     ip: request.ip,
     url: `${scheme}://${request.host}${request.url}`
   }

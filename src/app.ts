@@ -4,17 +4,20 @@ import type { Logger } from 'pino'
 import authPlugin from '../plugins/auth.js'
 import callsPlugin from '../plugins/calls.js'
 import connectionsPlugin from '../plugins/connections.js'
-import ingestPlugin, { vendorPlugin } from '../plugins/ingest.js'
 import metricsPlugin from '../plugins/metrics.js'
 import playbackPlugin from '../plugins/playback.js'
 import publisherPlugin from '../plugins/publisher.js'
+import vendorsPlugin from '../plugins/vendors.js'
 import websocketPlugin from '../plugins/websocket.js'
 import healthRoutes from '../routes/health.js'
+import ingestRoutes from '../routes/ingest.js'
 import metricsRoutes from '../routes/metrics.js'
 import { parseCidrList } from './auth/ip-allowlist.js'
-import { ConfigError, type Config } from './config.js'
+import type { Config } from './config.js'
+import { ConfigError } from './core-config.js'
 import { createLogger, redactUrl } from './logger.js'
 import { builtInVendors } from './vendors/built-in-vendors.js'
+import type { Vendor } from './vendors/vendor.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -25,6 +28,8 @@ declare module 'fastify' {
 export interface BuildAppOptions {
   /** A logger to use instead of the one built from LOG_LEVEL and LOG_FILE (tests read its lines). */
   logger?: Logger
+  /** The vendors to serve, the list the configuration was loaded with; the built-in ones by default. */
+  vendors?: readonly Vendor[]
 }
 
 /** Builds the gateway from a validated config, ready to listen; it never listens itself. */
@@ -48,6 +53,7 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
   await app.register(publisherPlugin)
   await app.register(playbackPlugin)
   await app.register(websocketPlugin)
+  await app.register(vendorsPlugin, { vendors: options.vendors ?? builtInVendors })
   await app.register(authPlugin)
   await app.register(connectionsPlugin)
 
@@ -59,8 +65,7 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
 
   await app.register(healthRoutes)
   await app.register(metricsRoutes)
-  await app.register(ingestPlugin)
-  for (const adapter of builtInVendors(config)) await app.register(vendorPlugin, { adapter })
+  await app.register(ingestRoutes)
   return app
 }
 

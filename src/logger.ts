@@ -1,7 +1,7 @@
 import { mkdirSync, openSync } from 'node:fs'
 import { dirname } from 'node:path'
 import pino, { type Logger } from 'pino'
-import { ConfigError, type Config } from './config.js'
+import { ConfigError, type CoreConfig } from './core-config.js'
 
 /** The logging surface the Fastify-free code needs; both a pino Logger and Fastify's request.log fit it. */
 export interface Log extends Pick<pino.BaseLogger, 'level' | 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'> {
@@ -41,7 +41,7 @@ interface LoggedRequest {
   headers?: Record<string, unknown>
 }
 
-export const loggerOptions = (level: Config['LOG_LEVEL']): pino.LoggerOptions => ({
+export const loggerOptions = (level: CoreConfig['LOG_LEVEL']): pino.LoggerOptions => ({
   level,
   base: { service: 'rtaa-ingest' },
   redact: {
@@ -65,7 +65,7 @@ export const loggerOptions = (level: Config['LOG_LEVEL']): pino.LoggerOptions =>
  * JSON to stdout and, with LOG_FILE, appended to that file too, so operators can tail -f and grep it.
  * The file is opened here, synchronously, so a path the process cannot write stops it at start with a ConfigError.
  */
-export function createLogger (config: Pick<Config, 'LOG_LEVEL' | 'LOG_FILE'>): Logger {
+export function createLogger (config: Pick<CoreConfig, 'LOG_LEVEL' | 'LOG_FILE'>): Logger {
   const options = loggerOptions(config.LOG_LEVEL)
   if (config.LOG_FILE === undefined) return pino(options)
   const level = config.LOG_LEVEL === 'silent' ? 'fatal' : config.LOG_LEVEL

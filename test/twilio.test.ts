@@ -2,7 +2,7 @@ import { createHmac } from 'node:crypto'
 import t from 'tap'
 import { decodeMulaw, encodeMulaw } from '../src/audio/mulaw.js'
 import { createTwilioSignatureMethod } from '../src/vendors/twilio/twilio-signature.js'
-import type { AuthRequest } from '../src/vendors/vendor-adapter.js'
+import type { AuthRequest } from '../src/auth/auth-method.js'
 import { TestRedis } from './helpers/redis-server.js'
 import { startListenedGateway } from './helpers/gateway.js'
 import { ProviderClient, refusedUpgrade } from './helpers/exotel.js'
@@ -162,7 +162,7 @@ t.test('the signature is checked against the wss URL with and without :443, what
   const request = (signature: string, url: string): AuthRequest => ({ headers: { 'x-twilio-signature': signature }, query: {}, ip: '203.0.113.9', url })
   for (const signed of ['wss://ingest.example.com/v1/ingest/twilio', 'wss://ingest.example.com:443/v1/ingest/twilio']) {
     for (const arrived of ['ws://ingest.example.com/v1/ingest/twilio', 'wss://ingest.example.com/v1/ingest/twilio', 'wss://ingest.example.com:443/v1/ingest/twilio']) {
-      t.match(await method.verify(request(sign(signed), arrived)), { method: 'twilio-signature', ip: '203.0.113.9' }, `signed ${signed}, arrived as ${arrived}`)
+      t.match(await method.verify(request(sign(signed), arrived)), { method: 'vendor', name: 'twilio-signature', ip: '203.0.113.9' }, `signed ${signed}, arrived as ${arrived}`)
     }
   }
   t.match(await method.verify(request(sign('wss://ingest.example.com:8443/v1/ingest/twilio'), 'ws://ingest.example.com/v1/ingest/twilio')), { status: 401, reason: 'bad_signature' })

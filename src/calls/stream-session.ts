@@ -200,7 +200,7 @@ export class StreamSession {
     this.#log = call.log
     this.#startPlayback(call)
     call.start()
-    const acknowledgement = this.#decoder?.started?.(call.info)
+    const acknowledgement = this.#decoder?.started?.(start)
     if (acknowledgement !== undefined) transport.send(acknowledgement)
   }
 

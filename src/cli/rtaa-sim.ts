@@ -2,10 +2,19 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import WebSocket from 'ws'
-import { decodeMulaw, encodeMulaw } from '../audio/mulaw.js'
 import { Resampler } from '../audio/resampler.js'
 import { firstChannel, readWav, writeWav } from '../audio/wav.js'
+import { builtInVendors } from '../vendors/built-in-vendors.js'
+import type { VendorSimulator } from '../vendors/vendor-simulator.js'
 import { UsageError, integerOption, parseOptions, runCli } from './cli.js'
+
+/** The vendors the simulator can play, by name. */
+const simulators = new Map(builtInVendors.flatMap(({ name, simulator }) => (simulator === undefined ? [] : [[name, simulator] as const])))
+const names = [...simulators.keys()]
+const vendorList = `${names.slice(0, -1).join(', ')} or ${names[names.length - 1]}`
+const defaultVendor = names[0]
+const rateList = [...simulators].map(([name, { sampleRates, defaultSampleRate }]) =>
+  `\n                        ${name}: ${sampleRates.join(', ')} (default ${defaultSampleRate})`).join('')
 
 const USAGE = `Usage: rtaa-sim [options]
 
@@ -13,26 +22,24 @@ Plays a telephony provider: opens calls to the gateway, streams audio in real ti
 shapes, and prints a JSON summary. Exit status 0 when every call completed, 1 otherwise, 2 for bad arguments.
 
   --url <ws-url>        gateway endpoint (default ws://127.0.0.1:8443/v1/ingest)
-  --vendor <name>       exotel (default), twilio or native
-  --sample-rate <hz>    exotel: 8000, 16000 or 24000 (default 8000); native: 8000, 16000, 24000 or 48000
-                        (default 24000); twilio is always 8000
+  --vendor <name>       ${vendorList} (default ${defaultVendor})
+  --sample-rate <hz>    the call's rate:${rateList}
   --wav <file>          16-bit PCM WAV to stream (resampled to the call's rate); default: a tone sweep
   --duration <s>        seconds of audio per call (default 5; with --wav, the file's length)
-  --chunk-ms <ms>       20 or 100 (default 100 for exotel, 20 otherwise)
+  --chunk-ms <ms>       20 or 100 (default: the vendor's usual cadence)
   --basic <key:token>   HTTP Basic credentials
   --token <jwt>         Bearer token (native; see rtaa-token)
   --calls <n>           concurrent calls (default 1), started --ramp-ms apart (default 50)
-  --dtmf <digits>       e.g. 1,2,# : sent spread over the call (exotel, twilio)
+  --dtmf <digits>       e.g. 1,2,# : sent spread over the call (vendors that report key presses)
   --voicebot            answer marks as the vendor would, and save the audio played back to a WAV
   --playback-dir <dir>  where --voicebot saves it (default recordings/playback)
   --call-prefix <id>    interaction ids are <id>-1, <id>-2… (default sim-<time>)
   --help`
 
-type Vendor = 'exotel' | 'twilio' | 'native'
-
 interface Options {
   url: string
-  vendor: Vendor
+  vendor: string
+  simulator: VendorSimulator
   sampleRate: number
   audio: Buffer
   chunkMs: number
@@ -108,12 +115,12 @@ function resolveOptions (argv: string[]): Options | null {
     help: { type: 'boolean' }
   })
   if (args.help === true) return null
-  const vendor = (args.vendor ?? 'exotel') as Vendor
-  if (!['exotel', 'twilio', 'native'].includes(vendor)) throw new UsageError(`--vendor must be exotel, twilio or native, not "${vendor}"`)
-  const rates = { exotel: [8000, 16000, 24000], twilio: [8000], native: [8000, 16000, 24000, 48000] }[vendor]
-  const sampleRate = integerOption(args['sample-rate'], 'sample-rate', { exotel: 8000, twilio: 8000, native: 24000 }[vendor])
-  if (!rates.includes(sampleRate)) throw new UsageError(`--sample-rate for ${vendor} must be one of ${rates.join(', ')}`)
-  const chunkMs = integerOption(args['chunk-ms'], 'chunk-ms', vendor === 'exotel' ? 100 : 20)
+  const vendor = args.vendor ?? defaultVendor
+  const simulator = simulators.get(vendor)
+  if (simulator === undefined) throw new UsageError(`--vendor must be ${vendorList}, not "${vendor}"`)
+  const sampleRate = integerOption(args['sample-rate'], 'sample-rate', simulator.defaultSampleRate)
+  if (!simulator.sampleRates.includes(sampleRate)) throw new UsageError(`--sample-rate for ${vendor} must be one of ${simulator.sampleRates.join(', ')}`)
+  const chunkMs = integerOption(args['chunk-ms'], 'chunk-ms', simulator.chunkMs)
   if (chunkMs !== 20 && chunkMs !== 100) throw new UsageError('--chunk-ms must be 20 or 100')
   const headers: Record<string, string> = {}
   if (args.basic !== undefined) {
@@ -121,14 +128,14 @@ function resolveOptions (argv: string[]): Options | null {
     headers.authorization = `Basic ${Buffer.from(args.basic).toString('base64')}`
   }
   if (args.token !== undefined) headers.authorization = `Bearer ${args.token}`
-  let url = args.url ?? 'ws://127.0.0.1:8443/v1/ingest'
+  const url = args.url ?? 'ws://127.0.0.1:8443/v1/ingest'
   if (!/^wss?:\/\//.test(url)) throw new UsageError('--url must start with ws:// or wss://')
-  if (vendor === 'exotel' && !/[?&]sample[-_]rate=/.test(url)) url += `${url.includes('?') ? '&' : '?'}sample-rate=${sampleRate}`
   const seconds = args.duration === undefined ? null : Number(args.duration)
   if (seconds !== null && !(seconds > 0)) throw new UsageError('--duration must be a positive number of seconds')
   return {
-    url,
+    url: simulator.url?.(url, sampleRate) ?? url,
     vendor,
+    simulator,
     sampleRate,
     audio: loadAudio(args.wav, sampleRate, seconds),
     chunkMs,
@@ -168,53 +175,12 @@ function loadAudio (file: string | undefined, rate: number, seconds: number | nu
   return pcm
 }
 
-/** The vendor's messages (../shared/reference/exotel-protocol.md §4 and §10.2; docs/native-protocol.md). */
-function vendorMessages (vendor: Vendor, id: string, rate: number) {
-  const sid = `MZ${id}`
-  switch (vendor) {
-    case 'exotel':
-      return {
-        preamble: [
-          { event: 'connected' },
-          { event: 'start', sequence_number: '1', stream_sid: sid, start: { stream_sid: sid, call_sid: id, account_sid: 'ACsimulator', from: '+910000000001', to: '+910000000002', custom_parameters: { simulator: 'rtaa-sim' }, media_format: { encoding: 'audio/x-raw', sample_rate: String(rate), bit_rate: '16' } } }
-        ],
-        media: (seq: number, chunk: number, ms: number, pcm: Buffer): unknown => ({ event: 'media', sequence_number: String(seq), stream_sid: sid, media: { chunk: String(chunk), timestamp: String(ms), payload: pcm.toString('base64') } }),
-        dtmf: (seq: number, digit: string): unknown => ({ event: 'dtmf', sequence_number: String(seq), stream_sid: sid, dtmf: { digit, duration: '100' } }),
-        mark: (seq: number, name: string): unknown => ({ event: 'mark', sequence_number: String(seq), stream_sid: sid, mark: { name } }),
-        stop: (seq: number): unknown => ({ event: 'stop', sequence_number: String(seq), stream_sid: sid, stop: { call_sid: id, account_sid: 'ACsimulator', reason: 'callended' } }),
-        playback: (payload: string): Buffer => Buffer.from(payload, 'base64')
-      }
-    case 'twilio':
-      return {
-        preamble: [
-          { event: 'connected', protocol: 'Call', version: '1.0.0' },
-          { event: 'start', sequenceNumber: '1', start: { accountSid: 'ACsimulator', streamSid: sid, callSid: id, tracks: ['inbound'], mediaFormat: { encoding: 'audio/x-mulaw', sampleRate: 8000, channels: 1 }, customParameters: { simulator: 'rtaa-sim' } }, streamSid: sid }
-        ],
-        media: (seq: number, chunk: number, ms: number, pcm: Buffer): unknown => ({ event: 'media', sequenceNumber: String(seq), media: { track: 'inbound', chunk: String(chunk), timestamp: String(ms), payload: encodeMulaw(pcm).toString('base64') }, streamSid: sid }),
-        dtmf: (seq: number, digit: string): unknown => ({ event: 'dtmf', streamSid: sid, sequenceNumber: String(seq), dtmf: { track: 'inbound_track', digit } }),
-        mark: (seq: number, name: string): unknown => ({ event: 'mark', sequenceNumber: String(seq), streamSid: sid, mark: { name } }),
-        stop: (seq: number): unknown => ({ event: 'stop', sequenceNumber: String(seq), streamSid: sid, stop: { accountSid: 'ACsimulator', callSid: id } }),
-        playback: (payload: string): Buffer => decodeMulaw(Buffer.from(payload, 'base64'))
-      }
-    case 'native':
-      return {
-        preamble: [{ event: 'start', interaction_id: id, sample_rate: rate, encoding: 'pcm_s16le', channels: 1, metadata: { simulator: 'rtaa-sim' } }],
-        media: (_seq: number, _chunk: number, _ms: number, pcm: Buffer): Buffer => pcm,
-        dtmf: null,
-        mark: null,
-        stop: (): unknown => ({ event: 'stop', reason: 'callended' }),
-        playback: null
-      }
-  }
-}
-
 async function runCall (options: Options, id: string): Promise<CallResult> {
   const result: CallResult = { interaction_id: id, ok: false, frames_sent: 0, bytes_sent: 0, close_code: null }
-  const messages = vendorMessages(options.vendor, id, options.sampleRate)
+  const call = options.simulator.call(id, options.sampleRate)
   const ws = new WebSocket(options.url, { headers: options.headers, perMessageDeflate: false })
   const playback: Buffer[] = []
-  let seq = messages.preamble.length
-  const send = (message: unknown): void => {
+  const send = (message: Record<string, unknown> | Buffer): void => {
     if (ws.readyState !== WebSocket.OPEN) return
     if (Buffer.isBuffer(message)) ws.send(message, { binary: true })
     else ws.send(JSON.stringify(message))
@@ -226,11 +192,10 @@ async function runCall (options: Options, id: string): Promise<CallResult> {
   })
   ws.on('error', (err) => { result.error ??= err.message })
   ws.on('message', (data, isBinary) => {
-    if (!options.voicebot || isBinary || messages.playback === null) return
-    const message = JSON.parse(data.toString()) as { event?: string, media?: { payload?: string }, mark?: { name?: string } }
-    if (message.event === 'media' && typeof message.media?.payload === 'string') playback.push(messages.playback(message.media.payload))
-    // The vendor echoes a mark once the audio before it has played; here, as soon as it has arrived.
-    if (message.event === 'mark' && typeof message.mark?.name === 'string' && messages.mark !== null) send(messages.mark(++seq, message.mark.name))
+    if (!options.voicebot || isBinary || call.hear === undefined) return
+    const heard = call.hear(JSON.parse(data.toString()) as Record<string, unknown>)
+    if (heard.pcm !== undefined) playback.push(heard.pcm)
+    if (heard.reply !== undefined) send(heard.reply)
   })
 
   const opened = await new Promise<boolean>((resolve) => {
@@ -243,7 +208,7 @@ async function runCall (options: Options, id: string): Promise<CallResult> {
     return result
   }
   stats.live++
-  for (const message of messages.preamble) send(message)
+  for (const message of call.opening) send(message)
 
   const chunkBytes = (options.sampleRate * 2 * options.chunkMs) / 1000
   const chunks = Math.ceil(options.audio.length / chunkBytes)
@@ -253,15 +218,15 @@ async function runCall (options: Options, id: string): Promise<CallResult> {
     // An absolute schedule, so timer lateness does not accumulate into drift.
     await sleep(start + k * options.chunkMs - performance.now())
     const pcm = options.audio.subarray(k * chunkBytes, (k + 1) * chunkBytes)
-    send(messages.media(++seq, k + 1, k * options.chunkMs, pcm))
+    send(call.media(k + 1, k * options.chunkMs, pcm))
     result.frames_sent++
     result.bytes_sent += pcm.length
     stats.frames++
     const digit = dtmfAt.get(k)
-    if (digit !== undefined && messages.dtmf !== null) send(messages.dtmf(++seq, digit))
+    if (digit !== undefined && call.dtmf !== undefined) send(call.dtmf(digit))
   }
   if (options.voicebot) await sleep(500) // let the last playback and marks arrive
-  send(messages.stop(++seq))
+  send(call.stop())
   const timeout = setTimeout(() => ws.terminate(), 5000)
   result.close_code = await closed
   clearTimeout(timeout)
@@ -276,7 +241,7 @@ async function runCall (options: Options, id: string): Promise<CallResult> {
     mkdirSync(options.playbackDir, { recursive: true })
     result.playback_bytes = pcm.length
     result.playback_file = join(options.playbackDir, `${id}.wav`)
-    writeFileSync(result.playback_file, writeWav(pcm, options.vendor === 'twilio' ? 8000 : options.sampleRate))
+    writeFileSync(result.playback_file, writeWav(pcm, call.playbackRate ?? options.sampleRate))
   }
   return result
 }

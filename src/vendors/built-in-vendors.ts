@@ -1,14 +1,6 @@
-import type { Config } from '../config.js'
-import { createExotelAdapter } from './exotel/exotel-adapter.js'
-import { createNativeAdapter } from './native/native-adapter.js'
-import { createTwilioAdapter } from './twilio/twilio-adapter.js'
-import type { VendorAdapter } from './vendor-adapter.js'
+import { exotel } from './exotel/exotel.js'
+import { native } from './native/native.js'
+import { twilio } from './twilio/twilio.js'
 
-/** The vendors this gateway ships, each behind its SUPPORT_<VENDOR> flag. Detection on /v1/ingest follows this order. */
-export function builtInVendors (config: Config): VendorAdapter[] {
-  return [
-    config.SUPPORT_EXOTEL ? createExotelAdapter(config.EXOTEL_DEFAULT_SAMPLE_RATE) : null,
-    config.SUPPORT_TWILIO ? createTwilioAdapter(config.TWILIO_AUTH_TOKEN) : null,
-    config.SUPPORT_NATIVE ? createNativeAdapter() : null
-  ].filter((adapter) => adapter !== null)
-}
+/** The vendors this gateway ships, each behind its SUPPORT_<NAME> flag. Detection on /v1/ingest follows this order. */
+export const builtInVendors = [exotel, twilio, native] as const

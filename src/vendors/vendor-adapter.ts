@@ -1,28 +1,25 @@
-import type { TSchema } from '@sinclair/typebox'
+import type { AuthMethod, Query } from '../auth/auth-method.js'
 import type { Principal } from '../auth/principal.js'
-import type { CallInfo } from '../calls/call.js'
-import type { InboundEvent } from './inbound-event.js'
+import type { InboundEvent, StreamStart } from './inbound-event.js'
 import type { ProtocolError } from './protocol-error.js'
 
 /**
- * A telephony vendor, as the core sees it. One module per vendor implements this; the core serves it on
- * `/v1/ingest/<name>` and, through detection, on the shared `/v1/ingest`. See docs/adding-a-vendor.md.
+ * A telephony vendor, as the core sees it. The core serves it on `/v1/ingest/<name>` and, through detection, on
+ * the shared `/v1/ingest`. See docs/adding-a-vendor.md.
  */
 export interface VendorAdapter {
-  /** Lower-case name: the route segment, the `vendor` field on Redis, the SUPPORT_<NAME> flag. */
+  /** Lower-case name: the route segment, the `vendor` field on Redis. */
   readonly name: string
-  /** Auth methods that admit a connection for this vendor ('ip', 'basic', 'jwt', or one the vendor brings). */
+  /** Auth methods that admit a connection for this vendor ('ip', 'basic', 'jwt', or one it brings). */
   readonly auth: readonly string[]
-  /** Auth methods this vendor brings, such as a request signature; built-in ones need not be listed. */
+  /** Auth methods this vendor brings, such as a request signature. */
   readonly authMethods?: readonly AuthMethod[]
-  /** The TypeBox schemas of the vendor's inbound messages, by event name. */
-  readonly messages: Readonly<Record<string, TSchema>>
   /**
    * Checks the upgrade request before the socket opens. Returns what the stream needs to know from it, or
    * `{ error }`, which refuses the upgrade with 400 and that message.
    */
   accept (upgrade: UpgradeRequest): StreamContext | { error: string }
-  /** Whether a first message (a parsed JSON object) comes from this vendor. */
+  /** What a first message (a parsed JSON object) says about this vendor, judged by the vendor's own fields only. */
   detect (message: Record<string, unknown>): Detection
   /** A decoder for one connection. */
   createDecoder (context: StreamContext): StreamDecoder
@@ -30,10 +27,16 @@ export interface VendorAdapter {
   readonly outbound?: OutboundEncoder
 }
 
+/**
+ * - 'yes': the message carries fields that identify this vendor (its ids);
+ * - 'maybe': it could be this vendor's;
+ * - 'no': it breaks this vendor's own grammar.
+ * When two vendors say 'yes', the detector refuses the stream.
+ */
 export type Detection = 'yes' | 'maybe' | 'no'
 
 export interface UpgradeRequest {
-  query: Readonly<Record<string, string | undefined>>
+  query: Query
   principal: Principal
 }
 
@@ -55,7 +58,7 @@ export interface StreamDecoder {
   /** Throws ProtocolError for a message the gateway refuses. */
   decode (data: Buffer, isBinary: boolean, withUnknownFields: boolean): DecodedMessage
   /** A text message to send the client once its call has started (the native protocol acknowledges). */
-  started? (call: CallInfo): string | undefined
+  started? (start: StreamStart): string | undefined
   /** A text message to send the client before the connection is closed for an error. */
   rejected? (error: ProtocolError): string | undefined
 }
@@ -80,32 +83,4 @@ export interface OutboundChunks {
   /** No message carries less: the last one of an utterance is zero-padded up to it. */
   minBytes: number
   maxBytes: number
-}
-
-/** An authentication method, decided on the upgrade request alone. */
-export interface AuthMethod {
-  readonly name: string
-  /** Whether the request carries this method's credential; the first method that applies decides. */
-  applies (request: AuthRequest): boolean
-  /** The principal, or the reason for refusing (logged, never with the credential). */
-  verify (request: AuthRequest): Promise<Principal | AuthFailure>
-}
-
-export interface AuthRequest {
-  headers: Readonly<Record<string, string | string[] | undefined>>
-  query: Readonly<Record<string, string | undefined>>
-  /** Client address, after TRUST_PROXY. */
-  ip: string
-  /** The URL the client asked for, as a vendor would have signed it: scheme, host, path and query. */
-  url: string
-}
-
-export interface AuthFailure {
-  status: 401 | 403
-  /** A short token for the log line and metrics. */
-  reason: string
-  /** What the client is told. */
-  message: string
-  /** More for the log line; never the credential. */
-  detail?: string
 }

@@ -1,4 +1,4 @@
-import { parseJsonObject } from './json-messages.js'
+import { parseMessage } from './json-messages.js'
 import { CloseCode, ProtocolError } from './protocol-error.js'
 import type { StreamContext, VendorAdapter } from './vendor-adapter.js'
 
@@ -15,7 +15,9 @@ const MAX_UNDECIDED = 4
 
 /**
  * Tells the vendor of a shared-endpoint connection from its first messages, which must be JSON objects, before
- * any audio is published. Vendors that said "no" drop out; the first message that only one vendor claims decides.
+ * any audio is published. Each vendor judges a message by its own fields; the detector settles between them:
+ * vendors that said "no" drop out, the first message that exactly one vendor claims decides, and a message two
+ * vendors claim is refused.
  */
 export class VendorDetector {
   #candidates: Candidate[]
@@ -32,7 +34,7 @@ export class VendorDetector {
 
   offer (data: Buffer, isBinary: boolean): Verdict {
     if (isBinary) throw new ProtocolError(CloseCode.POLICY_VIOLATION, 'cannot tell the vendor from a binary frame')
-    const message = parseJsonObject(data.toString())
+    const message = parseMessage(data.toString())
     const event = typeof message.event === 'string' ? message.event : null
     const verdicts = this.#candidates.map((candidate) => ({ candidate, detection: candidate.adapter.detect(message) }))
     const yes = verdicts.filter(({ detection }) => detection === 'yes')

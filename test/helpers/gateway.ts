@@ -5,6 +5,7 @@ import type { Test } from 'tap'
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
 import { loggerOptions } from '../../src/logger.js'
+import type { Vendor } from '../../src/vendors/vendor.js'
 import { Subscriber } from './subscriber.js'
 import { Collected } from './waiter.js'
 
@@ -25,11 +26,12 @@ let counter = 0
 /**
  * Builds the real app from environment-style config, as the server does, and listens on an ephemeral port.
  * Each gateway gets its own REDIS_PREFIX, so tests sharing a redis-server never see each other's calls.
+ * `vendors` replaces the built-in list, for a test's own vendor.
  */
 export async function startGateway (t: Test, redisUrl: string, env: Record<string, string> = {},
-  beforeListen?: (app: FastifyInstance) => Promise<void>): Promise<Gateway> {
+  vendors?: readonly Vendor[]): Promise<Gateway> {
   const prefix = env.REDIS_PREFIX ?? `test${process.pid}-${++counter}:`
-  const config = loadConfig({ env: { REDIS_URL: redisUrl, REDIS_PREFIX: prefix, LOG_LEVEL: 'debug', ...env }, dotenvFiles: [] })
+  const config = loadConfig({ env: { REDIS_URL: redisUrl, REDIS_PREFIX: prefix, LOG_LEVEL: 'debug', ...env }, dotenvFiles: [], vendors })
   const logs = new Collected<LogLine>()
   const stream = new Writable({
     write (chunk: Buffer, _encoding, done) {
@@ -37,9 +39,8 @@ export async function startGateway (t: Test, redisUrl: string, env: Record<strin
       done()
     }
   })
-  const app = await buildApp(config, { logger: pino(loggerOptions(config.LOG_LEVEL), stream) })
+  const app = await buildApp(config, { logger: pino(loggerOptions(config.LOG_LEVEL), stream), vendors })
   t.teardown(() => app.close())
-  await beforeListen?.(app)
   await app.listen({ port: 0, host: '127.0.0.1' })
   const { port } = app.server.address() as { port: number }
   const scheme = config.TLS_CERT_FILE === undefined ? '' : 's'
@@ -54,8 +55,8 @@ export async function waitReady (gateway: Gateway): Promise<void> {
 
 /** The usual start of a call test: a gateway connected to Redis, and a subscriber to everything it publishes. */
 export async function startListenedGateway (t: Test, redisUrl: string, env: Record<string, string> = {},
-  beforeListen?: (app: FastifyInstance) => Promise<void>): Promise<{ gateway: Gateway, subscriber: Subscriber }> {
-  const gateway = await startGateway(t, redisUrl, env, beforeListen)
+  vendors?: readonly Vendor[]): Promise<{ gateway: Gateway, subscriber: Subscriber }> {
+  const gateway = await startGateway(t, redisUrl, env, vendors)
   const subscriber = await Subscriber.start(t, redisUrl, gateway.prefix)
   await waitReady(gateway)
   return { gateway, subscriber }

@@ -1,10 +1,10 @@
-import { Type, type Static } from '@sinclair/typebox'
+import { Type } from '@sinclair/typebox'
 import { CallId as CallSid, Counter } from '../message-fields.js'
 
 /**
- * Every Exotel Stream / Voicebot event (../shared/reference/exotel-protocol.md §4), one schema for the one-way and
- * two-way applets. Counters come as numbers or numeric strings depending on the page of Exotel's docs (§6), and
- * extra fields are allowed, because "exact field names can vary slightly by applet".
+ * Every Exotel Stream / Voicebot event (https://developer.exotel.com/docs/agentstream/websocket-protocol), one
+ * schema for the one-way and two-way applets. Counters come as numbers or numeric strings depending on the page of
+ * Exotel's docs, and extra fields are allowed, because "exact field names can vary slightly by applet".
  */
 const OptionalText = Type.Optional(Type.Union([Type.String({ maxLength: 256 }), Type.Null()]))
 const StreamSid = Type.Optional(Type.String({ maxLength: 256 }))
@@ -27,7 +27,7 @@ export const StartMessage = Type.Object({
     to: OptionalText,
     custom_parameters: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
     media_format: Type.Optional(Type.Object({
-      // "8000", 8000 and "8000Hz" are all seen (§4.2); only the number matters.
+      // "8000", 8000 and "8000Hz" are all seen in Exotel's docs; only the number matters.
       sample_rate: Type.Optional(Type.Union([Type.Integer(), Type.String({ maxLength: 16 })]))
     }))
   })
@@ -73,12 +73,6 @@ export const StopMessage = Type.Object({
     reason: Type.Optional(Type.String({ maxLength: 128 }))
   }))
 })
-
-export type StartMessage = Static<typeof StartMessage>
-export type MediaMessage = Static<typeof MediaMessage>
-export type DtmfMessage = Static<typeof DtmfMessage>
-export type MarkMessage = Static<typeof MarkMessage>
-export type StopMessage = Static<typeof StopMessage>
 
 export const exotelMessages = {
   connected: ConnectedMessage,

@@ -1,4 +1,4 @@
-import { Type, type Static } from '@sinclair/typebox'
+import { Type } from '@sinclair/typebox'
 import { CallId } from '../message-fields.js'
 
 export const NATIVE_SAMPLE_RATES = [8000, 16000, 24000, 48000] as const
@@ -18,8 +18,5 @@ export const StopMessage = Type.Object({
   event: Type.Literal('stop'),
   reason: Type.Optional(Type.String({ maxLength: 128 }))
 })
-
-export type StartMessage = Static<typeof StartMessage>
-export type StopMessage = Static<typeof StopMessage>
 
 export const nativeMessages = { start: StartMessage, stop: StopMessage }

@@ -1,12 +1,11 @@
 import { decodeBase64 } from '../../audio/pcm.js'
 import { decodeMulaw, encodeMulaw } from '../../audio/mulaw.js'
-import type { InboundEvent } from '../inbound-event.js'
-import { createJsonEventDecoder, decodeAudio, toCounter } from '../json-messages.js'
+import { createJsonEventDecoder, decodeAudio, toCounter, type EventMapping } from '../json-messages.js'
 import type { Detection, VendorAdapter } from '../vendor-adapter.js'
 import { TWILIO_SIGNATURE_METHOD, createTwilioSignatureMethod } from './twilio-signature.js'
-import { twilioMessages, type DtmfMessage, type MarkMessage, type MediaMessage, type StartMessage } from './twilio-messages.js'
+import { twilioMessages } from './twilio-messages.js'
 
-const TWILIO_SAMPLE_RATE = 8000
+export const TWILIO_SAMPLE_RATE = 8000
 
 /**
  * Twilio Media Streams (<Start><Stream> one-way, <Connect><Stream> two-way). Twilio connects from any public
@@ -17,10 +16,9 @@ export function createTwilioAdapter (authToken: string | undefined): VendorAdapt
     name: 'twilio',
     auth: authToken === undefined ? ['ip'] : [TWILIO_SIGNATURE_METHOD],
     authMethods: authToken === undefined ? [] : [createTwilioSignatureMethod(authToken)],
-    messages: twilioMessages,
     accept: ({ principal }) => ({ principal, sampleRate: TWILIO_SAMPLE_RATE }),
     detect: detectTwilio,
-    createDecoder: () => ({ decode: createJsonEventDecoder('Twilio', twilioMessages, toInboundEvent) }),
+    createDecoder: () => ({ decode: createJsonEventDecoder('Twilio', twilioMessages, twilioEvents) }),
     outbound: {
       // Twilio plays μ-law at 8 kHz only, in messages of any whole number of samples.
       sampleRate: TWILIO_SAMPLE_RATE,
@@ -32,54 +30,42 @@ export function createTwilioAdapter (authToken: string | undefined): VendorAdapt
   }
 }
 
-/** Twilio's ids are camelCase *Sid keys; sequenceNumber alone decides nothing, since Plivo sends it too. */
+/** Twilio's ids are camelCase *Sid keys, and its connected says protocol "Call"; a counter is not Twilio's alone. */
 function detectTwilio (message: Record<string, unknown>): Detection {
   if (typeof message.event !== 'string') return 'no'
   const start = typeof message.start === 'object' && message.start !== null ? message.start as Record<string, unknown> : {}
   if (message.protocol === 'Call' || 'streamSid' in message || 'callSid' in start || 'accountSid' in start) return 'yes'
-  if ('stream_sid' in message || 'call_sid' in start) return 'no'
   return 'maybe'
 }
 
-// Each message has passed its compiled schema, so the casts restate what Check proved.
-function toInboundEvent (event: string, message: Record<string, unknown>): InboundEvent {
-  switch (event) {
-    case 'start': {
-      const { start } = message as StartMessage
-      return {
-        kind: 'start',
-        start: {
-          callId: start.callSid,
-          tenantId: start.accountSid,
-          streamId: start.streamSid,
-          sampleRate: TWILIO_SAMPLE_RATE,
-          declaredSampleRate: start.mediaFormat?.sampleRate ?? null,
-          // Twilio sends no caller numbers; pass them as <Parameter>s and they arrive in custom_parameters.
-          from: null,
-          to: null,
-          customParameters: start.customParameters ?? {}
-        }
-      }
+const twilioEvents: EventMapping<typeof twilioMessages> = {
+  connected: () => ({ kind: 'connected' }),
+  start: ({ start }) => ({
+    kind: 'start',
+    start: {
+      callId: start.callSid,
+      tenantId: start.accountSid,
+      streamId: start.streamSid,
+      sampleRate: TWILIO_SAMPLE_RATE,
+      declaredSampleRate: start.mediaFormat?.sampleRate ?? null,
+      // Twilio sends no caller numbers; pass them as <Parameter>s and they arrive in custom_parameters.
+      from: null,
+      to: null,
+      customParameters: start.customParameters ?? {}
     }
-    case 'media': {
-      const { sequenceNumber, media } = message as MediaMessage
-      // With tracks="both_tracks" the bot's side arrives too; the contract carries the caller's side only.
-      if (media.track !== undefined && media.track !== 'inbound') return { kind: 'unknown', event: `media (track ${media.track})` }
-      return {
-        kind: 'media',
-        pcm: decodeMulaw(decodeAudio(() => decodeBase64(media.payload))),
-        vendorSeq: toCounter(sequenceNumber),
-        timestampMs: toCounter(media.timestamp),
-        chunk: toCounter(media.chunk)
-      }
+  }),
+  media: ({ sequenceNumber, media }) => {
+    // With tracks="both_tracks" the bot's side arrives too; the contract carries the caller's side only.
+    if (media.track !== undefined && media.track !== 'inbound') return { kind: 'unknown', event: `media (track ${media.track})` }
+    return {
+      kind: 'media',
+      pcm: decodeMulaw(decodeAudio(() => decodeBase64(media.payload))),
+      vendorSeq: toCounter(sequenceNumber),
+      timestampMs: toCounter(media.timestamp),
+      chunk: toCounter(media.chunk)
     }
-    case 'dtmf':
-      return { kind: 'dtmf', digit: (message as DtmfMessage).dtmf.digit, durationMs: null }
-    case 'mark':
-      return { kind: 'mark', name: (message as MarkMessage).mark.name }
-    case 'stop':
-      return { kind: 'stop', reason: null }
-    default:
-      return { kind: 'connected' }
-  }
+  },
+  dtmf: ({ dtmf }) => ({ kind: 'dtmf', digit: dtmf.digit, durationMs: null }),
+  mark: ({ mark }) => ({ kind: 'mark', name: mark.name }),
+  stop: () => ({ kind: 'stop', reason: null })
 }

@@ -1,9 +1,10 @@
-import { Type, type Static } from '@sinclair/typebox'
+import { Type } from '@sinclair/typebox'
 import { CallId, Counter } from '../message-fields.js'
 
 /**
- * Twilio Media Streams events (../shared/reference/exotel-protocol.md §10.2, from a logged session): camelCase
- * keys, base64 μ-law at 8 kHz, counters as strings. Extra fields are allowed.
+ * Twilio Media Streams events (https://www.twilio.com/docs/voice/media-streams/websocket-messages, checked against
+ * a logged session in https://github.com/twilio/media-streams): camelCase keys, base64 μ-law at 8 kHz, counters as
+ * strings. Extra fields are allowed.
  */
 const StreamSid = Type.Optional(Type.String({ maxLength: 256 }))
 
@@ -69,11 +70,6 @@ export const StopMessage = Type.Object({
     callSid: Type.Optional(Type.String())
   }))
 })
-
-export type StartMessage = Static<typeof StartMessage>
-export type MediaMessage = Static<typeof MediaMessage>
-export type DtmfMessage = Static<typeof DtmfMessage>
-export type MarkMessage = Static<typeof MarkMessage>
 
 export const twilioMessages = {
   connected: ConnectedMessage,

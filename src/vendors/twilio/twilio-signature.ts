@@ -1,5 +1,5 @@
 import { createHmac, timingSafeEqual } from 'node:crypto'
-import type { AuthMethod } from '../vendor-adapter.js'
+import type { AuthMethod } from '../../auth/auth-method.js'
 
 export const TWILIO_SIGNATURE_METHOD = 'twilio-signature'
 
@@ -36,7 +36,7 @@ export function createTwilioSignatureMethod (authToken: string): AuthMethod {
         const expected = Buffer.from(twilioSignature(authToken, url))
         if (expected.length === given.length && timingSafeEqual(expected, given)) matched = true
       }
-      if (matched) return { method: TWILIO_SIGNATURE_METHOD, ip: request.ip }
+      if (matched) return { method: 'vendor', name: TWILIO_SIGNATURE_METHOD, ip: request.ip }
       return { status: 401, reason: 'bad_signature', message: 'invalid X-Twilio-Signature' }
     }
   }

@@ -1,16 +1,14 @@
-import type { FastifyInstance } from 'fastify'
-import fp from 'fastify-plugin'
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from '@sinclair/typebox'
+import { authMethodName } from '../src/auth/principal.js'
 import { StreamSession } from '../src/calls/stream-session.js'
 import { CloseCode, ProtocolError } from '../src/vendors/protocol-error.js'
 import type { VendorAdapter } from '../src/vendors/vendor-adapter.js'
 import type { Candidate } from '../src/vendors/vendor-detector.js'
 
 declare module 'fastify' {
-  interface FastifyInstance {
-    /** The enabled vendors, in registration order; the shared /v1/ingest detects among them. */
-    vendors: VendorAdapter[]
-  }
   interface FastifyRequest {
+    /** The vendors this connection may be, with what each took from the upgrade; set before the upgrade. */
     candidates: Candidate[] | null
   }
 }
@@ -18,39 +16,37 @@ declare module 'fastify' {
 /** The shared endpoint: any enabled vendor, told apart by its auth and its first messages. */
 export const SHARED_INGEST_PATH = '/v1/ingest'
 
-/**
- * Serves vendor WebSockets: the shared `/v1/ingest` now, and `/v1/ingest/<vendor>` for each vendor registered
- * through vendorPlugin. Every route runs the same session; only the candidate vendors differ.
- */
-export default fp(async (fastify) => {
-  fastify.decorate('vendors', [])
+/** Any query string: a parameter given twice is an array. Each vendor checks what it reads there. */
+const IngestQuery = Type.Record(Type.String(), Type.Union([Type.String(), Type.Array(Type.String())]))
+
+/** Vendor WebSockets: the shared /v1/ingest, and /v1/ingest/<vendor> for each enabled vendor. */
+const ingestRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.decorateRequest('candidates', null)
-  addIngestRoute(fastify, SHARED_INGEST_PATH, () => fastify.vendors)
-}, { name: 'ingest', fastify: '5.x', dependencies: ['auth', 'calls', 'connections', 'metrics', 'playback', 'publisher', 'websocket'] })
+  addIngestRoute(fastify, SHARED_INGEST_PATH, fastify.vendors)
+  for (const adapter of fastify.vendors) addIngestRoute(fastify, `${SHARED_INGEST_PATH}/${adapter.name}`, [adapter])
+}
 
-/** A vendor as a Fastify plugin: its own route, a place in detection on /v1/ingest, and any auth method it brings. */
-export const vendorPlugin = fp<{ adapter: VendorAdapter }>(async (fastify, { adapter }) => {
-  fastify.vendors.push(adapter)
-  for (const method of adapter.authMethods ?? []) fastify.auth.addMethod(method)
-  addIngestRoute(fastify, `${SHARED_INGEST_PATH}/${adapter.name}`, () => [adapter])
-}, { fastify: '5.x', dependencies: ['ingest'] })
+export default ingestRoutes
 
-function addIngestRoute (fastify: FastifyInstance, path: string, vendors: () => VendorAdapter[]): void {
+type TypedInstance = Parameters<FastifyPluginAsyncTypebox>[0]
+
+function addIngestRoute (fastify: TypedInstance, path: string, vendors: readonly VendorAdapter[]): void {
   const { publisher, calls, playback, metrics, connections } = fastify
 
   fastify.get(path, {
     websocket: true,
+    schema: { querystring: IngestQuery },
     // Admission first: a refused upgrade costs no credential check.
-    onRequest: [connections.admit, fastify.auth.authenticate(() => [...new Set(vendors().flatMap((adapter) => adapter.auth))])],
+    onRequest: [connections.admit, fastify.auth.authenticate([...new Set(vendors.flatMap((adapter) => adapter.auth))])],
     // The vendors the principal's method admits each check the upgrade; any refusal is a 400 before the upgrade.
-    async preValidation (request, reply) {
+    async preHandler (request, reply) {
       const principal = request.principal
       if (principal === null) throw new Error('onRequest authenticated no principal')
-      const query = request.query as Record<string, string | undefined>
+      const method = authMethodName(principal)
       const candidates: Candidate[] = []
-      for (const adapter of vendors()) {
-        if (!adapter.auth.includes(principal.method)) continue
-        const context = adapter.accept({ query, principal })
+      for (const adapter of vendors) {
+        if (!adapter.auth.includes(method)) continue
+        const context = adapter.accept({ query: request.query, principal })
         if ('error' in context) {
           request.log.warn({ vendor: adapter.name, reason: context.error }, 'upgrade refused: bad request')
           return reply.code(400).send({ statusCode: 400, error: 'Bad Request', message: context.error })

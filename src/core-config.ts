@@ -1,0 +1,63 @@
+import { Type, type Static } from '@sinclair/typebox'
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
+
+/**
+ * The gateway's own settings. Each vendor adds its part (SUPPORT_<NAME> and its own settings) in its folder;
+ * src/config.ts composes them into the one schema the process loads.
+ */
+export const CoreConfigSchema = Type.Object({
+  PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 8443 }),
+  HOST: Type.String({ minLength: 1, default: '0.0.0.0' }),
+  TLS_CERT_FILE: Type.Optional(Type.String({ minLength: 1 })),
+  TLS_KEY_FILE: Type.Optional(Type.String({ minLength: 1 })),
+
+  REDIS_URL: Type.String({ pattern: '^rediss?://', default: 'redis://127.0.0.1:6379' }),
+  REDIS_PREFIX: Type.String({ pattern: '^[^\\s*?\\[\\]]*$', default: 'rtaa:' }),
+  /** Frames and events wait in memory up to this while Redis is away or stalled; past it the oldest frames go. */
+  REDIS_BUFFER_MAX_BYTES: Type.Integer({ minimum: 1024, maximum: 4 * 1024 * 1024 * 1024, default: 64 * 1024 * 1024 }),
+
+  JWT_SECRET: Type.Optional(Type.String({ minLength: 32 })),
+  JWT_PUBLIC_KEY_FILE: Type.Optional(Type.String({ minLength: 1 })),
+  JWT_ISSUER: Type.Optional(Type.String({ minLength: 1 })),
+  JWT_AUDIENCE: Type.Optional(Type.String({ minLength: 1 })),
+
+  /** Comma-separated CIDRs, checked by parseCidrList after the schema. */
+  AUTH_IP_ALLOWLIST: Type.String({ default: '127.0.0.0/8,::1/128' }),
+  TRUST_PROXY: Type.String({ default: '' }),
+  /** Comma-separated key:token pairs, checked by parseCredentials after the schema. */
+  BASIC_AUTH_CREDENTIALS: Type.String({ default: '' }),
+
+  /** Server pings each connection this often, and drops one whose pong is WS_PONG_TIMEOUT_MS late. */
+  WS_PING_INTERVAL_MS: Type.Integer({ minimum: 50, maximum: 600_000, default: 30_000 }),
+  WS_PONG_TIMEOUT_MS: Type.Integer({ minimum: 50, maximum: 600_000, default: 10_000 }),
+  /** A connection that sends nothing for this long is closed, and its call ends with reason idle. */
+  IDLE_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 3_600_000, default: 60_000 }),
+  /** On SIGTERM, live calls may go on this long before they are closed with 1001. */
+  DRAIN_TIMEOUT_MS: Type.Integer({ minimum: 0, maximum: 7_200_000, default: 600_000 }),
+  /** Admission control: connections beyond this, or while the event loop lags past the limit, get 503. */
+  MAX_CONCURRENT_CALLS: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 500 }),
+  EVENT_LOOP_DELAY_LIMIT_MS: Type.Integer({ minimum: 10, maximum: 60_000, default: 200 }),
+
+  /** Who may scrape /metrics: loopback and the private ranges a cluster's Prometheus lives in, not the internet. */
+  METRICS_ALLOWLIST: Type.String({ default: '127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7' }),
+  /** Adds a tenant label to call metrics; only for a bounded number of tenants. */
+  METRICS_TENANT_LABEL: Type.Boolean({ default: false }),
+
+  /** Outbound audio: at most this much sits unplayed at the vendor, so clear cuts in quickly. */
+  PLAYBACK_LEAD_MS: Type.Integer({ minimum: 100, maximum: 10_000, default: 400 }),
+  /** Outbound audio waiting in the gateway per call; newer audio beyond it is refused. */
+  PLAYBACK_MAX_BUFFER_MS: Type.Integer({ minimum: 1000, maximum: 600_000, default: 60_000 }),
+
+  // An enum rather than a union of literals, so a bad value gets one error listing the choices, not seven.
+  LOG_LEVEL: Type.Unsafe<(typeof LOG_LEVELS)[number]>({ type: 'string', enum: LOG_LEVELS, default: 'info' }),
+  LOG_FILE: Type.Optional(Type.String({ minLength: 1 })),
+  MAX_MESSAGE_BYTES: Type.Integer({ minimum: 1024, maximum: 16 * 1024 * 1024, default: 64 * 1024 })
+})
+
+export type CoreConfig = Static<typeof CoreConfigSchema>
+
+/** A configuration the process cannot run with; the server exits 78 with its message. */
+export class ConfigError extends Error {
+  override name = 'ConfigError'
+}

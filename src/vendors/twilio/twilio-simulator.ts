@@ -1,0 +1,42 @@
+import { decodeMulaw, encodeMulaw } from '../../audio/mulaw.js'
+import { hearMediaAndMarks, type SimulatedCall, type VendorSimulator } from '../vendor-simulator.js'
+import { TWILIO_SAMPLE_RATE } from './twilio-adapter.js'
+
+/** Twilio's messages as a logged session shows them (https://github.com/twilio/media-streams). */
+export const twilioSimulator: VendorSimulator = {
+  sampleRates: [TWILIO_SAMPLE_RATE],
+  defaultSampleRate: TWILIO_SAMPLE_RATE,
+  chunkMs: 20,
+
+  call (callId: string): SimulatedCall {
+    const sid = `MZ${callId}`
+    const opening = [
+      { event: 'connected', protocol: 'Call', version: '1.0.0' },
+      {
+        event: 'start',
+        sequenceNumber: '1',
+        start: {
+          accountSid: 'ACsimulator',
+          streamSid: sid,
+          callSid: callId,
+          tracks: ['inbound'],
+          mediaFormat: { encoding: 'audio/x-mulaw', sampleRate: TWILIO_SAMPLE_RATE, channels: 1 },
+          customParameters: { simulator: 'rtaa-sim' }
+        },
+        streamSid: sid
+      }
+    ]
+    let seq = opening.length
+    const next = (): string => String(++seq)
+    return {
+      opening,
+      media: (chunk, timestampMs, pcm) => ({
+        event: 'media', sequenceNumber: next(), media: { track: 'inbound', chunk: String(chunk), timestamp: String(timestampMs), payload: encodeMulaw(pcm).toString('base64') }, streamSid: sid
+      }),
+      dtmf: (digit) => ({ event: 'dtmf', streamSid: sid, sequenceNumber: next(), dtmf: { track: 'inbound_track', digit } }),
+      stop: () => ({ event: 'stop', sequenceNumber: next(), streamSid: sid, stop: { accountSid: 'ACsimulator', callSid: callId } }),
+      hear: (message) => hearMediaAndMarks(message, decodeMulaw, (name) => ({ event: 'mark', sequenceNumber: next(), streamSid: sid, mark: { name } })),
+      playbackRate: TWILIO_SAMPLE_RATE
+    }
+  }
+}

@@ -1,0 +1,53 @@
+/** A message the simulator sends: JSON text, or a binary frame. */
+export type SimulatedMessage = Record<string, unknown> | Buffer
+
+/** The vendor's side of a stream, as rtaa-sim plays it. */
+export interface VendorSimulator {
+  /** The rates the vendor streams at; `defaultSampleRate` is one of them. */
+  readonly sampleRates: readonly number[]
+  readonly defaultSampleRate: number
+  /** The cadence of media messages when --chunk-ms is not given. */
+  readonly chunkMs: number
+  /** The URL to connect to, from the one given: adds what the vendor puts there (a sample rate, say). */
+  url? (url: string, sampleRate: number): string
+  /** One call's messages, numbered as the vendor numbers them. */
+  call (callId: string, sampleRate: number): SimulatedCall
+}
+
+export interface SimulatedCall {
+  /** What the vendor sends before the first audio. */
+  readonly opening: SimulatedMessage[]
+  /** One media message; `chunk` counts media messages from 1. */
+  media (chunk: number, timestampMs: number, pcm: Buffer): SimulatedMessage
+  /** A key press, for vendors that report them. */
+  dtmf? (digit: string): SimulatedMessage
+  stop (): SimulatedMessage
+  /**
+   * A message from the gateway, taken as a two-way vendor would: the audio it plays (PCM s16le at
+   * `playbackRate`), and what it answers (a mark's echo).
+   */
+  hear? (message: Record<string, unknown>): { pcm?: Buffer, reply?: SimulatedMessage }
+  readonly playbackRate?: number
+}
+
+/** `message[outer][inner]` when it is a string: a payload or a mark's name in a message from the gateway. */
+function nestedString (message: Record<string, unknown>, outer: string, inner: string): string | undefined {
+  const object = message[outer]
+  if (typeof object !== 'object' || object === null) return undefined
+  const value = (object as Record<string, unknown>)[inner]
+  return typeof value === 'string' ? value : undefined
+}
+
+/**
+ * How a vendor whose playback messages carry base64 audio in `media.payload` and marks in `mark.name` (Exotel,
+ * Twilio) takes them: the audio, decoded; a mark echoed at once, where the vendor waits until the audio before it
+ * has played.
+ */
+export function hearMediaAndMarks (message: Record<string, unknown>, decode: (payload: Buffer) => Buffer,
+  echo: (name: string) => SimulatedMessage): { pcm?: Buffer, reply?: SimulatedMessage } {
+  const payload = message.event === 'media' ? nestedString(message, 'media', 'payload') : undefined
+  if (payload !== undefined) return { pcm: decode(Buffer.from(payload, 'base64')) }
+  const name = message.event === 'mark' ? nestedString(message, 'mark', 'name') : undefined
+  if (name !== undefined) return { reply: echo(name) }
+  return {}
+}
