@@ -67,7 +67,8 @@ const done: Array<Promise<void>> = sockets.map((ws, index) => new Promise((resol
     const now = nowNs()
     // A bunched call holds its frames for the first 200 ms of every second, then sends what is due at once.
     const held = bunched && ((now - t0) / 1e6) % 1000 < 200
-    while (!held && k < frames && t0 + phase + k * frameNs <= now) {
+    const sendable = held ? k : frames
+    while (k < sendable && t0 + phase + k * frameNs <= now) {
       const intended = t0 + phase + k * frameNs
       stamp(head, index, k + 1, intended)
       ws.send(mediaMessage(sid, k, options.frameMs, `${head.toString('base64')}${tail}`))

@@ -55,42 +55,44 @@ async function goodCallUnderway (t: Test, gateway: Gateway): Promise<{ client: P
   return { client, sendFrame: (i) => client.send(exotelStrings.media('MZCAgood', i + 2, i + 1, i * 20, pcmFrame(640, i))) }
 }
 
-for (const path of ['/v1/ingest', '/v1/ingest/exotel']) t.test(`on ${path}, each bad input closes only its own connection, with the fitting code and a log line`, async (t) => {
-  const { gateway, subscriber } = await startListenedGateway(t, redis.url, { MAX_MESSAGE_BYTES: String(MAX_MESSAGE_BYTES) })
-  const good = await goodCallUnderway(t, gateway)
-  let sent = 0
+for (const path of ['/v1/ingest', '/v1/ingest/exotel']) {
+  t.test(`on ${path}, each bad input closes only its own connection, with the fitting code and a log line`, async (t) => {
+    const { gateway, subscriber } = await startListenedGateway(t, redis.url, { MAX_MESSAGE_BYTES: String(MAX_MESSAGE_BYTES) })
+    const good = await goodCallUnderway(t, gateway)
+    let sent = 0
 
-  for (const [index, bad] of cases.entries()) {
-    if (bad.only !== undefined && bad.only !== path) continue
-    const callSid = `CAbad${index}`
-    const client = await ProviderClient.connect(`${gateway.wsUrl}${path}?sample-rate=8000`)
-    for (const message of bad.messages(callSid)) {
-      if (Buffer.isBuffer(message)) client.ws.send(message, { binary: bad.binary === true })
-      else client.send(message)
-      good.sendFrame(sent++)
-    }
-    const closed = await client.closed
-    t.equal(closed.code, bad.code, `${bad.name}: close code`)
-    t.match(closed.reason, bad.closeReason ?? bad.reason, `${bad.name}: close reason`)
+    for (const [index, bad] of cases.entries()) {
+      if (bad.only !== undefined && bad.only !== path) continue
+      const callSid = `CAbad${index}`
+      const client = await ProviderClient.connect(`${gateway.wsUrl}${path}?sample-rate=8000`)
+      for (const message of bad.messages(callSid)) {
+        if (Buffer.isBuffer(message)) client.ws.send(message, { binary: bad.binary === true })
+        else client.send(message)
+        good.sendFrame(sent++)
+      }
+      const closed = await client.closed
+      t.equal(closed.code, bad.code, `${bad.name}: close code`)
+      t.match(closed.reason, bad.closeReason ?? bad.reason, `${bad.name}: close reason`)
 
-    const logged = await gateway.logs.waitFor((line) => line.msg === 'closing connection: bad input' &&
+      const logged = await gateway.logs.waitFor((line) => line.msg === 'closing connection: bad input' &&
       line.close_code === bad.code && bad.reason.test(String(line.reason)), `${bad.name}: log line`)
-    const who = bad.undetectable === true && path === '/v1/ingest' ? { vendor_candidates: ['exotel', 'twilio'] } : { vendor: 'exotel' }
-    t.match(logged, { level: 40, ...who }, `${bad.name}: the log line names the vendor and the reason`)
-    if (bad.started) t.equal(logged.interaction_id, callSid, `${bad.name}: the log line names the call`)
-    if (bad.started) {
-      t.match(await subscriber.waitForEvent('call.stop', callSid), { reason: 'protocol_error' }, `${bad.name}: call.stop published`)
+      const who = bad.undetectable === true && path === '/v1/ingest' ? { vendor_candidates: ['exotel', 'twilio'] } : { vendor: 'exotel' }
+      t.match(logged, { level: 40, ...who }, `${bad.name}: the log line names the vendor and the reason`)
+      if (bad.started) t.equal(logged.interaction_id, callSid, `${bad.name}: the log line names the call`)
+      if (bad.started) {
+        t.match(await subscriber.waitForEvent('call.stop', callSid), { reason: 'protocol_error' }, `${bad.name}: call.stop published`)
+      }
     }
-  }
 
-  good.sendFrame(sent++)
-  good.client.send(exotelStrings.stop('CAgood', 'MZCAgood', sent + 2))
-  t.equal((await good.client.closed).code, 1000, 'the good call ends normally')
-  t.match(await subscriber.waitForEvent('call.stop', 'CAgood'), { reason: 'callended', frames: sent }, 'the good call lost nothing')
-  t.equal(subscriber.frames('CAgood').length, sent)
-  t.same(subscriber.frames('CAgood').map((f) => f.header.seq), Array.from({ length: sent }, (_, i) => i + 1))
-  t.equal(gateway.app.calls.size, 0, 'no call is left in the registry')
-})
+    good.sendFrame(sent++)
+    good.client.send(exotelStrings.stop('CAgood', 'MZCAgood', sent + 2))
+    t.equal((await good.client.closed).code, 1000, 'the good call ends normally')
+    t.match(await subscriber.waitForEvent('call.stop', 'CAgood'), { reason: 'callended', frames: sent }, 'the good call lost nothing')
+    t.equal(subscriber.frames('CAgood').length, sent)
+    t.same(subscriber.frames('CAgood').map((f) => f.header.seq), Array.from({ length: sent }, (_, i) => i + 1))
+    t.equal(gateway.app.calls.size, 0, 'no call is left in the registry')
+  })
+}
 
 t.test('a second connection for a live call is refused without disturbing the first', async (t) => {
   const { gateway, subscriber } = await startListenedGateway(t, redis.url)

@@ -36,7 +36,8 @@ function fitsType (value: unknown, documented: string): boolean {
   return documented.split(' or ').some((type) => {
     if (type === 'null') return value === null
     if (type === 'object') return typeof value === 'object' && value !== null && !Array.isArray(value)
-    return typeof value === type
+    const kind: string = typeof value
+    return kind === type
   })
 }
 
