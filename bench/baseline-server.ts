@@ -6,8 +6,8 @@
 import { Redis } from 'ioredis'
 import { WebSocketServer } from 'ws'
 import { createExotelAdapter } from '../src/vendors/exotel/exotel-adapter.js'
-import { encodeAudioFrame } from '../src/redis/audio-frame.js'
-import { audioChannel, callsChannel } from '../src/redis/channels.js'
+import { encodeAudioFrame } from '../src/bus/audio-frame.js'
+import { audioChannel, callsChannel } from '../src/bus/channels.js'
 
 // BASELINE_BALLAST_MB keeps that much of small live objects on the heap: an experiment on what the gateway's larger
 // heap (more code, more per-call state) costs in garbage-collection pauses, with nothing else changed.

@@ -1,25 +1,26 @@
 import fp from 'fastify-plugin'
-import type { Publisher } from '../src/publisher/publisher.js'
-import { RedisPublisher } from '../src/publisher/redis-publisher.js'
+import type { Bus } from '../src/bus/bus.js'
+import { PubSubBus } from '../src/bus/pubsub-bus.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
-    publisher: Publisher
+    /** The bus to Redis: call events and audio frames out, playback in. */
+    publisher: Bus
   }
 }
 
-/** Decorates the instance with the Redis publisher and closes its connection in onClose, after the sockets. */
+/** Owns every Redis connection of the process, through the bus it decorates with, and closes them in onClose. */
 export default fp(async (fastify) => {
   const { REDIS_URL, REDIS_PREFIX, REDIS_BUFFER_MAX_BYTES } = fastify.config
-  const publisher = new RedisPublisher({
+  const bus = new PubSubBus({
     url: REDIS_URL,
     prefix: REDIS_PREFIX,
     log: fastify.log.child({ component: 'publisher' }),
     metrics: fastify.metrics,
     bufferMaxBytes: REDIS_BUFFER_MAX_BYTES
   })
-  fastify.decorate('publisher', publisher)
+  fastify.decorate('publisher', bus)
   fastify.addHook('onClose', async () => {
-    await publisher.close()
+    await bus.close()
   })
 }, { name: 'publisher', fastify: '5.x', dependencies: ['metrics'], decorators: { fastify: ['config'] } })

@@ -5,21 +5,23 @@ import { CloseCode } from '../src/vendors/protocol-error.js'
 /**
  * @fastify/websocket with the message size cap from MAX_MESSAGE_BYTES, compression off (it costs CPU and memory per
  * connection for base64 audio that barely compresses), and a shutdown that ends every live call with reason
- * "shutdown" before its socket is closed with 1001.
+ * "shutdown" and closes its socket with 1001.
  */
 export default fp(async (fastify) => {
   await fastify.register(fastifyWebsocket, {
     options: { maxPayload: fastify.config.MAX_MESSAGE_BYTES, perMessageDeflate: false },
     errorHandler (error, socket, request) {
-      // ws has already closed the socket with the fitting code (1002, 1007, 1009…); the route logs it per call.
+      // ws has already closed the socket with the fitting code (1002, 1007, 1009…); the call logs it.
       if ((error as { code?: string }).code?.startsWith('WS_ERR_') === true) return
       request.log.error({ err: error }, 'websocket handler failed')
       socket.close(CloseCode.INTERNAL_ERROR, 'internal error')
     },
+    // What @fastify/websocket's own preClose does (stop taking upgrades, close the ws server), with the live calls
+    // ended first, so each publishes its call.stop.
     preClose (done) {
-      for (const call of fastify.calls.values()) call.hangup('shutdown', CloseCode.GOING_AWAY, 'server shutting down')
-      for (const client of fastify.websocketServer.clients) client.close(CloseCode.GOING_AWAY, 'server shutting down')
+      fastify.liveCalls.shutdown()
+      fastify.server.removeAllListeners('upgrade')
       fastify.websocketServer.close(() => done())
     }
   })
-}, { name: 'websocket', fastify: '5.x', dependencies: ['calls'], decorators: { fastify: ['config'] } })
+}, { name: 'websocket', fastify: '5.x', dependencies: ['live-calls'], decorators: { fastify: ['config'] } })

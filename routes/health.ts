@@ -19,7 +19,7 @@ const healthRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   }, async (_request, reply) => {
     const reasons: Array<'redis_disconnected' | 'shutting_down'> = []
     if (!fastify.publisher.connected) reasons.push('redis_disconnected')
-    if (fastify.shuttingDown) reasons.push('shutting_down')
+    if (!fastify.liveCalls.accepting) reasons.push('shutting_down')
     if (reasons.length > 0) return reply.code(503).send({ status: 'not_ready' as const, reasons })
     return { status: 'ready' as const }
   })

@@ -1,8 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import { authMethodName } from '../src/auth/principal.js'
-import { StreamSession } from '../src/calls/stream-session.js'
-import { CloseCode, ProtocolError } from '../src/vendors/protocol-error.js'
 import type { VendorAdapter } from '../src/vendors/vendor-adapter.js'
 import type { Candidate } from '../src/vendors/vendor-detector.js'
 
@@ -31,13 +29,13 @@ export default ingestRoutes
 type TypedInstance = Parameters<FastifyPluginAsyncTypebox>[0]
 
 function addIngestRoute (fastify: TypedInstance, path: string, vendors: readonly VendorAdapter[]): void {
-  const { publisher, calls, playback, metrics, connections } = fastify
+  const { liveCalls } = fastify
 
   fastify.get(path, {
     websocket: true,
     schema: { querystring: IngestQuery },
     // Admission first: a refused upgrade costs no credential check.
-    onRequest: [connections.admit, fastify.auth.authenticate([...new Set(vendors.flatMap((adapter) => adapter.auth))])],
+    onRequest: [fastify.admitCall, fastify.auth.authenticate([...new Set(vendors.flatMap((adapter) => adapter.auth))])],
     // The vendors the principal's method admits each check the upgrade; any refusal is a 400 before the upgrade.
     async preHandler (request, reply) {
       const principal = request.principal
@@ -56,33 +54,6 @@ function addIngestRoute (fastify: TypedInstance, path: string, vendors: readonly
       request.candidates = candidates
     }
   }, (socket, request) => {
-    const session = new StreamSession({
-      candidates: request.candidates ?? [],
-      publisher,
-      registry: calls,
-      transport: {
-        close: (code, reason) => socket.close(code, reason),
-        send: (text) => socket.send(text)
-      },
-      log: request.log,
-      metrics,
-      playback
-    })
-    const connection = connections.track(socket, session)
-    // Listeners are attached synchronously so no message can arrive before them; ws hands over Buffers.
-    socket.on('message', (data, isBinary) => {
-      connection.messages++
-      session.receive(data as Buffer, isBinary)
-    })
-    // ws has already started closing with the fitting code; the session logs the call and the reason.
-    socket.on('error', (err: Error & { code?: string }) => session.reject(new ProtocolError(wsErrorCloseCode(err.code), err.message)))
-    socket.on('close', (code) => session.closed(code))
+    liveCalls.open(socket, { candidates: request.candidates ?? [], log: request.log })
   })
-}
-
-/** The close code ws sends for each of its own errors (ws/lib/receiver.js). */
-function wsErrorCloseCode (code: string | undefined): number {
-  if (code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') return CloseCode.MESSAGE_TOO_BIG
-  if (code === 'WS_ERR_INVALID_UTF8') return CloseCode.INVALID_PAYLOAD
-  return CloseCode.PROTOCOL_ERROR
 }

@@ -2,10 +2,8 @@ import { readFileSync } from 'node:fs'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import authPlugin from '../plugins/auth.js'
-import callsPlugin from '../plugins/calls.js'
-import connectionsPlugin from '../plugins/connections.js'
+import liveCallsPlugin from '../plugins/live-calls.js'
 import metricsPlugin from '../plugins/metrics.js'
-import playbackPlugin from '../plugins/playback.js'
 import publisherPlugin from '../plugins/publisher.js'
 import vendorsPlugin from '../plugins/vendors.js'
 import websocketPlugin from '../plugins/websocket.js'
@@ -49,13 +47,11 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
 
   app.decorate('config', config)
   await app.register(metricsPlugin)
-  await app.register(callsPlugin)
   await app.register(publisherPlugin)
-  await app.register(playbackPlugin)
+  await app.register(liveCallsPlugin)
   await app.register(websocketPlugin)
   await app.register(vendorsPlugin, { vendors: options.vendors ?? builtInVendors })
   await app.register(authPlugin)
-  await app.register(connectionsPlugin)
 
   // Fastify's own 404 echoes the URL into the log line and the body; a token in the query must reach neither.
   app.setNotFoundHandler((request, reply) => {

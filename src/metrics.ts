@@ -9,11 +9,6 @@ export interface MetricsOptions {
 const END_REASONS = new Set(['callended', 'stopped', 'disconnected', 'protocol_error', 'internal_error', 'shutdown', 'hangup', 'idle',
   'keepalive_timeout'])
 
-/** Counts kept as plain numbers on the frame path, and added to their counters when folded. */
-export interface Tally {
-  fold (): void
-}
-
 /**
  * Every Prometheus metric of the gateway, in a registry of its own (one per app, so tests can build several).
  * Labels are bounded: vendor, tenant only when enabled, and reason. Never a call id.
@@ -23,15 +18,16 @@ export function createMetrics ({ tenantLabel }: MetricsOptions) {
   collectDefaultMetrics({ register: registry })
   const registers = [registry]
   const call = tenantLabel ? ['vendor', 'tenant'] : ['vendor']
-  // A prom-client inc hashes and validates its labels, three times per frame. Live calls count frames as plain
-  // numbers instead, folded in at scrape (and at their end).
-  const tallies = new Set<Tally>()
-  const collect = (): void => { for (const tally of tallies) tally.fold() }
+  // Live calls count frames as plain numbers, so a frame costs no label lookup; a scrape folds them in first.
+  let fold = (): void => {}
+  const collect = (): void => fold()
 
   return {
     registry,
-    /** Live calls' frame counts; every scrape folds them into the frame counters first. */
-    tallies,
+    /** Runs before every scrape of the frame counters, to fold in what live calls have counted since. */
+    foldBeforeScrape (folder: () => void): void {
+      fold = folder
+    },
     /** The label values of a call's metrics. */
     callLabels (vendor: string, tenantId: string | null): Record<string, string> {
       return tenantLabel ? { vendor, tenant: tenantId ?? '' } : { vendor }

@@ -23,7 +23,7 @@ closeWithGrace({ delay: config.DRAIN_TIMEOUT_MS + 15_000 }, async ({ signal, err
     app.log.error({ err }, 'shutting down after an error')
   } else {
     app.log.info({ signal, drain_timeout_ms: config.DRAIN_TIMEOUT_MS }, 'shutting down: draining live calls')
-    await app.connections.drain(config.DRAIN_TIMEOUT_MS)
+    await app.liveCalls.drain(config.DRAIN_TIMEOUT_MS)
   }
   await app.close()
 })

@@ -90,7 +90,7 @@ for (const path of ['/v1/ingest', '/v1/ingest/exotel']) {
     t.match(await subscriber.waitForEvent('call.stop', 'CAgood'), { reason: 'callended', frames: sent }, 'the good call lost nothing')
     t.equal(subscriber.frames('CAgood').length, sent)
     t.same(subscriber.frames('CAgood').map((f) => f.header.seq), Array.from({ length: sent }, (_, i) => i + 1))
-    t.equal(gateway.app.calls.size, 0, 'no call is left in the registry')
+    t.same(gateway.app.liveCalls.snapshot().filter((call) => call.state === 'live'), [], 'no call is left in the registry')
   })
 }
 

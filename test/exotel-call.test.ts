@@ -2,7 +2,7 @@ import t from 'tap'
 import { TestRedis } from './helpers/redis-server.js'
 import { startGateway, startListenedGateway, waitReady } from './helpers/gateway.js'
 import { ProviderClient, exotelNumbers, exotelStrings, pcmFrame, refusedUpgrade } from './helpers/exotel.js'
-import type { CallStartEvent, CallStopEvent } from '../src/calls/call-events.js'
+import type { CallStartEvent, CallStopEvent } from '../src/bus/call-events.js'
 
 const redis = await TestRedis.start()
 t.teardown(() => redis.stop())

@@ -115,5 +115,5 @@ t.test(`${MESSAGES} malformed messages do not crash the process or disturb a goo
   t.equal(frames.length, goodFrames, 'every frame of the good call is on Redis')
   t.ok(frames.every((frame, i) => frame.header.seq === i + 1 && frame.pcm.equals(pcmFrame(320, i))), 'in order, byte for byte')
   t.equal((await fetch(`${gateway.url}/health`)).status, 200, 'the process is alive and serving')
-  t.equal(gateway.app.calls.size, 0, 'no call is left behind')
+  t.same(gateway.app.liveCalls.snapshot().filter((call) => call.state === 'live'), [], 'no call is left behind')
 })

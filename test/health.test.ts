@@ -62,11 +62,12 @@ t.test('during shutdown /ready fails while /health holds, and live calls end wit
   client.send(exotelStrings.start('CAshutdown'))
   await subscriber.waitForEvent('call.start', 'CAshutdown')
 
-  gateway.app.shuttingDown = true // what server.ts does first on SIGTERM
+  const draining = gateway.app.liveCalls.drain(60_000) // what server.ts does first on SIGTERM
   t.same(await get(`${gateway.url}/ready`), { status: 503, body: { status: 'not_ready', reasons: ['shutting_down'] } })
   t.same(await get(`${gateway.url}/health`), { status: 200, body: { status: 'ok' } })
 
   await gateway.app.close()
+  await draining
   t.same(await client.closed, { code: 1001, reason: 'server shutting down' })
   t.match(await subscriber.waitForEvent('call.stop', 'CAshutdown'), { reason: 'shutdown' })
 })

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { Redis } from 'ioredis'
 import t, { type Test } from 'tap'
-import { encodeAudioFrame, type AudioFrameHeader } from '../src/redis/audio-frame.js'
+import { encodeAudioFrame, type AudioFrameHeader } from '../src/bus/audio-frame.js'
 import { TestRedis } from './helpers/redis-server.js'
 import { startGateway, waitReady, type Gateway } from './helpers/gateway.js'
 import { ProviderClient, exotelStrings, pcmFrame } from './helpers/exotel.js'

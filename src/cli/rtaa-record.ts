@@ -2,10 +2,10 @@ import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs'
 import { open, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Redis } from 'ioredis'
-import type { CallEvent, CallStartEvent } from '../calls/call-events.js'
+import type { CallEvent, CallStartEvent } from '../bus/call-events.js'
 import { loadConfig } from '../config.js'
-import { decodeAudioFrame } from '../redis/audio-frame.js'
-import { callsChannel } from '../redis/channels.js'
+import { decodeAudioFrame } from '../bus/audio-frame.js'
+import { audioChannelPattern, callsChannel } from '../bus/channels.js'
 import { wavHeader, WAV_HEADER_BYTES } from '../audio/wav.js'
 import { integerOption, parseOptions, runCli } from './cli.js'
 
@@ -89,7 +89,7 @@ async function main (argv: string[]): Promise<number> {
       }, (err: Error) => process.stderr.write(`cannot save ${recording.path}: ${err.message}\n`))
     })
   })
-  await redis.psubscribe(callsChannel(prefix), `${prefix}audio:*`)
+  await redis.psubscribe(callsChannel(prefix), audioChannelPattern(prefix))
   process.stderr.write(`listening on ${prefix}calls; recordings go to ${out}/\n`)
   await done
   redis.disconnect()

@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis'
 import type { Test } from 'tap'
-import type { CallEvent } from '../../src/calls/call-events.js'
-import { decodeAudioFrame, type AudioFrameHeader } from '../../src/redis/audio-frame.js'
+import type { CallEvent } from '../../src/bus/call-events.js'
+import { decodeAudioFrame, type AudioFrameHeader } from '../../src/bus/audio-frame.js'
 import { Collected } from './waiter.js'
 
 export interface Published {

@@ -1,13 +1,13 @@
 import { performance } from 'node:perf_hooks'
 import { Redis } from 'ioredis'
-import type { CallEvent } from '../calls/call-events.js'
 import type { Log } from '../logger.js'
 import type { Metrics } from '../metrics.js'
-import { encodeAudioFrame, type AudioFrameHeader } from '../redis/audio-frame.js'
-import { audioChannel, callsChannel } from '../redis/channels.js'
-import { PublishDropped, type PublishOutcome, type Publisher } from './publisher.js'
+import { encodeAudioFrame, type AudioFrameHeader } from './audio-frame.js'
+import { PublishDropped, type Bus, type PlaybackReceiver, type PublishOutcome } from './bus.js'
+import type { CallEvent } from './call-events.js'
+import { audioChannel, callsChannel, playbackChannel } from './channels.js'
 
-export interface RedisPublisherOptions {
+export interface PubSubBusOptions {
   url: string
   prefix: string
   log: Log
@@ -31,28 +31,37 @@ interface Pending {
 }
 
 /**
- * PUBLISH-based publisher on one ioredis connection of its own, auto-pipelined. ioredis's offline queue is
- * unbounded, so it is off: while Redis is away, or too slow to answer, publishes wait in a buffer of
- * REDIS_BUFFER_MAX_BYTES, in order, and go out in that order on reconnect. Past the bound the oldest frames are
- * dropped (their outcome fails with PublishDropped), never events.
+ * The bus over Redis pub/sub, on two connections of its own: one that publishes (PUBLISH, auto-pipelined) and
+ * one subscribed to the playback channels of the calls live here, so Redis delivers a call's playback only to the
+ * replica that holds it.
+ *
+ * ioredis's offline queue is unbounded, so it is off: while Redis is away, or too slow to answer, publishes wait in
+ * a buffer of REDIS_BUFFER_MAX_BYTES, in order, and go out in that order on reconnect. Past the bound the oldest
+ * frames are dropped (their outcome fails with PublishDropped), never events. The subscriber resubscribes by itself
+ * after a reconnect.
  */
-export class RedisPublisher implements Publisher {
+export class PubSubBus implements Bus {
   readonly #redis: Redis
+  readonly #subscriber: Redis
   readonly #prefix: string
   readonly #callsChannel: string
+  /** A playback channel's name up to the interaction id. */
+  readonly #playbackPrefix: string
   readonly #log: Log
   readonly #metrics: Metrics
   readonly #maxBytes: number
   readonly #quitTimeoutMs: number
+  #receiver: PlaybackReceiver | null = null
   #buffer: Pending[] = []
   #bufferedBytes = 0
   #inFlightBytes = 0
   #nextId = 0
   #wasConnected = false
 
-  constructor (options: RedisPublisherOptions) {
+  constructor (options: PubSubBusOptions) {
     this.#prefix = options.prefix
     this.#callsChannel = callsChannel(options.prefix)
+    this.#playbackPrefix = playbackChannel(options.prefix, '')
     this.#log = options.log
     this.#metrics = options.metrics
     this.#maxBytes = options.bufferMaxBytes
@@ -76,6 +85,12 @@ export class RedisPublisher implements Publisher {
     })
     // ioredis emits an error on every failed reconnect; the state changes above carry the story at warn.
     this.#redis.on('error', (err) => this.#log.debug({ err }, 'redis connection error'))
+
+    this.#subscriber = new Redis(options.url, { connectionName: 'rtaa-ingest:playback', maxRetriesPerRequest: null })
+    this.#subscriber.on('messageBuffer', (channel: Buffer, message: Buffer) => {
+      this.#receiver?.(channel.toString('utf8', Buffer.byteLength(this.#playbackPrefix)), message)
+    })
+    this.#subscriber.on('error', (err) => this.#log.debug({ err }, 'playback subscriber connection error'))
   }
 
   get connected (): boolean {
@@ -95,7 +110,23 @@ export class RedisPublisher implements Publisher {
     this.#publish(audioChannel(this.#prefix, header.interaction_id), message, message.length, performance.now(), outcome)
   }
 
+  receivePlayback (receiver: PlaybackReceiver): void {
+    this.#receiver = receiver
+  }
+
+  subscribePlayback (interactionId: string): void {
+    const channel = playbackChannel(this.#prefix, interactionId)
+    this.#subscriber.subscribe(channel).catch((err: Error) => this.#log.warn({ err, channel }, 'playback subscribe failed'))
+  }
+
+  unsubscribePlayback (interactionId: string): void {
+    const channel = playbackChannel(this.#prefix, interactionId)
+    this.#subscriber.unsubscribe(channel).catch((err: Error) => this.#log.debug({ err, channel }, 'playback unsubscribe failed'))
+  }
+
   async close (): Promise<void> {
+    this.#receiver = null
+    this.#subscriber.disconnect()
     if (this.#redis.status === 'end') return
     let timer: NodeJS.Timeout | undefined
     const timeout = new Promise<'timeout'>((resolve) => { timer = setTimeout(resolve, this.#quitTimeoutMs, 'timeout') })

@@ -4,18 +4,23 @@ import { Resampler } from '../audio/resampler.js'
 import type { Log } from '../logger.js'
 import type { Metrics } from '../metrics.js'
 import type { OutboundEncoder } from '../vendors/vendor-adapter.js'
-import { PlaybackMessageError, parsePlaybackMessage } from './playback-message.js'
+import { PlaybackMessageError, parsePlaybackMessage } from '../bus/playback-message.js'
+
+/** What playback asks of its call: the way to the vendor, and where to report. */
+export interface PlaybackHost {
+  send (text: string): void
+  /** The hang-up command has played out: end the call and close its connection normally. */
+  hangup (): void
+  /** clear dropped a mark before the vendor played it (call.mark with cleared: true). */
+  markCleared (name: string): void
+}
 
 export interface PlaybackOptions {
+  host: PlaybackHost
   encoder: OutboundEncoder
   /** The call's own rate; the vendor plays at encoder.sampleRate, or at this when that is null. */
   callSampleRate: number
   streamId: string | null
-  send: (text: string) => void
-  /** Ends the call and closes its connection normally: the hang-up command. */
-  hangup: () => void
-  /** Reports a mark that clear dropped (call.mark with cleared: true). */
-  markCleared: (name: string) => void
   /** At most this much audio sits unplayed at the vendor. */
   leadMs: number
   /** At most this much audio waits in the gateway; newer audio past it is refused. */
@@ -179,11 +184,11 @@ export class Playback {
     const queuedMarks = this.#queue.flatMap((item) => (item.kind === 'mark' ? [item.name] : []))
     this.#dropAudio()
     this.#queue = this.#queue.filter((item) => item.kind === 'hangup')
-    this.#options.send(this.#options.encoder.clear(this.#options.streamId))
+    this.#options.host.send(this.#options.encoder.clear(this.#options.streamId))
     this.#playedBy = performance.now()
     for (const name of [...this.#sentMarks, ...queuedMarks]) {
       this.#clearedMarks.add(name)
-      this.#options.markCleared(name)
+      this.#options.host.markCleared(name)
     }
     this.#sentMarks = []
     this.#pump()
@@ -195,7 +200,7 @@ export class Playback {
       clearTimeout(this.#timer)
       this.#timer = null
     }
-    const { encoder, streamId, send, metrics, vendor, leadMs } = this.#options
+    const { host, encoder, streamId, metrics, vendor, leadMs } = this.#options
     while (!this.#stopped) {
       this.#fill(this.#chunkBytes)
       const now = performance.now()
@@ -211,7 +216,7 @@ export class Playback {
         }
         if (head.kind === 'mark') {
           this.#queue.shift()
-          send(encoder.mark(streamId, head.name))
+          host.send(encoder.mark(streamId, head.name))
           this.#sentMarks.push(head.name)
           metrics.playbackMarksOut.inc({ vendor })
           continue
@@ -219,7 +224,7 @@ export class Playback {
         if (head.kind === 'hangup') {
           // Hang up once the vendor has played what was sent, so the caller hears the goodbye.
           if (this.#playedBy > now) return this.#wake(this.#playedBy - now)
-          this.#options.hangup()
+          host.hangup()
           return
         }
         continue
@@ -237,7 +242,7 @@ export class Playback {
       const startsAt = Math.max(this.#playedBy, now)
       // When the vendor has nothing left to play, a chunk goes at once even if it is longer than the lead.
       if (startsAt > now && startsAt + durationMs - now > leadMs) return this.#wake(startsAt + durationMs - leadMs - now)
-      send(encoder.media(streamId, this.#pad(this.#take(size), paddedBytes)))
+      host.send(encoder.media(streamId, this.#pad(this.#take(size), paddedBytes)))
       this.#playedBy = startsAt + durationMs
       metrics.playbackFramesOut.inc({ vendor })
     }

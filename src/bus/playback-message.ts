@@ -1,3 +1,5 @@
+import { parseJsonObject } from '../json-object.js'
+
 /** What a worker publishes on `{prefix}playback:{interaction_id}` (docs/redis-contract.md, "Speak into a call"). */
 export type PlaybackMessage =
   | { kind: 'audio', sampleRate: number, pcm: Buffer }
@@ -16,6 +18,9 @@ export class PlaybackMessageError extends Error {
   }
 }
 
+const refuseCommand = (problem: string): Error => new PlaybackMessageError('bad_json', `command ${problem}`)
+const refuseHeader = (problem: string): Error => new PlaybackMessageError('bad_json', `audio header ${problem}`)
+
 const OPEN_BRACE = 0x7b
 /** The rates a worker may send; each has its resampling filter designed once, so an odd rate cannot stall the process. */
 export const PLAYBACK_SAMPLE_RATES = [8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000]
@@ -29,7 +34,7 @@ export function parsePlaybackMessage (message: Buffer): PlaybackMessage {
 }
 
 function parseCommand (message: Buffer): PlaybackMessage {
-  const command = parseJson(message.toString('utf8'), 'command')
+  const command = parseJsonObject(message.toString('utf8'), refuseCommand)
   switch (command.type) {
     case 'clear':
       return { kind: 'clear' }
@@ -49,7 +54,7 @@ function parseAudio (message: Buffer): PlaybackMessage {
   if (message.length < 4) throw new PlaybackMessageError('bad_envelope', 'audio message shorter than its length prefix')
   const headerEnd = 4 + message.readUInt32BE(0)
   if (headerEnd > message.length) throw new PlaybackMessageError('bad_envelope', 'audio header length runs past the message')
-  const header = parseJson(message.toString('utf8', 4, headerEnd), 'audio header')
+  const header = parseJsonObject(message.toString('utf8', 4, headerEnd), refuseHeader)
   const sampleRate = header.sample_rate
   if (typeof sampleRate !== 'number' || !PLAYBACK_SAMPLE_RATES.includes(sampleRate)) {
     throw new PlaybackMessageError('bad_sample_rate', `sample_rate must be one of ${PLAYBACK_SAMPLE_RATES.join(', ')}`)
@@ -59,15 +64,4 @@ function parseAudio (message: Buffer): PlaybackMessage {
   const pcm = message.subarray(headerEnd)
   if (pcm.length % 2 !== 0) throw new PlaybackMessageError('odd_length', `audio holds ${pcm.length} bytes, not a whole number of 16-bit samples`)
   return { kind: 'audio', sampleRate, pcm }
-}
-
-function parseJson (text: string, what: string): Record<string, unknown> {
-  let value: unknown
-  try {
-    value = JSON.parse(text)
-  } catch {
-    throw new PlaybackMessageError('bad_json', `${what} is not JSON`)
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new PlaybackMessageError('bad_json', `${what} is not a JSON object`)
-  return value as Record<string, unknown>
 }

@@ -1,0 +1,161 @@
+import { EventEmitter } from 'node:events'
+import type { WebSocket } from 'ws'
+import type { Bus } from '../bus/bus.js'
+import type { Log } from '../logger.js'
+import type { Metrics } from '../metrics.js'
+import { CloseCode, ProtocolError } from '../vendors/protocol-error.js'
+import type { Candidate } from '../vendors/vendor-detector.js'
+import { LiveCall, type CallOwner, type CallSnapshot, type KeepaliveSettings, type PlaybackSettings } from './live-call.js'
+
+export interface LiveCallsOptions {
+  bus: Bus
+  metrics: Metrics
+  /** The process's logger, for the drain. */
+  log: Log
+  /** Connections this process holds at most; admission refuses beyond it. */
+  maxCalls: number
+  keepalive: KeepaliveSettings
+  playback: PlaybackSettings
+}
+
+/** Why a new connection is refused: the process is shutting down, or full. */
+export type Refusal = 'shutting_down' | 'max_calls'
+
+interface LiveCallsEvents {
+  /** A call's start message was accepted and call.start published. */
+  start: [call: LiveCall]
+  /** A call ended and call.stop was published. */
+  end: [call: LiveCall]
+}
+
+/**
+ * The live calls of this process, one LiveCall per vendor connection: the one place that knows them all. It
+ * admits connections (MAX_CONCURRENT_CALLS), keeps one call per interaction_id, runs every connection's keepalive,
+ * routes playback from the bus to its call, folds the calls' counts into the metrics at scrape, and drains on
+ * shutdown. It emits `start` and `end` for whoever wants to follow calls.
+ */
+export class LiveCalls extends EventEmitter<LiveCallsEvents> {
+  /** Every open connection, started or not: admission, keepalive and the drain count them all. */
+  readonly #connections = new Set<LiveCall>()
+  /** Started calls by interaction_id. */
+  readonly #byId = new Map<string, LiveCall>()
+  readonly #options: LiveCallsOptions
+  readonly #owner: CallOwner
+  readonly #sweeper: NodeJS.Timeout
+  #accepting = true
+  #emptied: Array<() => void> = []
+
+  constructor (options: LiveCallsOptions) {
+    super()
+    this.#options = options
+    this.#owner = {
+      claim: (call) => {
+        const id = (call.info as NonNullable<LiveCall['info']>).interactionId
+        if (this.#byId.has(id)) return false
+        this.#byId.set(id, call)
+        return true
+      },
+      started: (call) => this.emit('start', call),
+      ended: (call) => {
+        const id = call.info?.interactionId
+        if (id !== undefined && this.#byId.get(id) === call) this.#byId.delete(id)
+        this.emit('end', call)
+      }
+    }
+    options.bus.receivePlayback((interactionId, message) => this.#playback(interactionId, message))
+    options.metrics.foldBeforeScrape(() => this.fold())
+    const { pingIntervalMs, pongTimeoutMs, idleTimeoutMs } = options.keepalive
+    this.#sweeper = setInterval(() => this.#sweep(), Math.max(10, Math.min(pingIntervalMs, pongTimeoutMs, idleTimeoutMs) / 4))
+    this.#sweeper.unref()
+  }
+
+  /** Connections open now, started or not. */
+  get size (): number {
+    return this.#connections.size
+  }
+
+  /** False from the moment the drain or shutdown begins: readiness fails and new connections are refused. */
+  get accepting (): boolean {
+    return this.#accepting
+  }
+
+  /** Why a new connection would be refused now, or null when it is welcome. Open connections are never touched. */
+  refusal (): Refusal | null {
+    if (!this.#accepting) return 'shutting_down'
+    if (this.#connections.size >= this.#options.maxCalls) return 'max_calls'
+    return null
+  }
+
+  /** Takes an upgraded vendor connection: its call lives here until the socket closes. */
+  open (socket: WebSocket, connection: { candidates: Candidate[], log: Log }): LiveCall {
+    const { bus, metrics, playback } = this.#options
+    const call = new LiveCall({ socket, ...connection, owner: this.#owner, bus, metrics, playback })
+    this.#connections.add(call)
+    // Listeners are attached synchronously, so no message can arrive before them; ws hands over Buffers.
+    socket.on('message', (data, isBinary) => call.receive(data as Buffer, isBinary))
+    socket.on('pong', () => call.pong())
+    // ws has already started closing with the fitting code; the call logs itself and the reason.
+    socket.on('error', (err: Error & { code?: string }) => call.reject(new ProtocolError(wsErrorCloseCode(err.code), err.message)))
+    socket.on('close', (code) => {
+      call.closed(code)
+      this.#connections.delete(call)
+      if (this.#connections.size === 0) for (const resolve of this.#emptied.splice(0)) resolve()
+    })
+    return call
+  }
+
+  /** Every connection's call as it stands, for a dashboard. */
+  snapshot (): CallSnapshot[] {
+    return [...this.#connections].map((call) => call.snapshot())
+  }
+
+  /** Refuses new connections and waits until the live ones end, or until the timeout. */
+  async drain (timeoutMs: number): Promise<void> {
+    this.#accepting = false
+    const { log } = this.#options
+    if (this.#connections.size === 0) return
+    log.info({ connections: this.#connections.size, timeout_ms: timeoutMs }, 'draining live calls')
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([
+      new Promise<void>((resolve) => this.#emptied.push(resolve)),
+      new Promise<void>((resolve) => { timer = setTimeout(resolve, timeoutMs) })
+    ])
+    clearTimeout(timer)
+    if (this.#connections.size > 0) log.warn({ connections: this.#connections.size }, 'drain timeout: closing the calls still live')
+  }
+
+  /** Ends every call with reason shutdown and closes its connection with 1001. */
+  shutdown (): void {
+    this.#accepting = false
+    for (const call of this.#connections) call.hangup('shutdown', CloseCode.GOING_AWAY, 'server shutting down')
+  }
+
+  /** Stops the keepalive; the connections are closed by shutdown(). */
+  close (): void {
+    clearInterval(this.#sweeper)
+  }
+
+  /** Adds what every call has counted since the last fold to the metrics. */
+  fold (): void {
+    for (const call of this.#connections) call.fold()
+  }
+
+  #sweep (): void {
+    const now = Date.now()
+    for (const call of this.#connections) call.keepalive(now, this.#options.keepalive)
+  }
+
+  #playback (interactionId: string, message: Buffer): void {
+    const call = this.#byId.get(interactionId)
+    // A message that raced the call's end and its unsubscribe.
+    if (call === undefined) this.#options.metrics.playbackDropped.inc({ reason: 'call_ended' })
+    else call.playback(message)
+  }
+}
+
+/** The close code ws sends for each of its own errors (ws/lib/receiver.js). */
+function wsErrorCloseCode (code: string | undefined): number {
+  if (code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') return CloseCode.MESSAGE_TOO_BIG
+  if (code === 'WS_ERR_INVALID_UTF8') return CloseCode.INVALID_PAYLOAD
+  return CloseCode.PROTOCOL_ERROR
+}
