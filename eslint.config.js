@@ -1,5 +1,28 @@
 import neostandard from 'neostandard'
 
+/**
+ * Dependencies run one way (docs/architecture.md): routes → plugins → calls → {vendors, bus} → audio, auth.
+ * Each entry lists every layer its files may not import; only src/app.ts, which builds the app, sees them all.
+ */
+const layers = {
+  'plugins/**': ['routes'],
+  'src/cli/**': ['plugins', 'routes'],
+  'src/calls/**': ['plugins', 'routes', 'cli'],
+  'src/config.ts': ['plugins', 'routes', 'cli', 'calls', 'bus'],
+  'src/vendors/**': ['plugins', 'routes', 'cli', 'calls', 'bus'],
+  'src/bus/**': ['plugins', 'routes', 'cli', 'calls', 'vendors'],
+  'src/{audio,auth}/**': ['plugins', 'routes', 'cli', 'calls', 'bus', 'vendors'],
+  'src/{core-config,json-object,logger,metrics}.ts': ['plugins', 'routes', 'cli', 'calls', 'bus', 'vendors']
+}
+
 export default [
-  ...neostandard({ ts: true, ignores: ['dist/**', 'bench/results/**', 'coverage/**'] })
+  ...neostandard({ ts: true, ignores: ['dist/**', 'bench/results/**', 'coverage/**'] }),
+  ...Object.entries(layers).map(([files, above]) => ({
+    files: [files],
+    rules: {
+      'no-restricted-imports': ['error', {
+        patterns: above.map((layer) => ({ group: [`**/${layer}/**`], message: `${files} may not import ${layer}/: dependencies run one way (docs/architecture.md)` }))
+      }]
+    }
+  }))
 ]
