@@ -1,6 +1,7 @@
 /**
- * The Exotel messages the benchmark clients send, shaped as Exotel sends them (exotel-protocol.md §4). Media is
- * built as a string, not through JSON.stringify, so the generator stays cheap enough not to fall behind.
+ * The Exotel messages the benchmark clients send, shaped as Exotel sends them
+ * (https://developer.exotel.com/docs/agentstream/websocket-protocol). Media is built as a string, not through
+ * JSON.stringify, so the generator stays cheap enough not to fall behind.
  */
 
 /** connected, then start: what opens a call. */

@@ -1,5 +1,5 @@
 /**
- * Runs the baseline and the gateway side by side in one run (../shared/reference/performance.md §8): each server
+ * Runs the baseline and the gateway side by side in one run (docs/benchmarks.md, "The harness"): each server
  * pinned to CPU 1 with taskset where available, the load generator, the latency sink and redis-server on CPU 0.
  *
  *   npm run bench          full: steps until p99 ≥ 20 ms or loss, then bisection; ABBA order; results JSON + table
@@ -120,8 +120,8 @@ async function step (variant: Variant, calls: number, port: number, redisUrl: st
   const seconds = Math.max(1, (window.at(-1)!.t - window[0].t) / 1000)
   const cpuUs = window.at(-1)!.cpu_us - window[0].cpu_us
   const framesPerSecond = (calls * 1000) / FRAME_MS
-  // performance.md §8 asks for ≤ 2 ms; Node's timers have 1 ms granularity, which alone puts an idle generator's p99
-  // near 2 ms, so 5 ms is the line here. Latency is measured from the intended time either way.
+  // Node's timers have 1 ms granularity, which alone puts an idle generator's p99 near 2 ms, so 5 ms is the line
+  // here. Latency is measured from the intended time either way.
   const valid = client.lateness_p99_ms <= 5 && client.client_cpu_pct <= 70 && client.connect_failures === 0
   const lost = client.frames_sent - received.received
   const p99 = received.p99_ms

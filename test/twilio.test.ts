@@ -30,7 +30,7 @@ const G711_MULAW = [
 const redis = await TestRedis.start()
 t.teardown(() => redis.stop())
 
-/** Twilio's messages from a real logged session (../shared/reference/exotel-protocol.md §10.2), with our ids. */
+/** Twilio's messages from a real logged session (https://github.com/twilio/media-streams, node/connect-basic), with our ids. */
 const twilio = {
   connected: () => ({ event: 'connected', protocol: 'Call', version: '1.0.0' }),
   start: (callSid: string) => ({

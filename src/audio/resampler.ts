@@ -1,9 +1,8 @@
 /**
  * Streaming rational-ratio resampler for PCM s16le mono: a polyphase FIR, Kaiser-windowed sinc (β = 8, 32 taps
  * per phase, times the decimation factor when going down), low-pass at 0.92 × the lower Nyquist frequency.
- * Measured (test/resampler.test.ts): a 1 kHz tone keeps 82-93 dB SNR across 8, 16, 22.05, 24, 44.1 and 48 kHz, often
- * exact to the 16-bit sample; a 6 kHz tone going 16 k → 8 k is removed to below one LSB instead of aliasing to 2 kHz.
- * The filter delay is compensated, so N input samples give N × out/in output samples once flush() has run.
+ * test/resampler.test.ts holds its quality: over 60 dB SNR on a tone across the playback rates, and no aliasing going
+ * down. The filter delay is compensated, so N input samples give N × out/in output samples once flush() has run.
  */
 const TAPS_PER_PHASE = 32
 const KAISER_BETA = 8

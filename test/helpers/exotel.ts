@@ -1,7 +1,7 @@
 import WebSocket, { type ClientOptions } from 'ws'
 import { Collected } from './waiter.js'
 
-/** Literal messages from Exotel's docs (../shared/reference/exotel-protocol.md §4), string-typed variant [EX-WSP]. */
+/** Literal messages from Exotel's docs, string-typed variant (https://developer.exotel.com/docs/agentstream/websocket-protocol). */
 export const exotelStrings = {
   connected: () => ({ event: 'connected' }),
   start: (callSid: string, streamSid = `MZ${callSid}`) => ({
@@ -38,7 +38,10 @@ export const exotelStrings = {
   })
 }
 
-/** The numeric variant from the page "migrated from the Exotel Support Center" [EX-APPLET]. */
+/**
+ * The numeric variant from the page "migrated from the Exotel Support Center"
+ * (https://developer.exotel.com/docs/agentstream/stream-voicebot-applet).
+ */
 export const exotelNumbers = {
   connected: exotelStrings.connected,
   start: (callSid: string, streamSid = `MZ${callSid}`) => ({
