@@ -15,7 +15,7 @@ export default fp(async (fastify) => {
   const bus = new PubSubBus({
     url: REDIS_URL,
     prefix: REDIS_PREFIX,
-    log: fastify.log.child({ component: 'publisher' }),
+    log: fastify.log,
     metrics: fastify.metrics,
     bufferMaxBytes: REDIS_BUFFER_MAX_BYTES
   })

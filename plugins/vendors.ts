@@ -18,5 +18,10 @@ export interface VendorsOptions {
 /** Builds each listed vendor's adapter from the configuration; a vendor its SUPPORT_<NAME> turns off has none. */
 export default fp<VendorsOptions>(async (fastify, { vendors }) => {
   const settings = fastify.config as Static<TObject> & CoreConfig
-  fastify.decorate('vendors', vendors.map((vendor) => vendor.adapter(settings)).filter((adapter) => adapter !== null))
+  const adapters = vendors.flatMap((vendor) => {
+    const adapter = vendor.adapter(settings)
+    if (adapter !== null && adapter.name !== vendor.name) throw new Error(`vendor ${vendor.name} built an adapter named ${adapter.name}`)
+    return adapter === null ? [] : [adapter]
+  })
+  fastify.decorate('vendors', adapters)
 }, { name: 'vendors', fastify: '5.x', decorators: { fastify: ['config'] } })

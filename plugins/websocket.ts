@@ -8,6 +8,7 @@ import { CloseCode } from '../src/vendors/protocol-error.js'
  * "shutdown" and closes its socket with 1001.
  */
 export default fp(async (fastify) => {
+  const upgradeListenersBefore = new Set(fastify.server.listeners('upgrade'))
   await fastify.register(fastifyWebsocket, {
     options: { maxPayload: fastify.config.MAX_MESSAGE_BYTES, perMessageDeflate: false },
     errorHandler (error, socket, request) {
@@ -16,12 +17,13 @@ export default fp(async (fastify) => {
       request.log.error({ err: error }, 'websocket handler failed')
       socket.close(CloseCode.INTERNAL_ERROR, 'internal error')
     },
-    // What @fastify/websocket's own preClose does (stop taking upgrades, close the ws server), with the live calls
-    // ended first, so each publishes its call.stop.
+    // What @fastify/websocket's own preClose does (close every client, remove its upgrade listener, close the ws
+    // server), with each live call ended first, so it publishes its call.stop with reason shutdown.
     preClose (done) {
       fastify.liveCalls.shutdown()
-      fastify.server.removeAllListeners('upgrade')
+      for (const listener of upgradeListenersAdded) fastify.server.removeListener('upgrade', listener as () => void)
       fastify.websocketServer.close(() => done())
     }
   })
+  const upgradeListenersAdded = fastify.server.listeners('upgrade').filter((listener) => !upgradeListenersBefore.has(listener))
 }, { name: 'websocket', fastify: '5.x', dependencies: ['live-calls'], decorators: { fastify: ['config'] } })

@@ -12,7 +12,7 @@ declare module 'fastify' {
 }
 
 /** The shared endpoint: any enabled vendor, told apart by its auth and its first messages. */
-export const SHARED_INGEST_PATH = '/v1/ingest'
+const SHARED_INGEST_PATH = '/v1/ingest'
 
 /** Any query string: a parameter given twice is an array. Each vendor checks what it reads there. */
 const IngestQuery = Type.Record(Type.String(), Type.Union([Type.String(), Type.Array(Type.String())]))

@@ -19,14 +19,14 @@ export function createMetrics ({ tenantLabel }: MetricsOptions) {
   const registers = [registry]
   const call = tenantLabel ? ['vendor', 'tenant'] : ['vendor']
   // Live calls count frames as plain numbers, so a frame costs no label lookup; a scrape folds them in first.
-  let fold = (): void => {}
-  const collect = (): void => fold()
+  const folders: Array<() => void> = []
+  const collect = (): void => { for (const fold of folders) fold() }
 
   return {
     registry,
-    /** Runs before every scrape of the frame counters, to fold in what live calls have counted since. */
-    foldBeforeScrape (folder: () => void): void {
-      fold = folder
+    /** Runs `fold` before every scrape of the frame counters, to add what live calls have counted since. */
+    foldBeforeScrape (fold: () => void): void {
+      folders.push(fold)
     },
     /** The label values of a call's metrics. */
     callLabels (vendor: string, tenantId: string | null): Record<string, string> {

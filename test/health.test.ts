@@ -68,6 +68,7 @@ t.test('during shutdown /ready fails while /health holds, and live calls end wit
 
   await gateway.app.close()
   await draining
+  t.equal(gateway.app.server.listenerCount('upgrade'), 0, 'no upgrade reaches the closed app')
   t.same(await client.closed, { code: 1001, reason: 'server shutting down' })
   t.match(await subscriber.waitForEvent('call.stop', 'CAshutdown'), { reason: 'shutdown' })
 })

@@ -4,7 +4,7 @@ import type { CallEvent } from './call-events.js'
 /**
  * Where calls meet Redis: what the gateway publishes for workers, and the playback they send back. Pub/sub
  * (pubsub-bus.ts) is the one implementation today; a Streams or Cluster one implements the same members, and
- * nothing above src/bus/ changes.
+ * the calls do not change.
  */
 export interface Bus {
   /** Where one call's audio goes, announced in its call.start. */

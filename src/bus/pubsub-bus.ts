@@ -48,6 +48,7 @@ export class PubSubBus implements Bus {
   /** A playback channel's name up to the interaction id. */
   readonly #playbackPrefix: string
   readonly #log: Log
+  readonly #subscriberLog: Log
   readonly #metrics: Metrics
   readonly #maxBytes: number
   readonly #quitTimeoutMs: number
@@ -62,7 +63,8 @@ export class PubSubBus implements Bus {
     this.#prefix = options.prefix
     this.#callsChannel = callsChannel(options.prefix)
     this.#playbackPrefix = playbackChannel(options.prefix, '')
-    this.#log = options.log
+    this.#log = options.log.child({ component: 'publisher' })
+    this.#subscriberLog = options.log.child({ component: 'playback' })
     this.#metrics = options.metrics
     this.#maxBytes = options.bufferMaxBytes
     this.#quitTimeoutMs = options.quitTimeoutMs ?? 2000
@@ -90,7 +92,7 @@ export class PubSubBus implements Bus {
     this.#subscriber.on('messageBuffer', (channel: Buffer, message: Buffer) => {
       this.#receiver?.(channel.toString('utf8', Buffer.byteLength(this.#playbackPrefix)), message)
     })
-    this.#subscriber.on('error', (err) => this.#log.debug({ err }, 'playback subscriber connection error'))
+    this.#subscriber.on('error', (err) => this.#subscriberLog.debug({ err }, 'playback subscriber connection error'))
   }
 
   get connected (): boolean {
@@ -116,12 +118,12 @@ export class PubSubBus implements Bus {
 
   subscribePlayback (interactionId: string): void {
     const channel = playbackChannel(this.#prefix, interactionId)
-    this.#subscriber.subscribe(channel).catch((err: Error) => this.#log.warn({ err, channel }, 'playback subscribe failed'))
+    this.#subscriber.subscribe(channel).catch((err: Error) => this.#subscriberLog.warn({ err, channel }, 'playback subscribe failed'))
   }
 
   unsubscribePlayback (interactionId: string): void {
     const channel = playbackChannel(this.#prefix, interactionId)
-    this.#subscriber.unsubscribe(channel).catch((err: Error) => this.#log.debug({ err, channel }, 'playback unsubscribe failed'))
+    this.#subscriber.unsubscribe(channel).catch((err: Error) => this.#subscriberLog.debug({ err, channel }, 'playback unsubscribe failed'))
   }
 
   async close (): Promise<void> {

@@ -1,6 +1,7 @@
 import type { AudioFrameHeader } from '../bus/audio-frame.js'
 import type { Bus, PublishOutcome } from '../bus/bus.js'
 import type { CallEvent, CallStopEvent } from '../bus/call-events.js'
+import { pcmBytesPerMs } from '../audio/pcm.js'
 import { debugEnabled, type Log } from '../logger.js'
 import type { Metrics } from '../metrics.js'
 import type { InboundEvent, StreamStart } from '../vendors/inbound-event.js'
@@ -20,10 +21,11 @@ export interface CallSocket {
 
 /** What a call asks of the registry that holds it. */
 export interface CallOwner {
-  /** Takes the call's interaction id; false when another live call holds it. */
-  claim (call: LiveCall): boolean
+  /** Takes an interaction id for the call; false when another live call holds it. */
+  claim (call: LiveCall, interactionId: string): boolean
+  /** The call has started: call.start is published and the vendor answered. */
   started (call: LiveCall): void
-  /** The call has ended; its id is free again. */
+  /** The call has ended: call.stop is published, and its id is free again. */
   ended (call: LiveCall): void
 }
 
@@ -76,6 +78,16 @@ export interface CallSnapshot {
   reordered: number
 }
 
+/** What a call has once its start message is accepted. */
+interface Started {
+  info: CallInfo
+  stats: CallStats
+  labels: Record<string, string>
+  startedAt: number
+  /** What the bus reports each frame's fate to: made once per call, not per frame. */
+  outcome: PublishOutcome
+}
+
 /** Metric reasons for the close codes a refusal uses. */
 const CLOSE_REASONS: Record<number, string> = {
   [CloseCode.PROTOCOL_ERROR]: 'protocol_error',
@@ -109,16 +121,12 @@ export class LiveCall {
   /** Messages held while detection is undecided, replayed once the vendor is known. */
   #held: Array<[Buffer, boolean]> = []
 
-  /** Set by the start message. */
-  #info: CallInfo | null = null
-  #stats: CallStats | null = null
-  #startedAt = 0
-  #labels: Record<string, string> = {}
-  /** What the bus reports each frame's fate to: made once per call, not per frame. */
-  #outcome: PublishOutcome | null = null
+  #call: Started | null = null
   /** call.stop while it waits to be sent: frames lost meanwhile still show in it. */
   #stopEvent: CallStopEvent | null = null
   #endReason: string | null = null
+  /** Ended by the gateway (a hang-up, shutdown) while the vendor may still be sending. */
+  #hungUp = false
   /** Outbound audio, for two-way vendors. */
   #playback: Playback | null = null
 
@@ -142,12 +150,16 @@ export class LiveCall {
 
   /** The call's identity once its start message has come; null before. */
   get info (): CallInfo | null {
-    return this.#info
+    return this.#call?.info ?? null
   }
 
-  /** Decodes and applies one WebSocket message; a refused one closes the connection, never the process. */
+  /** One WebSocket message from the vendor; a refused one closes the connection, never the process. */
   receive (data: Buffer, isBinary: boolean): void {
     this.#messages++
+    this.#receive(data, isBinary)
+  }
+
+  #receive (data: Buffer, isBinary: boolean): void {
     if (this.#state === 'ended') {
       this.#afterEnd(data, isBinary)
       return
@@ -187,6 +199,7 @@ export class LiveCall {
 
   /** Ends the call for a reason of the gateway's own and closes its connection. */
   hangup (reason: string, closeCode: number, closeReason: string): void {
+    if (this.#state !== 'ended') this.#hungUp = true
     this.#end(reason)
     this.#socket.close(closeCode, closeReason)
   }
@@ -209,7 +222,6 @@ export class LiveCall {
 
   /** Pings, and ends a connection whose pong is overdue or that has sent nothing for too long. */
   keepalive (now: number, { pingIntervalMs, pongTimeoutMs, idleTimeoutMs }: KeepaliveSettings): void {
-    if (this.#state === 'ended') return
     if (this.#pongDueAt !== null && now >= this.#pongDueAt) {
       this.#endConnection('keepalive_timeout')
       this.#socket.terminate()
@@ -229,12 +241,12 @@ export class LiveCall {
 
   /** Adds what the call has counted since the last fold to its metrics. */
   fold (): void {
-    this.#stats?.fold()
+    this.#call?.stats.fold()
   }
 
   snapshot (): CallSnapshot {
-    const info = this.#info
-    const stats = this.#stats
+    const info = this.#call?.info ?? null
+    const stats = this.#call?.stats ?? null
     return {
       state: this.#state,
       vendor: this.#adapter?.name ?? null,
@@ -242,7 +254,7 @@ export class LiveCall {
       tenant_id: info?.tenantId ?? null,
       stream_id: info?.streamId ?? null,
       sample_rate: info?.sampleRate ?? null,
-      started_at: info === null ? null : this.#startedAt,
+      started_at: this.#call?.startedAt ?? null,
       frames: stats?.frames ?? 0,
       bytes: stats?.bytes ?? 0,
       frames_lost: stats?.framesLost ?? 0,
@@ -269,24 +281,22 @@ export class LiveCall {
     this.#use(verdict.vendor)
     const held = this.#held
     this.#held = []
-    for (const [message, binary] of held) this.receive(message, binary)
+    for (const [message, binary] of held) this.#receive(message, binary)
   }
 
   #handle (event: InboundEvent): void {
     switch (event.kind) {
       case 'media':
-        this.#audio(event.pcm, event.vendorSeq, event.timestampMs, event.chunk ?? null)
+        this.#audio(this.#live('media'), event.pcm, event.vendorSeq, event.timestampMs, event.chunk ?? null)
         return
       case 'start':
         this.#start(event.start)
         return
       case 'dtmf':
-        this.#live('dtmf')
-        this.#publishEvent({ type: 'call.dtmf', ...this.#identity(), digit: event.digit, duration_ms: event.durationMs })
+        this.#publishEvent({ type: 'call.dtmf', ...identity(this.#live('dtmf').info), digit: event.digit, duration_ms: event.durationMs })
         return
       case 'mark':
-        this.#live('mark')
-        this.#markPlayed(event.name)
+        this.#markPlayed(this.#live('mark').info, event.name)
         return
       case 'stop':
         this.#stop(event.reason)
@@ -299,9 +309,10 @@ export class LiveCall {
     }
   }
 
-  /** Refuses what only a started call may receive. */
-  #live (what: string): void {
-    if (this.#state !== 'live') throw new ProtocolError(CloseCode.POLICY_VIOLATION, `${what} before start`)
+  /** The started call, for what only a started call may receive. */
+  #live (what: string): Started {
+    if (this.#state !== 'live' || this.#call === null) throw new ProtocolError(CloseCode.POLICY_VIOLATION, `${what} before start`)
+    return this.#call
   }
 
   #start (start: StreamStart): void {
@@ -312,7 +323,7 @@ export class LiveCall {
     }
     const { bus, metrics, owner } = this.#options
     const vendor = this.#adapter?.name ?? 'unknown'
-    this.#info = {
+    const info: CallInfo = {
       interactionId: start.callId,
       tenantId: start.tenantId,
       vendor,
@@ -322,21 +333,20 @@ export class LiveCall {
       to: start.to,
       customParameters: start.customParameters
     }
-    if (!owner.claim(this)) {
-      this.#info = null
+    const labels = metrics.callLabels(vendor, start.tenantId)
+    const stats = new CallStats(metrics, labels)
+    const outcome = this.#publishOutcome(stats)
+    if (!owner.claim(this, start.callId)) {
       throw new ProtocolError(CloseCode.POLICY_VIOLATION, `call ${start.callId} is already streaming to this gateway`)
     }
+    this.#call = { info, stats, labels, startedAt: Date.now(), outcome }
     this.#state = 'live'
-    this.#startedAt = Date.now()
-    this.#labels = metrics.callLabels(vendor, start.tenantId)
-    this.#stats = new CallStats(metrics, this.#labels)
-    this.#outcome = this.#publishOutcome(this.#stats)
     this.#log = this.#options.log.child({ interaction_id: start.callId, tenant_id: start.tenantId, vendor })
     // Subscribed before call.start goes out, so a worker that answers call.start at once is heard.
-    this.#startPlayback()
+    this.#startPlayback(info)
     this.#publishEvent({
       type: 'call.start',
-      ...this.#identity(),
+      ...identity(info),
       sample_rate: start.sampleRate,
       encoding: 'pcm_s16le',
       channels: 1,
@@ -345,12 +355,12 @@ export class LiveCall {
       custom_parameters: start.customParameters,
       audio_channel: bus.audioChannel(start.callId)
     })
-    metrics.callsStarted.inc(this.#labels)
-    metrics.callsActive.inc(this.#labels)
-    this.#log.info(this.#summary(), 'call started')
-    owner.started(this)
+    metrics.callsStarted.inc(labels)
+    metrics.callsActive.inc(labels)
+    this.#log.info(this.#summary(this.#call), 'call started')
     const acknowledgement = this.#decoder?.started?.(start)
     if (acknowledgement !== undefined) this.#socket.send(acknowledgement)
+    owner.started(this)
   }
 
   #publishOutcome (stats: CallStats): PublishOutcome {
@@ -363,16 +373,15 @@ export class LiveCall {
     }
   }
 
-  #startPlayback (): void {
+  #startPlayback (info: CallInfo): void {
     const encoder = this.#adapter?.outbound
-    const info = this.#info
-    if (encoder === undefined || info === null) return
+    if (encoder === undefined) return
     const { bus, metrics, playback } = this.#options
     this.#playback = new Playback({
       host: {
         send: (text) => this.#socket.send(text),
         hangup: () => this.hangup('hangup', CloseCode.NORMAL, 'hangup'),
-        markCleared: (name) => this.#publishEvent({ type: 'call.mark', ...this.#identity(), name, cleared: true })
+        markCleared: (name) => this.#publishEvent({ type: 'call.mark', ...identity(info), name, cleared: true })
       },
       encoder,
       callSampleRate: info.sampleRate,
@@ -390,30 +399,27 @@ export class LiveCall {
    * Publishes one frame of PCM s16le; a null timestampMs is derived from the audio so far. `chunk` is the
    * vendor's media counter, which gap accounting follows.
    */
-  #audio (pcm: Buffer, vendorSeq: number | null, timestampMs: number | null, chunk: number | null): void {
-    const info = this.#info
-    const stats = this.#stats
-    if (info === null || stats === null || this.#outcome === null) throw new ProtocolError(CloseCode.POLICY_VIOLATION, 'media before start')
+  #audio ({ info, stats, outcome }: Started, pcm: Buffer, vendorSeq: number | null, timestampMs: number | null, chunk: number | null): void {
     const header: AudioFrameHeader = {
       interaction_id: info.interactionId,
       seq: stats.frames + 1,
       vendor_seq: vendorSeq,
-      timestamp_ms: timestampMs ?? Math.floor(stats.bytes / ((info.sampleRate * 2) / 1000)),
+      timestamp_ms: timestampMs ?? Math.floor(stats.bytes / pcmBytesPerMs(info.sampleRate)),
       sample_rate: info.sampleRate,
       encoding: 'pcm_s16le',
       channels: 1
     }
     stats.frame(pcm.length, chunk)
-    this.#options.bus.publishAudio(header, pcm, this.#outcome)
+    this.#options.bus.publishAudio(header, pcm, outcome)
   }
 
   /** The vendor echoed a mark: it played the audio queued before it. */
-  #markPlayed (name: string): void {
+  #markPlayed (info: CallInfo, name: string): void {
     if (this.#playback !== null && !this.#playback.markPlayed(name)) {
       this.#log.debug({ name }, 'mark echoed after clear reported it, ignored')
       return
     }
-    this.#publishEvent({ type: 'call.mark', ...this.#identity(), name, cleared: false })
+    this.#publishEvent({ type: 'call.mark', ...identity(info), name, cleared: false })
   }
 
   #stop (reason: string | null): void {
@@ -428,12 +434,12 @@ export class LiveCall {
     this.#end(reason)
   }
 
-  /** A message after the end: ignored, and counted when it was audio for the call. */
+  /** A message after the end: ignored, and counted when it was audio the vendor sent after a hang-up. */
   #afterEnd (data: Buffer, isBinary: boolean): void {
     this.#log.debug('message after the stream ended, ignored')
-    if (this.#stats === null || this.#decoder === null) return
+    if (!this.#hungUp || this.#call === null || this.#decoder === null) return
     try {
-      if (this.#decoder.decode(data, isBinary, false).event.kind === 'media') this.#stats.afterEnd()
+      if (this.#decoder.decode(data, isBinary, false).event.kind === 'media') this.#call.stats.afterEnd()
     } catch {
       // A message the call would have refused is ignored like any other now.
     }
@@ -444,42 +450,38 @@ export class LiveCall {
     if (this.#state === 'ended') return
     const wasLive = this.#state === 'live'
     this.#state = 'ended'
-    const stats = this.#stats
-    const info = this.#info
-    if (!wasLive || stats === null || info === null) return
-    this.#endReason = reason
-    this.#playback?.stop()
-    this.#stopEvent = {
-      type: 'call.stop',
-      ...this.#identity(),
-      reason,
-      frames: stats.frames,
-      bytes: stats.bytes,
-      duration_ms: Date.now() - this.#startedAt,
-      frames_lost: stats.framesLost,
-      gaps: stats.gaps,
-      duplicates: stats.duplicates,
-      reordered: stats.reordered
+    const call = this.#call
+    if (!wasLive || call === null) return
+    try {
+      this.#endReason = reason
+      this.#playback?.stop()
+      const { info, stats, labels, startedAt } = call
+      this.#stopEvent = {
+        type: 'call.stop',
+        ...identity(info),
+        reason,
+        frames: stats.frames,
+        bytes: stats.bytes,
+        duration_ms: Date.now() - startedAt,
+        frames_lost: stats.framesLost,
+        gaps: stats.gaps,
+        duplicates: stats.duplicates,
+        reordered: stats.reordered
+      }
+      this.#publishEvent(this.#stopEvent)
+      stats.close()
+      const { metrics, bus } = this.#options
+      metrics.callsActive.dec(labels)
+      metrics.callsEnded.inc({ ...labels, reason: metrics.endReason(reason) })
+      this.#log.info(this.#summary(call), 'call ended')
+      if (this.#playback !== null) bus.unsubscribePlayback(info.interactionId)
+    } finally {
+      this.#options.owner.ended(this)
     }
-    this.#publishEvent(this.#stopEvent)
-    stats.close()
-    const { metrics, bus, owner } = this.#options
-    metrics.callsActive.dec(this.#labels)
-    metrics.callsEnded.inc({ ...this.#labels, reason: metrics.endReason(reason) })
-    this.#log.info(this.#summary(), 'call ended')
-    if (this.#playback !== null) bus.unsubscribePlayback(info.interactionId)
-    owner.ended(this)
-  }
-
-  #identity (): { interaction_id: string, tenant_id: string | null, vendor: string, stream_id: string | null, ts: number } {
-    const info = this.#info as CallInfo
-    return { interaction_id: info.interactionId, tenant_id: info.tenantId, vendor: info.vendor, stream_id: info.streamId, ts: Date.now() }
   }
 
   /** The start and end lines carry these besides the bound identity, so one line tells the whole call. */
-  #summary (): Record<string, unknown> {
-    const info = this.#info as CallInfo
-    const stats = this.#stats as CallStats
+  #summary ({ info, stats, startedAt }: Started): Record<string, unknown> {
     return {
       stream_id: info.streamId,
       sample_rate: info.sampleRate,
@@ -489,7 +491,7 @@ export class LiveCall {
       gaps: stats.gaps,
       duplicates: stats.duplicates,
       reordered: stats.reordered,
-      duration_ms: Date.now() - this.#startedAt,
+      duration_ms: Date.now() - startedAt,
       reason: this.#endReason
     }
   }
@@ -499,6 +501,11 @@ export class LiveCall {
       this.#log.warn({ err, event: event.type }, 'call event not published to redis')
     })
   }
+}
+
+/** The fields every call event starts with. */
+function identity (info: CallInfo): { interaction_id: string, tenant_id: string | null, vendor: string, stream_id: string | null, ts: number } {
+  return { interaction_id: info.interactionId, tenant_id: info.tenantId, vendor: info.vendor, stream_id: info.streamId, ts: Date.now() }
 }
 
 function truncate (reason: string): string {

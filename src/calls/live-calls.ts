@@ -49,17 +49,16 @@ export class LiveCalls extends EventEmitter<LiveCallsEvents> {
     super()
     this.#options = options
     this.#owner = {
-      claim: (call) => {
-        const id = (call.info as NonNullable<LiveCall['info']>).interactionId
-        if (this.#byId.has(id)) return false
-        this.#byId.set(id, call)
+      claim: (call, interactionId) => {
+        if (this.#byId.has(interactionId)) return false
+        this.#byId.set(interactionId, call)
         return true
       },
-      started: (call) => this.emit('start', call),
+      started: (call) => this.#announce('start', call),
       ended: (call) => {
         const id = call.info?.interactionId
         if (id !== undefined && this.#byId.get(id) === call) this.#byId.delete(id)
-        this.emit('end', call)
+        this.#announce('end', call)
       }
     }
     options.bus.receivePlayback((interactionId, message) => this.#playback(interactionId, message))
@@ -67,11 +66,6 @@ export class LiveCalls extends EventEmitter<LiveCallsEvents> {
     const { pingIntervalMs, pongTimeoutMs, idleTimeoutMs } = options.keepalive
     this.#sweeper = setInterval(() => this.#sweep(), Math.max(10, Math.min(pingIntervalMs, pongTimeoutMs, idleTimeoutMs) / 4))
     this.#sweeper.unref()
-  }
-
-  /** Connections open now, started or not. */
-  get size (): number {
-    return this.#connections.size
   }
 
   /** False from the moment the drain or shutdown begins: readiness fails and new connections are refused. */
@@ -97,9 +91,9 @@ export class LiveCalls extends EventEmitter<LiveCallsEvents> {
     // ws has already started closing with the fitting code; the call logs itself and the reason.
     socket.on('error', (err: Error & { code?: string }) => call.reject(new ProtocolError(wsErrorCloseCode(err.code), err.message)))
     socket.on('close', (code) => {
-      call.closed(code)
       this.#connections.delete(call)
       if (this.#connections.size === 0) for (const resolve of this.#emptied.splice(0)) resolve()
+      call.closed(code)
     })
     return call
   }
@@ -138,6 +132,15 @@ export class LiveCalls extends EventEmitter<LiveCallsEvents> {
   /** Adds what every call has counted since the last fold to the metrics. */
   fold (): void {
     for (const call of this.#connections) call.fold()
+  }
+
+  /** A listener's failure is logged; it must not end the call, nor escape into a socket's or a timer's handler. */
+  #announce (event: keyof LiveCallsEvents, call: LiveCall): void {
+    try {
+      this.emit(event, call)
+    } catch (err) {
+      this.#options.log.error({ err, event }, 'a live-calls listener failed')
+    }
   }
 
   #sweep (): void {
