@@ -1,4 +1,4 @@
-import { PublishDropped } from '../bus/bus.js'
+import { PublishDropped, type PublishOutcome } from '../bus/bus.js'
 import type { Metrics } from '../metrics.js'
 
 /** At most this many missing chunk numbers are remembered per call, to tell a late chunk from a duplicate. */
@@ -7,9 +7,9 @@ const MAX_MISSING = 1024
 /**
  * One call's counts: frames, bytes, losses, and what the vendor's chunk numbers say. On the frame path they are
  * plain numbers; the metrics hear of frames, bytes and acknowledgements when they are folded in, at each scrape
- * and at the call's end.
+ * and at the call's end. The bus reports each frame's fate to it directly.
  */
-export class CallStats {
+export class CallStats implements PublishOutcome {
   frames = 0
   bytes = 0
   /** Frames that never reached Redis (refused, or dropped from the outage buffer). */
@@ -25,9 +25,12 @@ export class CallStats {
   #lastChunk: number | null = null
   readonly #missingChunks = new Set<number>()
   readonly #counters: ReturnType<typeof callCounters>
+  /** Told of every frame lost, with whether it is the call's first. */
+  readonly #onLoss: (err: Error, first: boolean) => void
 
-  constructor (metrics: Metrics, labels: Record<string, string>) {
+  constructor (metrics: Metrics, labels: Record<string, string>, onLoss: (err: Error, first: boolean) => void) {
     this.#counters = callCounters(metrics, labels)
+    this.#onLoss = onLoss
   }
 
   /** One frame received; `chunk` is the vendor's media counter, when it sends one. */
@@ -43,11 +46,11 @@ export class CallStats {
     else this.#published++
   }
 
-  /** One frame will never reach Redis; true for the call's first such loss. */
-  lost (err: Error): boolean {
+  /** One frame will never reach Redis. */
+  failed (err: Error): void {
     if (err instanceof PublishDropped && err.reason === 'redis_buffer_full') this.#counters.bufferFull.inc()
     else this.#counters.publishFailed.inc()
-    return this.framesLost++ === 0
+    this.#onLoss(err, this.framesLost++ === 0)
   }
 
   /** A frame arrived after the call had ended, and was not published. */

@@ -1,5 +1,5 @@
 import type { AudioFrameHeader } from '../bus/audio-frame.js'
-import type { Bus, PublishOutcome } from '../bus/bus.js'
+import type { Bus } from '../bus/bus.js'
 import type { CallEvent, CallStopEvent } from '../bus/call-events.js'
 import { pcmBytesPerMs } from '../audio/pcm.js'
 import { debugEnabled, type Log } from '../logger.js'
@@ -84,8 +84,6 @@ interface Started {
   stats: CallStats
   labels: Record<string, string>
   startedAt: number
-  /** What the bus reports each frame's fate to: made once per call, not per frame. */
-  outcome: PublishOutcome
 }
 
 /** Metric reasons for the close codes a refusal uses. */
@@ -334,12 +332,11 @@ export class LiveCall {
       customParameters: start.customParameters
     }
     const labels = metrics.callLabels(vendor, start.tenantId)
-    const stats = new CallStats(metrics, labels)
-    const outcome = this.#publishOutcome(stats)
+    const stats = new CallStats(metrics, labels, (err, first) => this.#frameLost(err, first))
     if (!owner.claim(this, start.callId)) {
       throw new ProtocolError(CloseCode.POLICY_VIOLATION, `call ${start.callId} is already streaming to this gateway`)
     }
-    this.#call = { info, stats, labels, startedAt: Date.now(), outcome }
+    this.#call = { info, stats, labels, startedAt: Date.now() }
     this.#state = 'live'
     this.#log = this.#options.log.child({ interaction_id: start.callId, tenant_id: start.tenantId, vendor })
     // Subscribed before call.start goes out, so a worker that answers call.start at once is heard.
@@ -363,14 +360,10 @@ export class LiveCall {
     owner.started(this)
   }
 
-  #publishOutcome (stats: CallStats): PublishOutcome {
-    return {
-      published: () => stats.published(),
-      failed: (err) => {
-        if (stats.lost(err)) this.#log.warn({ err }, 'audio frame not published to redis')
-        if (this.#stopEvent !== null) this.#stopEvent.frames_lost = stats.framesLost
-      }
-    }
+  /** A frame never reached Redis: the first loss is logged, and a call.stop still waiting counts it. */
+  #frameLost (err: Error, first: boolean): void {
+    if (first) this.#log.warn({ err }, 'audio frame not published to redis')
+    if (this.#stopEvent !== null) this.#stopEvent.frames_lost += 1
   }
 
   #startPlayback (info: CallInfo): void {
@@ -399,7 +392,7 @@ export class LiveCall {
    * Publishes one frame of PCM s16le; a null timestampMs is derived from the audio so far. `chunk` is the
    * vendor's media counter, which gap accounting follows.
    */
-  #audio ({ info, stats, outcome }: Started, pcm: Buffer, vendorSeq: number | null, timestampMs: number | null, chunk: number | null): void {
+  #audio ({ info, stats }: Started, pcm: Buffer, vendorSeq: number | null, timestampMs: number | null, chunk: number | null): void {
     const header: AudioFrameHeader = {
       interaction_id: info.interactionId,
       seq: stats.frames + 1,
@@ -410,7 +403,7 @@ export class LiveCall {
       channels: 1
     }
     stats.frame(pcm.length, chunk)
-    this.#options.bus.publishAudio(header, pcm, outcome)
+    this.#options.bus.publishAudio(header, pcm, stats)
   }
 
   /** The vendor echoed a mark: it played the audio queued before it. */

@@ -25,15 +25,16 @@ export function parseMessage (text: string): Record<string, unknown> {
 export function createJsonEventDecoder<S extends Schemas> (vendor: string, schemas: S, mapping: EventMapping<S>):
 (data: Buffer, isBinary: boolean, withUnknownFields: boolean) => DecodedMessage {
   const checkers = compileSchemas(schemas)
+  const events = new Map(Object.keys(schemas).map((event) => [event, { checker: checkers.get(event) as TypeCheck<TSchema>, map: mapping[event] }]))
   return (data, isBinary, withUnknownFields) => {
     if (isBinary) throw new ProtocolError(CloseCode.UNSUPPORTED_DATA, `binary frames are not part of the ${vendor} protocol`)
-    const message = parseMessage(data.toString())
+    const message = parseJsonObject(data.toString(), refuseMessage)
     const event = message.event
     if (typeof event !== 'string') throw new ProtocolError(CloseCode.INVALID_PAYLOAD, 'message has no string "event" field')
-    const checker = checkers.get(event)
-    if (checker === undefined) return { event: { kind: 'unknown', event } }
-    checkShape(event, checker, message)
-    const decoded: DecodedMessage = { event: mapping[event](message as never) }
+    const known = events.get(event)
+    if (known === undefined) return { event: { kind: 'unknown', event } }
+    checkShape(event, known.checker, message)
+    const decoded: DecodedMessage = { event: known.map(message as never) }
     if (withUnknownFields) decoded.unknownFields = unknownFields(schemas[event], message)
     return decoded
   }
