@@ -33,9 +33,9 @@ server.on('connection', (socket, request) => {
         // eslint-disable-next-line no-void -- as lean as a hand-written server gets: no handler per publish
         void redis.publish(callsChannel(prefix), JSON.stringify({ type: 'call.start', interaction_id: id }))
       } else if (event.kind === 'media' && id !== null) {
-        const header = { interaction_id: id, seq: ++seq, vendor_seq: event.vendorSeq, timestamp_ms: event.timestampMs ?? 0, sample_rate: sampleRate, encoding: 'pcm_s16le' as const, channels: 1 as const }
+        const header = { interaction_id: id, tenant_id: null, seq: ++seq, vendor_seq: event.vendorSeq, timestamp_ms: event.timestampMs ?? 0, sample_rate: sampleRate, encoding: 'pcm_s16le' as const, channels: 1 as const }
         // eslint-disable-next-line no-void -- as above
-        void redis.publish(audioChannel(prefix, id), encodeAudioFrame(header, event.pcm))
+        void redis.publish(audioChannel(prefix, null, id), encodeAudioFrame(header, event.pcm))
       } else if (event.kind === 'stop') {
         socket.close(1000)
       }

@@ -5,9 +5,10 @@ import fastifyJwt from '@fastify/jwt'
 import type { FastifyInstance, FastifyReply, FastifyRequest, onRequestAsyncHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
 import { matchCredential, parseCredentials } from '../src/auth/basic-credentials.js'
-import { createIpAllowlist, parseCidrList } from '../src/auth/ip-allowlist.js'
+import { beyondLoopback, createIpAllowlist, parseCidrList } from '../src/auth/ip-allowlist.js'
 import type { AuthFailure, AuthRequest } from '../src/auth/auth-method.js'
 import type { Principal } from '../src/auth/principal.js'
+import { isTenantId, parseBasicAccounts } from '../src/auth/tenancy.js'
 import { ConfigError, type CoreConfig } from '../src/core-config.js'
 
 declare module 'fastify' {
@@ -37,15 +38,18 @@ const REALM = 'rtaa-ingest'
  */
 export default fp(async (fastify) => {
   const { config } = fastify
-  const isAllowedIp = createIpAllowlist(parseCidrList(config.AUTH_IP_ALLOWLIST))
+  const allowlist = parseCidrList(config.AUTH_IP_ALLOWLIST)
+  const isAllowedIp = createIpAllowlist(allowlist)
+  warnOfOpenTenancy(fastify, beyondLoopback(allowlist))
   const credentials = parseCredentials(config.BASIC_AUTH_CREDENTIALS)
+  const accountsOfKey = parseBasicAccounts(config.BASIC_AUTH_ACCOUNTS, credentials.map(({ key }) => key))
   fastify.decorateRequest('principal', null)
 
   await fastify.register(fastifyBasicAuth, {
     async validate (key, token, request) {
       const matched = matchCredential(credentials, key, token)
       if (matched === null) throw new Error('credentials do not match')
-      request.principal = { method: 'basic', key: matched }
+      request.principal = { method: 'basic', key: matched, tenancy: accountsOfKey.get(matched) ?? { kind: 'claimed' } }
     }
   })
   const jwtEnabled = await registerJwt(fastify, config)
@@ -59,6 +63,10 @@ export default fp(async (fastify) => {
         const claims = await request.jwtVerify<{ tenant_id?: unknown, sub?: unknown }>()
         if (typeof claims.tenant_id !== 'string' || claims.tenant_id === '') {
           return { status: 401, reason: 'missing_tenant', message: 'the token has no tenant_id claim' }
+        }
+        // The tenant becomes part of Redis names, so it is held to what they can carry.
+        if (!isTenantId(claims.tenant_id)) {
+          return { status: 401, reason: 'invalid_tenant', message: 'invalid token', detail: 'tenant_id must be 1-128 letters, digits and . _ @ + -, starting with a letter or digit' }
         }
         return { method: 'jwt', tenantId: claims.tenant_id, subject: typeof claims.sub === 'string' ? claims.sub : null }
       } catch (err) {
@@ -115,6 +123,17 @@ export default fp(async (fastify) => {
     }
   })
 }, { name: 'auth', fastify: '5.x', dependencies: ['metrics', 'vendors'], decorators: { fastify: ['config'] } })
+
+/**
+ * A vendor's egress ranges serve all its customers, so an allowlist beyond loopback lets any of them stream as any
+ * account, unless the vendor has an account list for the allowlist (<NAME>_ACCOUNT_SIDS).
+ */
+function warnOfOpenTenancy (fastify: FastifyInstance, ranges: string[]): void {
+  const open = fastify.vendors.filter((adapter) => adapter.auth.includes('ip') && (adapter.ipAccounts ?? null) === null)
+  if (ranges.length === 0 || open.length === 0) return
+  fastify.log.warn({ ranges, vendors: open.map(({ name }) => name), variables: open.map(({ name }) => `${name.toUpperCase()}_ACCOUNT_SIDS`) },
+    'AUTH_IP_ALLOWLIST admits addresses beyond loopback, and these vendors take whatever account a stream names: set their account lists')
+}
 
 /** An auth method as the plugin runs it: built-in ones need the Fastify request, vendor ones get AuthRequest. */
 interface Method {

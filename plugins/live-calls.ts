@@ -27,7 +27,8 @@ export default fp(async (fastify) => {
     log: fastify.log,
     maxCalls: config.MAX_CONCURRENT_CALLS,
     keepalive: { pingIntervalMs: config.WS_PING_INTERVAL_MS, pongTimeoutMs: config.WS_PONG_TIMEOUT_MS, idleTimeoutMs: config.IDLE_TIMEOUT_MS },
-    playback: { leadMs: config.PLAYBACK_LEAD_MS, maxBufferMs: config.PLAYBACK_MAX_BUFFER_MS }
+    playback: { leadMs: config.PLAYBACK_LEAD_MS, maxBufferMs: config.PLAYBACK_MAX_BUFFER_MS },
+    claimTtlMs: config.CALL_CLAIM_TTL_MS
   })
   fastify.decorate('liveCalls', liveCalls)
   fastify.addHook('onClose', async () => liveCalls.close())

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
-import { authMethodName } from '../src/auth/principal.js'
+import { authMethodName, credentialFields } from '../src/auth/principal.js'
 import type { VendorAdapter } from '../src/vendors/vendor-adapter.js'
 import type { Candidate } from '../src/vendors/vendor-detector.js'
 
@@ -54,6 +54,8 @@ function addIngestRoute (fastify: TypedInstance, path: string, vendors: readonly
       request.candidates = candidates
     }
   }, (socket, request) => {
-    liveCalls.open(socket, { candidates: request.candidates ?? [], log: request.log })
+    // Every line about the connection says which credential it came with (a Basic key, never a secret).
+    const log = request.principal === null ? request.log : request.log.child(credentialFields(request.principal))
+    liveCalls.open(socket, { candidates: request.candidates ?? [], log })
   })
 }

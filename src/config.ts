@@ -3,6 +3,7 @@ import { Type, type Static, type TObject } from '@sinclair/typebox'
 import envSchema from 'env-schema'
 import { parseCredentials } from './auth/basic-credentials.js'
 import { parseCidrList } from './auth/ip-allowlist.js'
+import { parseBasicAccounts } from './auth/tenancy.js'
 import { ConfigError, CoreConfigSchema, type CoreConfig } from './core-config.js'
 import { builtInVendors } from './vendors/built-in-vendors.js'
 import type { Vendor } from './vendors/vendor.js'
@@ -48,6 +49,7 @@ export function loadConfig (options: LoadConfigOptions = {}): Config {
   check('TRUST_PROXY', () => parseCidrList(config.TRUST_PROXY))
   check('METRICS_ALLOWLIST', () => parseCidrList(config.METRICS_ALLOWLIST))
   check('BASIC_AUTH_CREDENTIALS', () => parseCredentials(config.BASIC_AUTH_CREDENTIALS))
+  check('BASIC_AUTH_ACCOUNTS', () => parseBasicAccounts(config.BASIC_AUTH_ACCOUNTS, parseCredentials(config.BASIC_AUTH_CREDENTIALS).map(({ key }) => key)))
   if ((config.TLS_CERT_FILE === undefined) !== (config.TLS_KEY_FILE === undefined)) {
     throw new ConfigError('invalid configuration: TLS_CERT_FILE and TLS_KEY_FILE must be set together')
   }

@@ -27,6 +27,8 @@ export const CoreConfigSchema = Type.Object({
   TRUST_PROXY: Type.String({ default: '' }),
   /** Comma-separated key:token pairs, checked by parseCredentials after the schema. */
   BASIC_AUTH_CREDENTIALS: Type.String({ default: '' }),
+  /** The accounts each Basic key may stream for (key=ACa|ACb, or key=* for any), checked by parseBasicAccounts. */
+  BASIC_AUTH_ACCOUNTS: Type.String({ default: '' }),
 
   /** Server pings each connection this often, and drops one whose pong is WS_PONG_TIMEOUT_MS late. */
   WS_PING_INTERVAL_MS: Type.Integer({ minimum: 50, maximum: 600_000, default: 30_000 }),
@@ -35,6 +37,8 @@ export const CoreConfigSchema = Type.Object({
   IDLE_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 3_600_000, default: 60_000 }),
   /** On SIGTERM, live calls may go on this long before they are closed with 1001. */
   DRAIN_TIMEOUT_MS: Type.Integer({ minimum: 0, maximum: 7_200_000, default: 600_000 }),
+  /** A replica holds each live call's claim in Redis; one that dies without releasing them frees them after this. */
+  CALL_CLAIM_TTL_MS: Type.Integer({ minimum: 1000, maximum: 600_000, default: 30_000 }),
   /** Admission control: connections beyond this, or while the event loop lags past the limit, get 503. */
   MAX_CONCURRENT_CALLS: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 500 }),
   EVENT_LOOP_DELAY_LIMIT_MS: Type.Integer({ minimum: 10, maximum: 60_000, default: 200 }),

@@ -7,7 +7,7 @@ export interface MetricsOptions {
 
 /** Call end reasons that become label values; any other vendor reason is `other`, so labels stay bounded. */
 const END_REASONS = new Set(['callended', 'stopped', 'disconnected', 'protocol_error', 'internal_error', 'shutdown', 'hangup', 'idle',
-  'keepalive_timeout'])
+  'keepalive_timeout', 'duplicate'])
 
 /**
  * Every Prometheus metric of the gateway, in a registry of its own (one per app, so tests can build several).
@@ -28,9 +28,13 @@ export function createMetrics ({ tenantLabel }: MetricsOptions) {
     foldBeforeScrape (fold: () => void): void {
       folders.push(fold)
     },
-    /** The label values of a call's metrics. */
-    callLabels (vendor: string, tenantId: string | null): Record<string, string> {
-      return tenantLabel ? { vendor, tenant: tenantId ?? '' } : { vendor }
+    /**
+     * The label values of a call's metrics. Only a tenant a credential vouches for is a label value; one the client
+     * merely names is `other`, so the series stay bounded whatever clients send.
+     */
+    callLabels (vendor: string, tenantId: string | null, vouched: boolean): Record<string, string> {
+      if (!tenantLabel) return { vendor }
+      return { vendor, tenant: tenantId === null ? '' : vouched ? tenantId : 'other' }
     },
     endReason (reason: string): string {
       return END_REASONS.has(reason) ? reason : 'other'

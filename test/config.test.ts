@@ -17,6 +17,10 @@ t.test('defaults: loopback-only allowlist, no Basic credentials, Exotel on', asy
     AUTH_IP_ALLOWLIST: '127.0.0.0/8,::1/128',
     TRUST_PROXY: '',
     BASIC_AUTH_CREDENTIALS: '',
+    BASIC_AUTH_ACCOUNTS: '',
+    EXOTEL_ACCOUNT_SIDS: '',
+    TWILIO_ACCOUNT_SIDS: '',
+    CALL_CLAIM_TTL_MS: 30000,
     WS_PING_INTERVAL_MS: 30000,
     WS_PONG_TIMEOUT_MS: 10000,
     IDLE_TIMEOUT_MS: 60000,
@@ -56,7 +60,15 @@ t.test('a bad value is refused with a message naming the variable', async (t) =>
     [{ JWT_SECRET: 'too-short' }, /JWT_SECRET must NOT have fewer than 32 characters/],
     [{ JWT_SECRET: 'x'.repeat(32), JWT_PUBLIC_KEY_FILE: '/etc/jwt.pem' }, /set JWT_SECRET \(HS256\) or JWT_PUBLIC_KEY_FILE \(RS256, ES256\), not both/],
     [{ SUPPORT_NATIVE: 'true' }, /SUPPORT_NATIVE=true needs JWT_SECRET or JWT_PUBLIC_KEY_FILE/],
-    [{ TWILIO_AUTH_TOKEN: 'short' }, /TWILIO_AUTH_TOKEN/]
+    [{ TWILIO_AUTH_TOKEN: 'short' }, /TWILIO_AUTH_TOKEN/],
+    [{ BASIC_AUTH_CREDENTIALS: 'k1:t1,k2:t2', BASIC_AUTH_ACCOUNTS: 'k1=AC1' }, /BASIC_AUTH_ACCOUNTS has no entry for key "k2": list the accounts it may stream for, or \* for any/],
+    [{ BASIC_AUTH_CREDENTIALS: 'k1:t1', BASIC_AUTH_ACCOUNTS: 'k1=AC1,k9=AC2' }, /BASIC_AUTH_ACCOUNTS names key "k9", which BASIC_AUTH_CREDENTIALS does not have/],
+    [{ BASIC_AUTH_CREDENTIALS: 'k1:t1', BASIC_AUTH_ACCOUNTS: 'k1=AC:1' }, /BASIC_AUTH_ACCOUNTS entry for key "k1" has "AC:1", which is not an account id/],
+    [{ BASIC_AUTH_CREDENTIALS: 'k1:t1', BASIC_AUTH_ACCOUNTS: 'AC1' }, /BASIC_AUTH_ACCOUNTS entry "AC1" is not of the form key=account\|account or key=\*/],
+    [{ EXOTEL_ACCOUNT_SIDS: 'AC1,{AC2}' }, /EXOTEL_ACCOUNT_SIDS has "\{AC2\}", which is not an account id/],
+    [{ TWILIO_ACCOUNT_SIDS: '_AC1' }, /TWILIO_ACCOUNT_SIDS has "_AC1"/],
+    [{ TWILIO_ACCOUNT_SID: 'AC 1' }, /TWILIO_ACCOUNT_SID must match pattern/],
+    [{ CALL_CLAIM_TTL_MS: '500' }, /CALL_CLAIM_TTL_MS must be >= 1000/]
   ]
   for (const [env, message] of bad) {
     t.throws(() => load(env), { name: 'ConfigError', message }, JSON.stringify(env))

@@ -38,7 +38,9 @@ for (const sampleRate of [8000, 16000, 24000]) {
       from: '+919876543210',
       to: '+918047491899',
       custom_parameters: { key1: 'value1' },
-      audio_channel: `${gateway.prefix}audio:${callSid}`
+      audio_channel: `${gateway.prefix}audio:{ACxxxxxxxxxxxxxxxxxxxxxxxx:${callSid}}`,
+      playback_channel: `${gateway.prefix}playback:{ACxxxxxxxxxxxxxxxxxxxxxxxx:${callSid}}`,
+      contract_version: 2
     })
     t.type(start.ts, 'number')
 
@@ -47,6 +49,7 @@ for (const sampleRate of [8000, 16000, 24000]) {
     t.ok(Buffer.concat(published.map((f) => f.pcm)).equals(Buffer.concat(frames)), 'PCM identical to what was sent')
     published.forEach(({ header }, i) => t.same(header, {
       interaction_id: callSid,
+      tenant_id: 'ACxxxxxxxxxxxxxxxxxxxxxxxx',
       seq: i + 1,
       vendor_seq: i + 2,
       timestamp_ms: i * 100,
@@ -82,7 +85,7 @@ t.test('the numeric variant of the docs is accepted, and timestamps are derived 
   ])
   t.match(subscriber.events('CAnum')[1], { type: 'call.mark', name: 'greeting-done' })
   t.match(stop, { reason: 'stopped', frames: 2, bytes: 1280 })
-  t.match(subscriber.events('CAnum')[0], { tenant_id: '<account_sid>', custom_parameters: { key1: 'value1', key2: 'value2' } })
+  t.match(subscriber.events('CAnum')[0], { tenant_id: 'ACnumeric', custom_parameters: { key1: 'value1', key2: 'value2' } })
 })
 
 t.test('stream_sid inside start or as streamSid is used when the top level has none', async (t) => {

@@ -18,7 +18,7 @@ async function scrapeUntil (url: string, done: (samples: Sample[]) => boolean): 
 }
 
 t.test('after a known call, /metrics counts it, its frames, its sequence trouble, and the refusals around it', async (t) => {
-  const { gateway, subscriber } = await startListenedGateway(t, redis.url, { BASIC_AUTH_CREDENTIALS: 'key:token' })
+  const { gateway, subscriber } = await startListenedGateway(t, redis.url, { BASIC_AUTH_CREDENTIALS: 'key:token', BASIC_AUTH_ACCOUNTS: 'key=*' })
   const client = await ProviderClient.connect(`${gateway.wsUrl}/v1/ingest?sample-rate=8000`)
   client.send(exotelStrings.start('CAmetrics'))
   // Chunks 1, 2, 4, 3, 4, 6: 3 comes late, 4 comes twice, 5 never comes.
@@ -90,7 +90,7 @@ t.test('only METRICS_ALLOWLIST may scrape', async (t) => {
 })
 
 t.test('METRICS_TENANT_LABEL adds the tenant to call metrics', async (t) => {
-  const { gateway, subscriber } = await startListenedGateway(t, redis.url, { METRICS_TENANT_LABEL: 'true' })
+  const { gateway, subscriber } = await startListenedGateway(t, redis.url, { METRICS_TENANT_LABEL: 'true', EXOTEL_ACCOUNT_SIDS: 'ACxxxxxxxxxxxxxxxxxxxxxxxx' })
   const client = await ProviderClient.connect(`${gateway.wsUrl}/v1/ingest`)
   client.send(exotelStrings.start('CAtenant'))
   await subscriber.waitForEvent('call.start', 'CAtenant')

@@ -126,7 +126,7 @@ t.test('RS256 and ES256 tokens verify against JWT_PUBLIC_KEY_FILE', async (t) =>
 })
 
 t.test('native refuses Basic and IP-allowlisted clients, and Exotel refuses JWT', async (t) => {
-  const { gateway } = await startListenedGateway(t, redis.url, { ...NATIVE, BASIC_AUTH_CREDENTIALS: 'key:token' })
+  const { gateway } = await startListenedGateway(t, redis.url, { ...NATIVE, BASIC_AUTH_CREDENTIALS: 'key:token', BASIC_AUTH_ACCOUNTS: 'key=*' })
   const basic = { headers: { authorization: `Basic ${Buffer.from('key:token').toString('base64')}` } }
   t.equal((await refusedUpgrade(`${gateway.wsUrl}/v1/ingest/native`, basic)).status, 401)
   t.match(gateway.logs.items.findLast((line) => line.msg === 'authentication failed'), { auth_method: 'basic', reason: 'method_not_accepted' })

@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks'
 import { Redis } from 'ioredis'
 import t, { type Test } from 'tap'
+import type { CallStartEvent } from '../src/bus/call-events.js'
 import { TestRedis } from './helpers/redis-server.js'
 import { startListenedGateway, type Gateway } from './helpers/gateway.js'
 import { ProviderClient, exotelStrings, pcmFrame } from './helpers/exotel.js'
@@ -49,8 +50,9 @@ async function voicebotCall (t: Test, gateway: Gateway, subscriber: Subscriber, 
     if (echoMarks && message.event === 'mark') client.send({ event: 'mark', sequence_number: '99', stream_sid: `MZ${callSid}`, mark: message.mark })
   })
   client.send(exotelStrings.start(callSid))
-  await subscriber.waitForEvent('call.start', callSid)
-  return { client, received, channel: `${gateway.prefix}playback:${callSid}` }
+  // Workers speak on the channel call.start names.
+  const { playback_channel: channel } = await subscriber.waitForEvent('call.start', callSid) as CallStartEvent
+  return { client, received, channel }
 }
 
 /** Waits for call.mark of a name on the calls channel (the subscriber also sees the playback channel). */
@@ -160,11 +162,11 @@ t.test('Twilio gets μ-law at 8 kHz that round-trips within G.711 tolerance', as
   const received = new Collected<Record<string, unknown>>()
   client.ws.on('message', (data) => received.push(JSON.parse(data.toString()) as Record<string, unknown>))
   client.send({ event: 'start', start: { accountSid: 'AC1', streamSid: 'MZtw', callSid: 'CAtwout' }, streamSid: 'MZtw' })
-  await subscriber.waitForEvent('call.start', 'CAtwout')
+  const { playback_channel: channel } = await subscriber.waitForEvent('call.start', 'CAtwout') as CallStartEvent
   const tone = Buffer.alloc(8000 * 2 / 2) // 0.5 s at 8 kHz
   for (let i = 0; i < tone.length / 2; i++) tone.writeInt16LE(Math.round(12000 * Math.sin((2 * Math.PI * 440 * i) / 8000)), i * 2)
-  await (await worker(t)).audio(`${gateway.prefix}playback:CAtwout`, 8000, tone)
-  await (await worker(t)).command(`${gateway.prefix}playback:CAtwout`, { type: 'mark', name: 'done' })
+  await (await worker(t)).audio(channel, 8000, tone)
+  await (await worker(t)).command(channel, { type: 'mark', name: 'done' })
   const mark = await received.waitFor((message) => message.event === 'mark', 'the mark')
   t.match(mark, { event: 'mark', streamSid: 'MZtw', mark: { name: 'done' } })
 
@@ -255,7 +257,7 @@ t.test('a call subscribes its playback channel while it is live, on the shared c
   await gateway.logs.waitFor((line) => line.msg === 'call started')
   const channels = async (): Promise<string[]> => (await counts.pubsub('CHANNELS', `${gateway.prefix}playback:*`)) as string[]
   for (let tries = 0; (await channels()).length === 0 && tries < 100; tries++) await new Promise((resolve) => setTimeout(resolve, 10))
-  t.same(await channels(), [`${gateway.prefix}playback:CAsubscribed`], 'a two-way vendor\'s call subscribes its channel')
+  t.same(await channels(), [`${gateway.prefix}playback:{ACxxxxxxxxxxxxxxxxxxxxxxxx:CAsubscribed}`], 'a two-way vendor\'s call subscribes its channel')
   client.close()
   await gateway.logs.waitFor((line) => line.msg === 'call ended')
   for (let tries = 0; (await channels()).length > 0 && tries < 100; tries++) await new Promise((resolve) => setTimeout(resolve, 10))

@@ -31,6 +31,22 @@ function fieldTable (marker: string): Map<string, string> {
   return fields
 }
 
+/**
+ * A name as the document's "Channels" table spells it: literals in backticks, and the words tenant_id,
+ * interaction_id and "call tag" standing for their values (`_` for a null tenant_id).
+ */
+function documentedName (name: string, prefix: string, tenantId: string | null, interactionId: string): string {
+  const row = new RegExp(`^\\| ${name} \\| ([^|]+) \\|`, 'm').exec(doc)
+  if (row === null) throw new Error(`docs/redis-contract.md does not spell the ${name}`)
+  const spelled = row[1].split(',')[0]
+  return [...spelled.matchAll(/`([^`]*)`|(call tag|tenant_id|interaction_id)/g)].map(([, literal, word]) => {
+    if (literal !== undefined) return literal.replace('{prefix}', prefix)
+    if (word === 'tenant_id') return tenantId ?? '_'
+    if (word === 'interaction_id') return interactionId
+    return documentedName('call tag', prefix, tenantId, interactionId)
+  }).join('')
+}
+
 /** Whether a value fits a documented type such as "string", "number or null" or "object". */
 function fitsType (value: unknown, documented: string): boolean {
   return documented.split(' or ').some((type) => {
@@ -98,7 +114,7 @@ const headerFields = fieldTable('Header fields:')
 
 t.test('the document names the fields the issue promised', async (t) => {
   t.same([...baseFields.keys()], ['type', 'interaction_id', 'tenant_id', 'vendor', 'stream_id', 'ts'])
-  t.same([...headerFields.keys()], ['interaction_id', 'seq', 'vendor_seq', 'timestamp_ms', 'sample_rate', 'encoding', 'channels'])
+  t.same([...headerFields.keys()], ['interaction_id', 'tenant_id', 'seq', 'vendor_seq', 'timestamp_ms', 'sample_rate', 'encoding', 'channels'])
   t.same([...eventFields['call.stop'].keys()], ['reason', 'frames', 'bytes', 'duration_ms', 'frames_lost', 'gaps', 'duplicates', 'reordered'])
 })
 
@@ -107,15 +123,15 @@ t.test("the document's worked example decodes to what the document says", async 
   t.ok(dump, 'a hex dump is in the document')
   const bytes = Buffer.from((dump ?? '').split('\n').map((line) => line.slice(10, 49).replace(/ /g, '')).join(''), 'hex')
   const { header, pcm } = decodeFrame(bytes)
-  t.same(header, { interaction_id: 'CA9f3b2a71c4', seq: 1, vendor_seq: 2, timestamp_ms: 100, sample_rate: 8000, encoding: 'pcm_s16le', channels: 1 })
+  t.same(header, { interaction_id: 'CA9f3b2a71c4', tenant_id: 'AC51d0e8', seq: 1, vendor_seq: 2, timestamp_ms: 100, sample_rate: 8000, encoding: 'pcm_s16le', channels: 1 })
   t.same([0, 2, 4, 6].map((offset) => pcm.readInt16LE(offset)), [0, 1000, -1000, 32767])
 })
 
 t.test('the header encoder writes exactly the bytes JSON.stringify would', async (t) => {
   const headers: AudioFrameHeader[] = [
-    { interaction_id: 'CA1', seq: 1, vendor_seq: 2, timestamp_ms: 0, sample_rate: 8000, encoding: 'pcm_s16le', channels: 1 },
-    { interaction_id: 'ca-"quoted"\\\n-ñ-通话-😀', seq: 2 ** 40, vendor_seq: null, timestamp_ms: 1.5, sample_rate: 16000, encoding: 'pcm_s16le', channels: 1 },
-    { interaction_id: '', seq: 0, vendor_seq: Number.NaN, timestamp_ms: Number.POSITIVE_INFINITY, sample_rate: -1, encoding: 'pcm_s16le', channels: 1 }
+    { interaction_id: 'CA1', tenant_id: 'AC1', seq: 1, vendor_seq: 2, timestamp_ms: 0, sample_rate: 8000, encoding: 'pcm_s16le', channels: 1 },
+    { interaction_id: 'ca-"quoted"\\\n-ñ-通话-😀', tenant_id: null, seq: 2 ** 40, vendor_seq: null, timestamp_ms: 1.5, sample_rate: 16000, encoding: 'pcm_s16le', channels: 1 },
+    { interaction_id: '', tenant_id: 't"\\', seq: 0, vendor_seq: Number.NaN, timestamp_ms: Number.POSITIVE_INFINITY, sample_rate: -1, encoding: 'pcm_s16le', channels: 1 }
   ]
   const pcm = Buffer.from([1, 2, 3, 4])
   for (const header of headers) {
@@ -144,14 +160,18 @@ t.test('what the gateway publishes matches the document field for field', async 
 
   const { events, frames } = documentedCall(t, published.items, 'CAcontract')
   t.same(events.map((event) => event.type), ['call.start', 'call.dtmf', 'call.mark', 'call.stop'])
-  t.equal(events[0].audio_channel, 'rtaa:audio:CAcontract', 'call.start names the audio channel as the document spells it')
+  const tenant = 'ACxxxxxxxxxxxxxxxxxxxxxxxx'
+  t.equal(events[0].audio_channel, documentedName('audio channel', 'rtaa:', tenant, 'CAcontract'), 'call.start names the audio channel as the document spells it')
+  t.equal(events[0].audio_channel, 'rtaa:audio:{ACxxxxxxxxxxxxxxxxxxxxxxxx:CAcontract}')
+  t.equal(events[0].playback_channel, documentedName('playback channel', 'rtaa:', tenant, 'CAcontract'), 'and the playback channel')
+  t.equal(events[0].contract_version, 2)
 
   t.equal(frames.length, sent.length)
   let bytesBefore = 0
   frames.forEach(({ header, pcm }, i) => {
     t.ok(pcm.equals(sent[i]), `frame ${i + 1} carries the PCM sent`)
     t.equal(header.seq, i + 1)
-    t.match(header, { interaction_id: 'CAcontract', sample_rate: sampleRate, encoding: 'pcm_s16le', channels: 1 })
+    t.match(header, { interaction_id: 'CAcontract', tenant_id: tenant, sample_rate: sampleRate, encoding: 'pcm_s16le', channels: 1 })
     if (i === 1) {
       // No media.timestamp: "floor(bytes_before / (sample_rate * 2 / 1000))".
       t.equal(header.timestamp_ms, Math.floor(bytesBefore / (sampleRate * 2 / 1000)))

@@ -23,7 +23,7 @@ t.test('cut off from Redis mid-call, the gateway holds every frame and publishes
   const client = await ProviderClient.connect(`${gateway.wsUrl}/v1/ingest?sample-rate=8000`)
   client.send(exotelStrings.start('CAoutage'))
   client.send(exotelStrings.media('MZCAoutage', 2, 1, 0, pcmFrame(1600, 0)))
-  await subscriber.published.waitFor(({ channel }) => channel.endsWith('audio:CAoutage'))
+  await subscriber.published.waitFor(({ channel }) => channel.endsWith(':CAoutage}'))
 
   proxy.cut()
   await gateway.logs.waitFor((line) => line.msg === 'redis connection lost, reconnecting')

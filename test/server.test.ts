@@ -1,48 +1,15 @@
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
-import { once } from 'node:events'
+import { execFileSync } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { TestRedis, freePort } from './helpers/redis-server.js'
 import { startListenedGateway } from './helpers/gateway.js'
 import { Subscriber } from './helpers/subscriber.js'
 import { ProviderClient, exotelStrings, pcmFrame, refusedUpgrade } from './helpers/exotel.js'
-import { Collected } from './helpers/waiter.js'
+import { runServer } from './helpers/server-process.js'
 
 const redis = await TestRedis.start()
 t.teardown(() => redis.stop())
-
-const SERVER = fileURLToPath(new URL('../src/server.ts', import.meta.url))
-const TSX = import.meta.resolve('tsx')
-
-interface ServerProcess {
-  child: ChildProcess
-  lines: Collected<Record<string, unknown>>
-  stderr: () => string
-  exited: Promise<number | null>
-}
-
-/** Runs src/server.ts as operators do: its own process, its own working directory, config from env and dotenv files. */
-function runServer (cwd: string, env: Record<string, string>): ServerProcess {
-  const child = spawn(process.execPath, ['--import', TSX, SERVER], {
-    cwd,
-    env: { PATH: process.env.PATH ?? '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
-  const lines = new Collected<Record<string, unknown>>()
-  let buffered = ''
-  child.stdout?.on('data', (chunk: Buffer) => {
-    buffered += chunk.toString()
-    const complete = buffered.split('\n')
-    buffered = complete.pop() ?? ''
-    for (const line of complete) if (line.startsWith('{')) lines.push(JSON.parse(line) as Record<string, unknown>)
-  })
-  let stderr = ''
-  child.stderr?.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
-  const exited = once(child, 'exit').then(([code]) => code as number | null)
-  return { child, lines, stderr: () => stderr, exited }
-}
 
 t.test('a bad config value stops the process with status 78 and names the variable', async (t) => {
   const server = runServer(t.testdir(), { EXOTEL_DEFAULT_SAMPLE_RATE: '11025' })
@@ -65,7 +32,7 @@ t.test('the server reads .env.local over .env, logs to LOG_FILE, and on SIGTERM 
   const client = await ProviderClient.connect(`ws://127.0.0.1:${port}/v1/ingest?sample-rate=16000`)
   client.send(exotelStrings.start('CAserver'))
   client.send(exotelStrings.media('MZCAserver', 2, 1, 0, pcmFrame(640, 1)))
-  await subscriber.published.waitFor(({ channel }) => channel === 'from-local:audio:CAserver')
+  await subscriber.published.waitFor(({ channel }) => channel === 'from-local:audio:{ACxxxxxxxxxxxxxxxxxxxxxxxx:CAserver}')
 
   server.child.kill('SIGTERM')
   t.same(await client.closed, { code: 1001, reason: 'server shutting down' })

@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Redis } from 'ioredis'
 import t from 'tap'
+import type { CallStartEvent } from '../src/bus/call-events.js'
 import { readWav, writeWav } from '../src/audio/wav.js'
 import { TestRedis } from './helpers/redis-server.js'
 import { startGateway, waitReady } from './helpers/gateway.js'
@@ -57,11 +58,11 @@ t.test('round trip: rtaa-sim → gateway → rtaa-record holds exactly the simul
   t.match(JSON.parse(sim.stdout), { vendor: 'exotel', calls: 1, completed: 1, failed: 0, frames_sent: 60 })
   t.equal((await recorder.done).code, 0)
 
-  const recorded = readWav(readFileSync(join(dir, 'recordings', 'roundtrip-1.wav')))
+  const recorded = readWav(readFileSync(join(dir, 'recordings', 'ACsimulator', 'roundtrip-1.wav')))
   t.equal(recorded.sampleRate, 16000)
   t.ok(recorded.pcm.equals(pcm), 'the recording is the simulated audio, byte for byte')
-  const sidecar = JSON.parse(readFileSync(join(dir, 'recordings', 'roundtrip-1.json'), 'utf8'))
-  t.match(sidecar, { interaction_id: 'roundtrip-1', vendor: 'exotel', sample_rate: 16000, frames: 60, bytes: pcm.length, duration_ms: 1200, gaps: 0, reason: 'callended' })
+  const sidecar = JSON.parse(readFileSync(join(dir, 'recordings', 'ACsimulator', 'roundtrip-1.json'), 'utf8'))
+  t.match(sidecar, { interaction_id: 'roundtrip-1', tenant_id: 'ACsimulator', vendor: 'exotel', sample_rate: 16000, frames: 60, bytes: pcm.length, duration_ms: 1200, gaps: 0, reason: 'callended' })
   t.same(sidecar.events.map((event: { type: string }) => event.type), ['call.start', 'call.dtmf', 'call.stop'])
 })
 
@@ -76,9 +77,9 @@ t.test('--calls 20 gives 20 recordings', async (t) => {
   t.equal(sim.code, 0, sim.stderr)
   t.match(JSON.parse(sim.stdout), { calls: 20, completed: 20 })
   t.equal((await recorder.done).code, 0)
-  const wavs = readdirSync(join(dir, 'out')).filter((file) => file.endsWith('.wav'))
+  const wavs = readdirSync(join(dir, 'out', 'ACsimulator')).filter((file) => file.endsWith('.wav'))
   t.equal(wavs.length, 20)
-  for (const file of wavs) t.equal(readWav(readFileSync(join(dir, 'out', file))).pcm.length, 0.6 * 8000 * 2, `${file} holds the whole call`)
+  for (const file of wavs) t.equal(readWav(readFileSync(join(dir, 'out', 'ACsimulator', file))).pcm.length, 0.6 * 8000 * 2, `${file} holds the whole call`)
 })
 
 t.test('a token from rtaa-token is accepted; an expired one is refused', async (t) => {
@@ -126,15 +127,15 @@ t.test('--voicebot answers marks like Exotel and saves the audio played back', a
   await waitReady(gateway)
   const subscriber = await Subscriber.start(t, redis.url, gateway.prefix)
   const sim = tool('rtaa-sim', ['--url', `${gateway.wsUrl}/v1/ingest`, '--voicebot', '--duration', '1.5', '--call-prefix', 'bot', '--playback-dir', 'played'], dir).done
-  await subscriber.waitForEvent('call.start', 'bot-1')
+  const { playback_channel: channel } = await subscriber.waitForEvent('call.start', 'bot-1') as CallStartEvent
   const worker = new Redis(redis.url)
   t.teardown(() => worker.disconnect())
   const header = Buffer.from(JSON.stringify({ sample_rate: 8000 }))
   const length = Buffer.alloc(4)
   length.writeUInt32BE(header.length)
   const speech = pcmFrame(8000, 3) // 0.5 s at 8 kHz
-  await worker.publish(`${gateway.prefix}playback:bot-1`, Buffer.concat([length, header, speech]))
-  await worker.publish(`${gateway.prefix}playback:bot-1`, JSON.stringify({ type: 'mark', name: 'said-it' }))
+  await worker.publish(channel, Buffer.concat([length, header, speech]))
+  await worker.publish(channel, JSON.stringify({ type: 'mark', name: 'said-it' }))
 
   const run = await sim
   t.equal(run.code, 0, run.stderr)

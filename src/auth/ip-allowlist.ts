@@ -23,3 +23,11 @@ export function createIpAllowlist (cidrs: string[]): (address: string) => boolea
     return ranges.some(([range, bits]) => ip.kind() === range.kind() && ip.match(range, bits))
   }
 }
+
+/** The CIDRs of a list that admit more than loopback addresses. */
+export function beyondLoopback (cidrs: string[]): string[] {
+  return cidrs.filter((cidr) => {
+    const [address, bits] = ipaddr.parseCIDR(cidr)
+    return address.range() !== 'loopback' || bits < (address.kind() === 'ipv4' ? 8 : 128)
+  })
+}

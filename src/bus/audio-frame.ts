@@ -1,6 +1,7 @@
 /** The header that precedes every audio message's PCM (docs/redis-contract.md, "Audio"). */
 export interface AudioFrameHeader {
   interaction_id: string
+  tenant_id: string | null
   seq: number
   vendor_seq: number | null
   timestamp_ms: number
@@ -17,7 +18,7 @@ const LENGTH_BYTES = 4
  * object per frame.
  */
 export function encodeAudioFrame (header: AudioFrameHeader, pcm: Buffer): Buffer {
-  const json = `{"interaction_id":${JSON.stringify(header.interaction_id)},"seq":${jsonNumber(header.seq)},"vendor_seq":${jsonNumber(header.vendor_seq)},"timestamp_ms":${jsonNumber(header.timestamp_ms)},"sample_rate":${jsonNumber(header.sample_rate)},"encoding":"${header.encoding}","channels":${header.channels}}`
+  const json = `{"interaction_id":${JSON.stringify(header.interaction_id)},"tenant_id":${JSON.stringify(header.tenant_id)},"seq":${jsonNumber(header.seq)},"vendor_seq":${jsonNumber(header.vendor_seq)},"timestamp_ms":${jsonNumber(header.timestamp_ms)},"sample_rate":${jsonNumber(header.sample_rate)},"encoding":"${header.encoding}","channels":${header.channels}}`
   const headerBytes = Buffer.byteLength(json)
   const message = Buffer.allocUnsafe(LENGTH_BYTES + headerBytes + pcm.length)
   message.writeUInt32BE(headerBytes, 0)

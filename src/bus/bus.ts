@@ -1,5 +1,6 @@
 import type { AudioFrameHeader } from './audio-frame.js'
 import type { CallEvent } from './call-events.js'
+import type { CallRef } from './channels.js'
 
 /**
  * Where calls meet Redis: what the gateway publishes for workers, and the playback they send back. Pub/sub
@@ -7,23 +8,31 @@ import type { CallEvent } from './call-events.js'
  * the calls do not change.
  */
 export interface Bus {
-  /** Where one call's audio goes, announced in its call.start. */
-  audioChannel (interactionId: string): string
+  /** Where one call's audio goes, and where workers speak into it: both announced in its call.start. */
+  audioChannel (call: CallRef): string
+  playbackChannel (call: CallRef): string
   publishEvent (event: CallEvent): Promise<void>
   /** Publishes one frame and reports its fate to `outcome`; within a call, publish order is call order. */
   publishAudio (header: AudioFrameHeader, pcm: Buffer, outcome: PublishOutcome): void
   /** Starts delivering one call's playback messages to the receiver; until then nothing is subscribed. */
-  subscribePlayback (interactionId: string): void
-  unsubscribePlayback (interactionId: string): void
-  /** The one receiver of every call's playback messages, which finds the call by its id. */
+  subscribePlayback (call: CallRef): void
+  unsubscribePlayback (call: CallRef): void
+  /** The one receiver of every call's playback messages, which finds the call by its tag (`callTag`). */
   receivePlayback (receiver: PlaybackReceiver): void
+  /**
+   * Claims a call for `owner` for `ttlMs`, or renews the claim `owner` holds: true when `owner` holds it now, false
+   * when another owner does, null when Redis cannot say (unreachable, or an error).
+   */
+  claimCall (call: CallRef, owner: string, ttlMs: number): Promise<boolean | null>
+  /** Gives a claim up, if `owner` still holds it; one that cannot be given up expires. */
+  releaseCall (call: CallRef, owner: string): void
   /** True while what is published now reaches Redis without waiting: readiness. */
   readonly connected: boolean
   /** Flushes what it can, then closes every connection. */
   close (): Promise<void>
 }
 
-export type PlaybackReceiver = (interactionId: string, message: Buffer) => void
+export type PlaybackReceiver = (tag: string, message: Buffer) => void
 
 /**
  * How the bus tells a call what became of each of its frames: an object the call makes once, not a promise per

@@ -1,3 +1,6 @@
+/** The version of the Redis contract that call.start announces (docs/redis-contract.md, "Versions"). */
+export const CONTRACT_VERSION = 2
+
 /** Call events published on `{prefix}calls` (docs/redis-contract.md, "Call events"). */
 interface CallEventBase {
   interaction_id: string
@@ -16,6 +19,8 @@ export interface CallStartEvent extends CallEventBase {
   to: string | null
   custom_parameters: Record<string, unknown>
   audio_channel: string
+  playback_channel: string
+  contract_version: typeof CONTRACT_VERSION
 }
 
 export interface CallDtmfEvent extends CallEventBase {

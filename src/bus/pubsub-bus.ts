@@ -5,7 +5,32 @@ import type { Metrics } from '../metrics.js'
 import { encodeAudioFrame, type AudioFrameHeader } from './audio-frame.js'
 import { PublishDropped, type Bus, type PlaybackReceiver, type PublishOutcome } from './bus.js'
 import type { CallEvent } from './call-events.js'
-import { audioChannel, callsChannel, playbackChannel } from './channels.js'
+import { audioChannel, callsChannel, claimKey, playbackChannel, playbackTag, type CallRef } from './channels.js'
+
+/** Takes a free claim, or renews the caller's own: 1 when the caller holds it now, 0 when another owner does. */
+const CLAIM = `
+local holder = redis.call('GET', KEYS[1])
+if holder == false then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+elseif holder == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0`
+
+/** Deletes a claim only if the caller still holds it. */
+const RELEASE = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0`
+
+/** The bus's connection, with the claim scripts defined on it. */
+type ClaimingRedis = Redis & {
+  claimCall (key: string, owner: string, ttlMs: number): Promise<number>
+  releaseCall (key: string, owner: string): Promise<number>
+}
 
 export interface PubSubBusOptions {
   url: string
@@ -41,12 +66,10 @@ interface Pending {
  * after a reconnect.
  */
 export class PubSubBus implements Bus {
-  readonly #redis: Redis
+  readonly #redis: ClaimingRedis
   readonly #subscriber: Redis
   readonly #prefix: string
   readonly #callsChannel: string
-  /** A playback channel's name up to the interaction id. */
-  readonly #playbackPrefix: string
   readonly #log: Log
   readonly #subscriberLog: Log
   readonly #metrics: Metrics
@@ -62,7 +85,6 @@ export class PubSubBus implements Bus {
   constructor (options: PubSubBusOptions) {
     this.#prefix = options.prefix
     this.#callsChannel = callsChannel(options.prefix)
-    this.#playbackPrefix = playbackChannel(options.prefix, '')
     this.#log = options.log.child({ component: 'publisher' })
     this.#subscriberLog = options.log.child({ component: 'playback' })
     this.#metrics = options.metrics
@@ -75,7 +97,9 @@ export class PubSubBus implements Bus {
       // In-flight publishes fail at once when the connection drops; they come back here, not into ioredis.
       autoResendUnfulfilledCommands: false,
       maxRetriesPerRequest: 0
-    })
+    }) as ClaimingRedis
+    this.#redis.defineCommand('claimCall', { numberOfKeys: 1, lua: CLAIM })
+    this.#redis.defineCommand('releaseCall', { numberOfKeys: 1, lua: RELEASE })
     this.#redis.on('ready', () => {
       this.#wasConnected = true
       this.#log.info({ buffered: this.#buffer.length }, 'redis connected')
@@ -90,7 +114,7 @@ export class PubSubBus implements Bus {
 
     this.#subscriber = new Redis(options.url, { connectionName: 'rtaa-ingest:playback', maxRetriesPerRequest: null })
     this.#subscriber.on('messageBuffer', (channel: Buffer, message: Buffer) => {
-      this.#receiver?.(channel.toString('utf8', Buffer.byteLength(this.#playbackPrefix)), message)
+      this.#receiver?.(playbackTag(this.#prefix, channel.toString()), message)
     })
     this.#subscriber.on('error', (err) => this.#subscriberLog.debug({ err }, 'playback subscriber connection error'))
   }
@@ -99,8 +123,12 @@ export class PubSubBus implements Bus {
     return this.#redis.status === 'ready'
   }
 
-  audioChannel (interactionId: string): string {
-    return audioChannel(this.#prefix, interactionId)
+  audioChannel ({ tenantId, interactionId }: CallRef): string {
+    return audioChannel(this.#prefix, tenantId, interactionId)
+  }
+
+  playbackChannel ({ tenantId, interactionId }: CallRef): string {
+    return playbackChannel(this.#prefix, tenantId, interactionId)
   }
 
   publishEvent (event: CallEvent): Promise<void> {
@@ -109,20 +137,36 @@ export class PubSubBus implements Bus {
 
   publishAudio (header: AudioFrameHeader, pcm: Buffer, outcome: PublishOutcome): void {
     const message = encodeAudioFrame(header, pcm)
-    this.#publish(audioChannel(this.#prefix, header.interaction_id), message, message.length, performance.now(), outcome)
+    this.#publish(audioChannel(this.#prefix, header.tenant_id, header.interaction_id), message, message.length, performance.now(), outcome)
+  }
+
+  async claimCall ({ tenantId, interactionId }: CallRef, owner: string, ttlMs: number): Promise<boolean | null> {
+    if (!this.connected) return null
+    try {
+      return await this.#redis.claimCall(claimKey(this.#prefix, tenantId, interactionId), owner, ttlMs) === 1
+    } catch (err) {
+      this.#log.debug({ err }, 'call claim not answered')
+      return null
+    }
+  }
+
+  releaseCall ({ tenantId, interactionId }: CallRef, owner: string): void {
+    if (!this.connected) return
+    this.#redis.releaseCall(claimKey(this.#prefix, tenantId, interactionId), owner)
+      .catch((err: Error) => this.#log.debug({ err }, 'call claim not released; it expires'))
   }
 
   receivePlayback (receiver: PlaybackReceiver): void {
     this.#receiver = receiver
   }
 
-  subscribePlayback (interactionId: string): void {
-    const channel = playbackChannel(this.#prefix, interactionId)
+  subscribePlayback (call: CallRef): void {
+    const channel = this.playbackChannel(call)
     this.#subscriber.subscribe(channel).catch((err: Error) => this.#subscriberLog.warn({ err, channel }, 'playback subscribe failed'))
   }
 
-  unsubscribePlayback (interactionId: string): void {
-    const channel = playbackChannel(this.#prefix, interactionId)
+  unsubscribePlayback (call: CallRef): void {
+    const channel = this.playbackChannel(call)
     this.#subscriber.unsubscribe(channel).catch((err: Error) => this.#subscriberLog.debug({ err, channel }, 'playback unsubscribe failed'))
   }
 

@@ -1,12 +1,15 @@
 import type { AudioFrameHeader } from '../bus/audio-frame.js'
 import type { Bus } from '../bus/bus.js'
-import type { CallEvent, CallStopEvent } from '../bus/call-events.js'
+import { CONTRACT_VERSION, type CallEvent, type CallStopEvent } from '../bus/call-events.js'
+import type { CallRef } from '../bus/channels.js'
+import { tenancyOf } from '../auth/principal.js'
+import { resolveTenant } from '../auth/tenancy.js'
 import { pcmBytesPerMs } from '../audio/pcm.js'
 import { debugEnabled, type Log } from '../logger.js'
 import type { Metrics } from '../metrics.js'
 import type { InboundEvent, StreamStart } from '../vendors/inbound-event.js'
 import { CloseCode, ProtocolError } from '../vendors/protocol-error.js'
-import type { StreamDecoder, VendorAdapter } from '../vendors/vendor-adapter.js'
+import type { StreamContext, StreamDecoder, VendorAdapter } from '../vendors/vendor-adapter.js'
 import { VendorDetector, type Candidate } from '../vendors/vendor-detector.js'
 import { CallStats } from './call-stats.js'
 import { Playback } from './playback.js'
@@ -21,13 +24,18 @@ export interface CallSocket {
 
 /** What a call asks of the registry that holds it. */
 export interface CallOwner {
-  /** Takes an interaction id for the call; false when another live call holds it. */
-  claim (call: LiveCall, interactionId: string): boolean
+  /**
+   * Claims the call, here and across replicas: `owned`, `duplicate` when another stream holds it, or `unconfirmed`
+   * when Redis cannot say now (the claim is then retried until it can).
+   */
+  claim (call: LiveCall, ref: CallRef): Promise<ClaimResult>
   /** The call has started: call.start is published and the vendor answered. */
   started (call: LiveCall): void
-  /** The call has ended: call.stop is published, and its id is free again. */
+  /** The call has ended: call.stop is published, and its claim is given up. */
   ended (call: LiveCall): void
 }
+
+export type ClaimResult = 'owned' | 'duplicate' | 'unconfirmed'
 
 export interface LiveCallOptions {
   socket: CallSocket
@@ -54,15 +62,18 @@ export interface KeepaliveSettings {
   idleTimeoutMs: number
 }
 
-/** What a vendor's start message tells about a call, normalized, with the vendor it came from. */
-export interface CallInfo extends Omit<StreamStart, 'callId' | 'declaredSampleRate'> {
+/** What a vendor's start message tells about a call, normalized, with its vendor and its tenant. */
+export interface CallInfo extends Omit<StreamStart, 'callId' | 'accountId' | 'declaredSampleRate'> {
   interactionId: string
+  /** From the connection's credential (src/auth/tenancy.ts); null only when nothing names one. */
+  tenantId: string | null
   vendor: string
 }
 
 /** One connection's call as a dashboard sees it (LiveCalls.snapshot). */
 export interface CallSnapshot {
-  state: 'awaiting-start' | 'live' | 'ended'
+  /** `claiming`: the start was accepted, and the call waits to be sure no other stream holds it. */
+  state: 'awaiting-start' | 'claiming' | 'live' | 'ended'
   vendor: string | null
   interaction_id: string | null
   tenant_id: string | null
@@ -85,6 +96,11 @@ interface Started {
   labels: Record<string, string>
   startedAt: number
 }
+
+/** How long a start waits for Redis to confirm the claim before the call goes on unconfirmed. */
+const CLAIM_WAIT_MS = 1000
+/** Messages a call holds while its claim is checked; past this it goes on unconfirmed. */
+const MAX_HELD_WHILE_CLAIMING = 200
 
 /** Metric reasons for the close codes a refusal uses. */
 const CLOSE_REASONS: Record<number, string> = {
@@ -115,10 +131,14 @@ export class LiveCall {
 
   readonly #detector: VendorDetector
   #adapter: VendorAdapter | null = null
+  #context: StreamContext | null = null
   #decoder: StreamDecoder | null = null
   /** Messages held while detection is undecided, replayed once the vendor is known. */
   #held: Array<[Buffer, boolean]> = []
 
+  /** The start while its claim is checked, and how the connection ended meanwhile, to be told once it is answered. */
+  #claiming: { start: StreamStart, info: CallInfo, vouched: boolean } | null = null
+  #endedWhileClaiming: (() => void) | null = null
   #call: Started | null = null
   /** call.stop while it waits to be sent: frames lost meanwhile still show in it. */
   #stopEvent: CallStopEvent | null = null
@@ -146,9 +166,9 @@ export class LiveCall {
     if (decided !== null) this.#use(decided)
   }
 
-  /** The call's identity once its start message has come; null before. */
+  /** The call's identity once its start message is accepted; null before. */
   get info (): CallInfo | null {
-    return this.#call?.info ?? null
+    return this.#call?.info ?? this.#claiming?.info ?? null
   }
 
   /** One WebSocket message from the vendor; a refused one closes the connection, never the process. */
@@ -160,6 +180,11 @@ export class LiveCall {
   #receive (data: Buffer, isBinary: boolean): void {
     if (this.#state === 'ended') {
       this.#afterEnd(data, isBinary)
+      return
+    }
+    if (this.#state === 'claiming') {
+      this.#held.push([data, isBinary])
+      if (this.#held.length > MAX_HELD_WHILE_CLAIMING) this.#claimAnswered('unconfirmed')
       return
     }
     try {
@@ -184,6 +209,15 @@ export class LiveCall {
 
   /** Closes the connection for a message the gateway refuses, with a log line naming the call and the reason. */
   reject (err: ProtocolError): void {
+    // Only the socket fails while the claim is checked (messages wait); the accepted start still becomes a call first.
+    if (this.#state === 'claiming') {
+      this.#endedWhileClaiming ??= () => this.reject(err)
+      return
+    }
+    this.#refuse(err)
+  }
+
+  #refuse (err: ProtocolError): void {
     const reason = truncate(err.message)
     const undetected = this.#adapter === null ? { vendor_candidates: this.#options.candidates.map(({ adapter }) => adapter.name) } : {}
     const internal = err.closeCode === CloseCode.INTERNAL_ERROR
@@ -204,6 +238,10 @@ export class LiveCall {
 
   /** The socket has closed, whoever closed it. */
   closed (code: number): void {
+    if (this.#state === 'claiming') {
+      this.#endedWhileClaiming ??= () => this.closed(code)
+      return
+    }
     if (this.#state === 'awaiting-start') this.#log.info({ close_code: code }, 'connection closed before start')
     this.#end('disconnected')
   }
@@ -216,6 +254,13 @@ export class LiveCall {
 
   pong (): void {
     this.#pongDueAt = null
+  }
+
+  /** Another stream holds this call's claim: this one ends. */
+  claimLost (): void {
+    if (this.#state !== 'live') return
+    this.#log.warn('another stream holds this call\'s claim; ending this one')
+    this.hangup('duplicate', CloseCode.POLICY_VIOLATION, `call ${this.#call?.info.interactionId ?? ''} is streaming elsewhere`)
   }
 
   /** Pings, and ends a connection whose pong is overdue or that has sent nothing for too long. */
@@ -264,6 +309,7 @@ export class LiveCall {
 
   #use ({ adapter, context }: Candidate): void {
     this.#adapter = adapter
+    this.#context = context
     this.#decoder = adapter.createDecoder(context)
     this.#log = this.#options.log.child({ vendor: adapter.name })
   }
@@ -313,44 +359,81 @@ export class LiveCall {
     return this.#call
   }
 
+  /** Checks the start, resolves its tenant, and claims the call; it goes live once the claim is answered. */
   #start (start: StreamStart): void {
     if (this.#state !== 'awaiting-start') throw new ProtocolError(CloseCode.POLICY_VIOLATION, 'second start on one stream')
     if (start.declaredSampleRate !== null && start.declaredSampleRate !== start.sampleRate) {
       this.#log.warn({ sample_rate: start.sampleRate, declared_sample_rate: start.declaredSampleRate, interaction_id: start.callId },
         'the start message names another sample rate than the call uses; using the call\'s')
     }
-    const { bus, metrics, owner } = this.#options
-    const vendor = this.#adapter?.name ?? 'unknown'
+    const adapter = this.#adapter as VendorAdapter
+    const tenant = resolveTenant(tenancyOf((this.#context as StreamContext).principal, adapter.ipAccounts ?? null), start.accountId)
+    if ('refused' in tenant) throw new ProtocolError(CloseCode.POLICY_VIOLATION, tenant.refused)
     const info: CallInfo = {
       interactionId: start.callId,
-      tenantId: start.tenantId,
-      vendor,
+      tenantId: tenant.tenantId,
+      vendor: adapter.name,
       streamId: start.streamId,
       sampleRate: start.sampleRate,
       from: start.from,
       to: start.to,
       customParameters: start.customParameters
     }
-    const labels = metrics.callLabels(vendor, start.tenantId)
-    const stats = new CallStats(metrics, labels, (err, first) => this.#frameLost(err, first))
-    if (!owner.claim(this, start.callId)) {
-      throw new ProtocolError(CloseCode.POLICY_VIOLATION, `call ${start.callId} is already streaming to this gateway`)
+    this.#state = 'claiming'
+    this.#claiming = { start, info, vouched: tenant.vouched }
+    this.#log = this.#options.log.child({ interaction_id: info.interactionId, tenant_id: info.tenantId, vendor: info.vendor })
+    const timer = setTimeout(() => this.#claimAnswered('unconfirmed'), CLAIM_WAIT_MS)
+    this.#options.owner.claim(this, info).then((result) => {
+      clearTimeout(timer)
+      this.#claimAnswered(result)
+    }, (err: unknown) => {
+      clearTimeout(timer)
+      this.#log.error({ err }, 'claiming the call failed')
+      this.#claimAnswered('unconfirmed')
+    })
+  }
+
+  /** The claim's answer, or its stand-in when Redis takes too long; it may come once the call is already live. */
+  #claimAnswered (result: ClaimResult): void {
+    if (this.#state === 'live' && result === 'duplicate') this.claimLost()
+    const claiming = this.#claiming
+    if (this.#state !== 'claiming' || claiming === null) return
+    this.#claiming = null
+    if (result === 'duplicate') {
+      this.#endedWhileClaiming = null
+      this.#refuse(new ProtocolError(CloseCode.POLICY_VIOLATION, `call ${claiming.info.interactionId} is already streaming`))
+      return
     }
+    if (result === 'unconfirmed') this.#log.warn({ interaction_id: claiming.info.interactionId }, 'call not claimed yet: redis has not answered; claiming it when it does')
+    this.#goLive(claiming.start, claiming.info, claiming.vouched)
+    const held = this.#held
+    this.#held = []
+    for (const [message, binary] of held) this.#receive(message, binary)
+    const ended = this.#endedWhileClaiming
+    this.#endedWhileClaiming = null
+    ended?.()
+  }
+
+  #goLive (start: StreamStart, info: CallInfo, vouched: boolean): void {
+    const { bus, metrics, owner } = this.#options
+    const labels = metrics.callLabels(info.vendor, info.tenantId, vouched)
+    const stats = new CallStats(metrics, labels, (err, first) => this.#frameLost(err, first))
     this.#call = { info, stats, labels, startedAt: Date.now() }
     this.#state = 'live'
-    this.#log = this.#options.log.child({ interaction_id: start.callId, tenant_id: start.tenantId, vendor })
     // Subscribed before call.start goes out, so a worker that answers call.start at once is heard.
     this.#startPlayback(info)
     this.#publishEvent({
       type: 'call.start',
       ...identity(info),
-      sample_rate: start.sampleRate,
+      sample_rate: info.sampleRate,
       encoding: 'pcm_s16le',
       channels: 1,
-      from: start.from,
-      to: start.to,
-      custom_parameters: start.customParameters,
-      audio_channel: bus.audioChannel(start.callId)
+      from: info.from,
+      to: info.to,
+      custom_parameters: info.customParameters,
+      audio_channel: bus.audioChannel(info),
+      playback_channel: bus.playbackChannel(info),
+      contract_version: CONTRACT_VERSION
     })
     metrics.callsStarted.inc(labels)
     metrics.callsActive.inc(labels)
@@ -385,7 +468,7 @@ export class LiveCall {
       vendor: info.vendor,
       log: this.#log
     })
-    bus.subscribePlayback(info.interactionId)
+    bus.subscribePlayback(info)
   }
 
   /**
@@ -395,6 +478,7 @@ export class LiveCall {
   #audio ({ info, stats }: Started, pcm: Buffer, vendorSeq: number | null, timestampMs: number | null, chunk: number | null): void {
     const header: AudioFrameHeader = {
       interaction_id: info.interactionId,
+      tenant_id: info.tenantId,
       seq: stats.frames + 1,
       vendor_seq: vendorSeq,
       timestamp_ms: timestampMs ?? Math.floor(stats.bytes / pcmBytesPerMs(info.sampleRate)),
@@ -441,36 +525,40 @@ export class LiveCall {
   /** Publishes call.stop once, however the call ends; later calls are no-ops. */
   #end (reason: string): void {
     if (this.#state === 'ended') return
-    const wasLive = this.#state === 'live'
+    const was = this.#state
     this.#state = 'ended'
-    const call = this.#call
-    if (!wasLive || call === null) return
+    if (was === 'awaiting-start') return
     try {
-      this.#endReason = reason
-      this.#playback?.stop()
-      const { info, stats, labels, startedAt } = call
-      this.#stopEvent = {
-        type: 'call.stop',
-        ...identity(info),
-        reason,
-        frames: stats.frames,
-        bytes: stats.bytes,
-        duration_ms: Date.now() - startedAt,
-        frames_lost: stats.framesLost,
-        gaps: stats.gaps,
-        duplicates: stats.duplicates,
-        reordered: stats.reordered
-      }
-      this.#publishEvent(this.#stopEvent)
-      stats.close()
-      const { metrics, bus } = this.#options
-      metrics.callsActive.dec(labels)
-      metrics.callsEnded.inc({ ...labels, reason: metrics.endReason(reason) })
-      this.#log.info(this.#summary(call), 'call ended')
-      if (this.#playback !== null) bus.unsubscribePlayback(info.interactionId)
+      const call = this.#call
+      if (was === 'live' && call !== null) this.#stopCall(call, reason)
     } finally {
       this.#options.owner.ended(this)
     }
+  }
+
+  #stopCall (call: Started, reason: string): void {
+    this.#endReason = reason
+    this.#playback?.stop()
+    const { info, stats, labels, startedAt } = call
+    this.#stopEvent = {
+      type: 'call.stop',
+      ...identity(info),
+      reason,
+      frames: stats.frames,
+      bytes: stats.bytes,
+      duration_ms: Date.now() - startedAt,
+      frames_lost: stats.framesLost,
+      gaps: stats.gaps,
+      duplicates: stats.duplicates,
+      reordered: stats.reordered
+    }
+    this.#publishEvent(this.#stopEvent)
+    stats.close()
+    const { metrics, bus } = this.#options
+    metrics.callsActive.dec(labels)
+    metrics.callsEnded.inc({ ...labels, reason: metrics.endReason(reason) })
+    this.#log.info(this.#summary(call), 'call ended')
+    if (this.#playback !== null) bus.unsubscribePlayback(info)
   }
 
   /** The start and end lines carry these besides the bound identity, so one line tells the whole call. */

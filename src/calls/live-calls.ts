@@ -1,11 +1,14 @@
+import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
+import { hostname } from 'node:os'
 import type { WebSocket } from 'ws'
 import type { Bus } from '../bus/bus.js'
+import { callTag, type CallRef } from '../bus/channels.js'
 import type { Log } from '../logger.js'
 import type { Metrics } from '../metrics.js'
 import { CloseCode, ProtocolError } from '../vendors/protocol-error.js'
 import type { Candidate } from '../vendors/vendor-detector.js'
-import { LiveCall, type CallOwner, type CallSnapshot, type KeepaliveSettings, type PlaybackSettings } from './live-call.js'
+import { LiveCall, type CallOwner, type CallSnapshot, type ClaimResult, type KeepaliveSettings, type PlaybackSettings } from './live-call.js'
 
 export interface LiveCallsOptions {
   bus: Bus
@@ -16,6 +19,8 @@ export interface LiveCallsOptions {
   maxCalls: number
   keepalive: KeepaliveSettings
   playback: PlaybackSettings
+  /** How long a claim outlives its last renewal: a replica that dies without releasing its calls frees them then. */
+  claimTtlMs: number
 }
 
 /** Why a new connection is refused: the process is shutting down, or full. */
@@ -28,20 +33,33 @@ interface LiveCallsEvents {
   end: [call: LiveCall]
 }
 
+/** A call's claim: the call, its name on Redis, and this replica's token for it. */
+interface Claim {
+  call: LiveCall
+  ref: CallRef
+  token: string
+}
+
 /**
  * The live calls of this process, one LiveCall per vendor connection: the one place that knows them all. It
- * admits connections (MAX_CONCURRENT_CALLS), keeps one call per interaction_id, runs every connection's keepalive,
- * routes playback from the bus to its call, folds the calls' counts into the metrics at scrape, and drains on
- * shutdown. It emits `start` and `end` for whoever wants to follow calls.
+ * admits connections (MAX_CONCURRENT_CALLS), keeps one stream per call, (tenant, interaction_id), on this replica and
+ * through claims in Redis across replicas, runs every connection's keepalive, routes playback from the bus to its
+ * call, folds the calls' counts into the metrics at scrape, and drains on shutdown. It emits `start` and `end` for
+ * whoever wants to follow calls.
  */
 export class LiveCalls extends EventEmitter<LiveCallsEvents> {
   /** Every open connection, started or not: admission, keepalive and the drain count them all. */
   readonly #connections = new Set<LiveCall>()
-  /** Started calls by interaction_id. */
-  readonly #byId = new Map<string, LiveCall>()
+  /** Claimed calls (starting or live) by call tag, and each call's claim. */
+  readonly #byTag = new Map<string, Claim>()
+  readonly #claims = new Map<LiveCall, Claim>()
+  /** Unique to this process; with a counter, it makes each call's claim token. */
+  readonly #replica = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`
+  #claimed = 0
   readonly #options: LiveCallsOptions
   readonly #owner: CallOwner
   readonly #sweeper: NodeJS.Timeout
+  readonly #renewer: NodeJS.Timeout
   #accepting = true
   #emptied: Array<() => void> = []
 
@@ -49,15 +67,10 @@ export class LiveCalls extends EventEmitter<LiveCallsEvents> {
     super()
     this.#options = options
     this.#owner = {
-      claim: (call, interactionId) => {
-        if (this.#byId.has(interactionId)) return false
-        this.#byId.set(interactionId, call)
-        return true
-      },
+      claim: (call, ref) => this.#claim(call, ref),
       started: (call) => this.#announce('start', call),
       ended: (call) => {
-        const id = call.info?.interactionId
-        if (id !== undefined && this.#byId.get(id) === call) this.#byId.delete(id)
+        this.#release(call)
         this.#announce('end', call)
       }
     }
@@ -66,6 +79,8 @@ export class LiveCalls extends EventEmitter<LiveCallsEvents> {
     const { pingIntervalMs, pongTimeoutMs, idleTimeoutMs } = options.keepalive
     this.#sweeper = setInterval(() => this.#sweep(), Math.max(10, Math.min(pingIntervalMs, pongTimeoutMs, idleTimeoutMs) / 4))
     this.#sweeper.unref()
+    this.#renewer = setInterval(() => this.#renewClaims(), options.claimTtlMs / 3)
+    this.#renewer.unref()
   }
 
   /** False from the moment the drain or shutdown begins: readiness fails and new connections are refused. */
@@ -124,9 +139,10 @@ export class LiveCalls extends EventEmitter<LiveCallsEvents> {
     for (const call of this.#connections) call.hangup('shutdown', CloseCode.GOING_AWAY, 'server shutting down')
   }
 
-  /** Stops the keepalive; the connections are closed by shutdown(). */
+  /** Stops the keepalive and the claims' renewal; the connections are closed by shutdown(). */
   close (): void {
     clearInterval(this.#sweeper)
+    clearInterval(this.#renewer)
   }
 
   /** Adds what every call has counted since the last fold to the metrics. */
@@ -148,11 +164,45 @@ export class LiveCalls extends EventEmitter<LiveCallsEvents> {
     for (const call of this.#connections) call.keepalive(now, this.#options.keepalive)
   }
 
-  #playback (interactionId: string, message: Buffer): void {
-    const call = this.#byId.get(interactionId)
+  #playback (tag: string, message: Buffer): void {
+    const call = this.#byTag.get(tag)?.call
     // A message that raced the call's end and its unsubscribe.
     if (call === undefined) this.#options.metrics.playbackDropped.inc({ reason: 'call_ended' })
     else call.playback(message)
+  }
+
+  /** One stream per call: refused here at once, across replicas by the claim in Redis. */
+  async #claim (call: LiveCall, ref: CallRef): Promise<ClaimResult> {
+    const tag = callTag(ref.tenantId, ref.interactionId)
+    if (this.#byTag.has(tag)) return 'duplicate'
+    const claim: Claim = { call, ref, token: `${this.#replica}:${++this.#claimed}` }
+    this.#byTag.set(tag, claim)
+    this.#claims.set(call, claim)
+    const held = await this.#options.bus.claimCall(ref, claim.token, this.#options.claimTtlMs)
+    if (held === null) return 'unconfirmed'
+    return held ? 'owned' : 'duplicate'
+  }
+
+  #release (call: LiveCall): void {
+    const claim = this.#claims.get(call)
+    if (claim === undefined) return
+    this.#claims.delete(call)
+    this.#byTag.delete(callTag(claim.ref.tenantId, claim.ref.interactionId))
+    this.#options.bus.releaseCall(claim.ref, claim.token)
+  }
+
+  /**
+   * Renews every claim before it expires, and takes those that could not be confirmed when Redis was away. A call
+   * whose claim another stream holds now (it expired during an outage longer than the TTL) ends.
+   */
+  #renewClaims (): void {
+    const { bus, claimTtlMs } = this.#options
+    if (!bus.connected) return
+    for (const { call, ref, token } of this.#claims.values()) {
+      bus.claimCall(ref, token, claimTtlMs).then((held) => {
+        if (held === false && this.#claims.get(call)?.token === token) call.claimLost()
+      }, () => {})
+    }
   }
 }
 

@@ -5,14 +5,14 @@ import { Redis } from 'ioredis'
 import type { CallEvent, CallStartEvent } from '../bus/call-events.js'
 import { loadConfig } from '../config.js'
 import { decodeAudioFrame } from '../bus/audio-frame.js'
-import { audioChannelPattern, callsChannel } from '../bus/channels.js'
+import { audioChannelPattern, callTag, callsChannel } from '../bus/channels.js'
 import { wavHeader, WAV_HEADER_BYTES } from '../audio/wav.js'
 import { integerOption, parseOptions, runCli } from './cli.js'
 
 const USAGE = `Usage: rtaa-record [options]
 
-Records every call the gateway publishes: recordings/<interaction_id>.wav, plus a .json sidecar with the call's
-events, frame count, sequence gaps and duration. REDIS_URL and REDIS_PREFIX come from the environment, .env.local
+Records every call the gateway publishes: recordings/<tenant_id>/<interaction_id>.wav (_ for a call without a
+tenant), plus a .json sidecar with the call's events, frame count, sequence gaps and duration. REDIS_URL and REDIS_PREFIX come from the environment, .env.local
 or .env, as for the gateway.
 
   --out <dir>          where recordings go (default recordings)
@@ -60,7 +60,7 @@ async function main (argv: string[]): Promise<number> {
       const channel = channelBytes.toString()
       if (channel !== callsChannel(prefix)) {
         const { header, pcm } = decodeAudioFrame(message)
-        const recording = recordings.get(header.interaction_id)
+        const recording = recordings.get(callTag(header.tenant_id, header.interaction_id))
         if (recording === undefined) return
         recording.missing += Math.max(0, header.seq - recording.lastSeq - 1)
         recording.lastSeq = Math.max(recording.lastSeq, header.seq)
@@ -70,19 +70,23 @@ async function main (argv: string[]): Promise<number> {
         return
       }
       const event = JSON.parse(message.toString()) as CallEvent
+      // A call is its tenant and its id: two tenants' calls with one id are two recordings.
+      const call = callTag(event.tenant_id, event.interaction_id)
       if (event.type === 'call.start') {
-        const path = join(out, `${event.interaction_id}.wav`)
+        const dir = join(out, event.tenant_id ?? '_')
+        mkdirSync(dir, { recursive: true })
+        const path = join(dir, `${event.interaction_id}.wav`)
         const wav = createWriteStream(path)
         wav.write(wavHeader(event.sample_rate, 0))
-        recordings.set(event.interaction_id, { start: event, wav, path, events: [event], frames: 0, bytes: 0, missing: 0, lastSeq: 0 })
-        process.stderr.write(`recording ${event.interaction_id} (${event.vendor}, ${event.sample_rate} Hz)\n`)
+        recordings.set(call, { start: event, wav, path, events: [event], frames: 0, bytes: 0, missing: 0, lastSeq: 0 })
+        process.stderr.write(`recording ${call} (${event.vendor}, ${event.sample_rate} Hz)\n`)
         return
       }
-      const recording = recordings.get(event.interaction_id)
+      const recording = recordings.get(call)
       if (recording === undefined) return
       recording.events.push(event)
       if (event.type !== 'call.stop') return
-      recordings.delete(event.interaction_id)
+      recordings.delete(call)
       finish(recording, event).then(() => {
         process.stderr.write(`saved ${recording.path}: ${recording.frames} frames, ${recording.bytes} bytes\n`)
         if (++ended >= wanted) resolve()

@@ -3,6 +3,7 @@ import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import WebSocket from 'ws'
 import { Resampler } from '../audio/resampler.js'
+import { isTenantId } from '../auth/tenancy.js'
 import { firstChannel, readWav, writeWav } from '../audio/wav.js'
 import { builtInVendors } from '../vendors/built-in-vendors.js'
 import type { VendorSimulator } from '../vendors/vendor-simulator.js'
@@ -27,6 +28,7 @@ shapes, and prints a JSON summary. Exit status 0 when every call completed, 1 ot
   --wav <file>          16-bit PCM WAV to stream (resampled to the call's rate); default: a tone sweep
   --duration <s>        seconds of audio per call (default 5; with --wav, the file's length)
   --chunk-ms <ms>       20 or 100 (default: the vendor's usual cadence)
+  --account <id>        the account the start names (default ACsimulator): one the credential may stream for
   --basic <key:token>   HTTP Basic credentials
   --token <jwt>         Bearer token (native; see rtaa-token)
   --calls <n>           concurrent calls (default 1), started --ramp-ms apart (default 50)
@@ -44,6 +46,7 @@ interface Options {
   audio: Buffer
   chunkMs: number
   headers: Record<string, string>
+  account: string
   calls: number
   rampMs: number
   dtmf: string[]
@@ -104,6 +107,7 @@ function resolveOptions (argv: string[]): Options | null {
     wav: { type: 'string' },
     duration: { type: 'string' },
     'chunk-ms': { type: 'string' },
+    account: { type: 'string' },
     basic: { type: 'string' },
     token: { type: 'string' },
     calls: { type: 'string' },
@@ -140,6 +144,7 @@ function resolveOptions (argv: string[]): Options | null {
     audio: loadAudio(args.wav, sampleRate, seconds),
     chunkMs,
     headers,
+    account: accountOption(args.account),
     calls: integerOption(args.calls, 'calls', 1, 1),
     rampMs: integerOption(args['ramp-ms'], 'ramp-ms', 50, 0),
     dtmf: args.dtmf === undefined ? [] : args.dtmf.split(',').filter((digit) => digit !== ''),
@@ -147,6 +152,13 @@ function resolveOptions (argv: string[]): Options | null {
     playbackDir: args['playback-dir'] ?? join('recordings', 'playback'),
     callPrefix: args['call-prefix'] ?? `sim-${Date.now()}`
   }
+}
+
+/** The account the start names; the gateway puts it in Redis names, so it must be an account id. */
+function accountOption (value: string | undefined): string {
+  if (value === undefined) return 'ACsimulator'
+  if (!isTenantId(value)) throw new UsageError(`--account must be letters, digits and . _ @ + -, starting with a letter or digit, not "${value}"`)
+  return value
 }
 
 /** The call's audio at its rate: the WAV (first channel, resampled), or a 300 → 3000 Hz sweep. */
@@ -177,7 +189,7 @@ function loadAudio (file: string | undefined, rate: number, seconds: number | nu
 
 async function runCall (options: Options, id: string): Promise<CallResult> {
   const result: CallResult = { interaction_id: id, ok: false, frames_sent: 0, bytes_sent: 0, close_code: null }
-  const call = options.simulator.call(id, options.sampleRate)
+  const call = options.simulator.call(id, options.sampleRate, options.account)
   const ws = new WebSocket(options.url, { headers: options.headers, perMessageDeflate: false })
   const playback: Buffer[] = []
   const send = (message: Record<string, unknown> | Buffer): void => {

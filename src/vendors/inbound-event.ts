@@ -10,7 +10,8 @@ export type InboundEvent =
 
 export interface StreamStart {
   callId: string
-  tenantId: string | null
+  /** The account the start names (a claim): the connection's credential decides whether it stands. */
+  accountId: string | null
   streamId: string | null
   /** The rate of the call's audio, as the adapter settled it (from the URL, the message or the vendor's fixed rate). */
   sampleRate: number

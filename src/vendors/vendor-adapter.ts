@@ -15,6 +15,11 @@ export interface VendorAdapter {
   /** Auth methods this vendor brings, such as a request signature. */
   readonly authMethods?: readonly AuthMethod[]
   /**
+   * The accounts a connection admitted by the IP allowlist may stream for (its <NAME>_ACCOUNT_SIDS): the allowlist
+   * vouches for no account, so without a list the account the start names is taken as it is.
+   */
+  readonly ipAccounts?: readonly string[] | null
+  /**
    * Checks the upgrade request before the socket opens. Returns what the stream needs to know from it, or
    * `{ error }`, which refuses the upgrade with 400 and that message.
    */

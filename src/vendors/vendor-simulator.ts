@@ -10,8 +10,8 @@ export interface VendorSimulator {
   readonly chunkMs: number
   /** The URL to connect to, from the one given: adds what the vendor puts there (a sample rate, say). */
   url? (url: string, sampleRate: number): string
-  /** One call's messages, numbered as the vendor numbers them. */
-  call (callId: string, sampleRate: number): SimulatedCall
+  /** One call's messages, numbered as the vendor numbers them; `accountId` is the account its start names. */
+  call (callId: string, sampleRate: number, accountId: string): SimulatedCall
 }
 
 export interface SimulatedCall {

@@ -51,7 +51,7 @@ export const exotelNumbers = {
     start: {
       stream_sid: streamSid,
       call_sid: callSid,
-      account_sid: '<account_sid>',
+      account_sid: 'ACnumeric', // the page's placeholder, <account_sid>, is not an account id
       from: '+919876543210',
       to: '+911234567890',
       custom_parameters: { key1: 'value1', key2: 'value2' },

@@ -40,14 +40,24 @@ export class Subscriber {
 
   frames (interactionId: string): Array<{ header: AudioFrameHeader, pcm: Buffer }> {
     return this.published.items
-      .filter(({ channel }) => channel === `${this.#prefix}audio:${interactionId}`)
+      .filter(({ channel }) => this.#isAudioOf(channel, interactionId))
       .map(({ message }) => decodeAudioFrame(message))
+  }
+
+  /** The frames published on one channel, as call.start names it. */
+  framesOn (channel: string): Array<{ header: AudioFrameHeader, pcm: Buffer }> {
+    return this.published.items.filter((item) => item.channel === channel).map(({ message }) => decodeAudioFrame(message))
+  }
+
+  /** `{prefix}audio:{tenant:interaction_id}`, whatever the tenant. */
+  #isAudioOf (channel: string, interactionId: string): boolean {
+    return channel.startsWith(`${this.#prefix}audio:{`) && channel.endsWith(`:${interactionId}}`)
   }
 
   /** Channels in publish order for one call: 'start', 'audio', 'dtmf', 'stop'… */
   sequence (interactionId: string): string[] {
     return this.published.items.flatMap(({ channel, message }) => {
-      if (channel === `${this.#prefix}audio:${interactionId}`) return ['audio']
+      if (this.#isAudioOf(channel, interactionId)) return ['audio']
       if (channel !== `${this.#prefix}calls`) return []
       const event = JSON.parse(message.toString()) as CallEvent
       return event.interaction_id === interactionId ? [event.type.slice('call.'.length)] : []

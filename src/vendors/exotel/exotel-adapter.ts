@@ -10,10 +10,11 @@ export const EXOTEL_SAMPLE_RATES = [8000, 16000, 24000] as const
  * Exotel's Stream (one-way) and Voicebot (two-way) applets: JSON events with base64 PCM s16le at the rate the URL's
  * `sample-rate` asks for (https://developer.exotel.com/docs/agentstream/websocket-protocol).
  */
-export function createExotelAdapter (defaultSampleRate: number): VendorAdapter {
+export function createExotelAdapter (defaultSampleRate: number, ipAccounts: readonly string[] | null = null): VendorAdapter {
   return {
     name: 'exotel',
     auth: ['ip', 'basic'],
+    ipAccounts,
 
     accept ({ query, principal }) {
       const sampleRate = requestedRate(query, defaultSampleRate)
@@ -63,7 +64,7 @@ function exotelEvents (sampleRate: number): EventMapping<typeof exotelMessages> 
       kind: 'start',
       start: {
         callId: start.call_sid,
-        tenantId: start.account_sid ?? null,
+        accountId: start.account_sid ?? null,
         streamId: streamSid ?? start.stream_sid ?? camelStreamSid ?? start.streamSid ?? null,
         sampleRate,
         declaredSampleRate: parseRate(start.media_format?.sample_rate),

@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox'
-import { CallId as CallSid, Counter } from '../message-fields.js'
+import { AccountId, CallId as CallSid, Counter } from '../message-fields.js'
 
 /**
  * Every Exotel Stream / Voicebot event (https://developer.exotel.com/docs/agentstream/websocket-protocol), one
@@ -22,7 +22,7 @@ export const StartMessage = Type.Object({
     stream_sid: StreamSid,
     streamSid: StreamSid,
     call_sid: CallSid,
-    account_sid: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+    account_sid: Type.Optional(AccountId),
     from: OptionalText,
     to: OptionalText,
     custom_parameters: Type.Optional(Type.Record(Type.String(), Type.Unknown())),

@@ -9,7 +9,7 @@ export const exotelSimulator: VendorSimulator = {
   // Exotel streams at the rate the applet's URL names.
   url: (url, sampleRate) => (/[?&]sample[-_]rate=/.test(url) ? url : `${url}${url.includes('?') ? '&' : '?'}sample-rate=${sampleRate}`),
 
-  call (callId: string, sampleRate: number): SimulatedCall {
+  call (callId: string, sampleRate: number, accountId: string): SimulatedCall {
     const sid = `MZ${callId}`
     const opening = [
       { event: 'connected' },
@@ -20,7 +20,7 @@ export const exotelSimulator: VendorSimulator = {
         start: {
           stream_sid: sid,
           call_sid: callId,
-          account_sid: 'ACsimulator',
+          account_sid: accountId,
           from: '+910000000001',
           to: '+910000000002',
           custom_parameters: { simulator: 'rtaa-sim' },
@@ -36,7 +36,7 @@ export const exotelSimulator: VendorSimulator = {
         event: 'media', sequence_number: next(), stream_sid: sid, media: { chunk: String(chunk), timestamp: String(timestampMs), payload: pcm.toString('base64') }
       }),
       dtmf: (digit) => ({ event: 'dtmf', sequence_number: next(), stream_sid: sid, dtmf: { digit, duration: '100' } }),
-      stop: () => ({ event: 'stop', sequence_number: next(), stream_sid: sid, stop: { call_sid: callId, account_sid: 'ACsimulator', reason: 'callended' } }),
+      stop: () => ({ event: 'stop', sequence_number: next(), stream_sid: sid, stop: { call_sid: callId, account_sid: accountId, reason: 'callended' } }),
       hear: (message) => hearMediaAndMarks(message, (pcm) => pcm, (name) => ({ event: 'mark', sequence_number: next(), stream_sid: sid, mark: { name } })),
       playbackRate: sampleRate
     }

@@ -1,7 +1,7 @@
 import { checkWholeSamples } from '../../audio/pcm.js'
 import { createJsonEventDecoder, decodeAudio, type EventMapping } from '../json-messages.js'
 import { CloseCode, type ProtocolError } from '../protocol-error.js'
-import type { StreamContext, VendorAdapter } from '../vendor-adapter.js'
+import type { VendorAdapter } from '../vendor-adapter.js'
 import { NATIVE_DEFAULT_SAMPLE_RATE, nativeMessages } from './native-messages.js'
 
 /**
@@ -27,9 +27,8 @@ export function createNativeAdapter (): VendorAdapter {
     // A native stream always opens with its start, which only it keys by interaction_id.
     detect: (message) => (message.event === 'start' && 'interaction_id' in message ? 'yes' : 'no'),
 
-    createDecoder (context: StreamContext) {
-      const tenantId = context.principal.method === 'jwt' ? context.principal.tenantId : null
-      const decodeText = createJsonEventDecoder('native', nativeMessages, nativeEvents(tenantId))
+    createDecoder () {
+      const decodeText = createJsonEventDecoder('native', nativeMessages, nativeEvents)
       return {
         decode (data, isBinary, withUnknownFields) {
           if (!isBinary) return decodeText(data, false, withUnknownFields)
@@ -42,21 +41,20 @@ export function createNativeAdapter (): VendorAdapter {
   }
 }
 
-function nativeEvents (tenantId: string | null): EventMapping<typeof nativeMessages> {
-  return {
-    start: (start) => ({
-      kind: 'start',
-      start: {
-        callId: start.interaction_id,
-        tenantId,
-        streamId: null,
-        sampleRate: start.sample_rate ?? NATIVE_DEFAULT_SAMPLE_RATE,
-        declaredSampleRate: null,
-        from: null,
-        to: null,
-        customParameters: start.metadata ?? {}
-      }
-    }),
-    stop: (stop) => ({ kind: 'stop', reason: stop.reason ?? null })
-  }
+// The start names no account: the token's tenant_id claim is the tenant.
+const nativeEvents: EventMapping<typeof nativeMessages> = {
+  start: (start) => ({
+    kind: 'start',
+    start: {
+      callId: start.interaction_id,
+      accountId: null,
+      streamId: null,
+      sampleRate: start.sample_rate ?? NATIVE_DEFAULT_SAMPLE_RATE,
+      declaredSampleRate: null,
+      from: null,
+      to: null,
+      customParameters: start.metadata ?? {}
+    }
+  }),
+  stop: (stop) => ({ kind: 'stop', reason: stop.reason ?? null })
 }

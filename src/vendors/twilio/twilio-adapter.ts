@@ -11,11 +11,21 @@ export const TWILIO_SAMPLE_RATE = 8000
  * Twilio Media Streams (<Start><Stream> one-way, <Connect><Stream> two-way). Twilio connects from any public
  * address, so with an auth token it is admitted by its request signature; without one, by the IP allowlist.
  */
-export function createTwilioAdapter (authToken: string | undefined): VendorAdapter {
+export interface TwilioAdapterOptions {
+  /** With it, Twilio is admitted by its request signature; without it, by the IP allowlist. */
+  authToken?: string
+  /** The account the auth token belongs to; a signed stream's start must name it. */
+  accountSid?: string
+  /** The accounts a stream admitted by the IP allowlist may name; null: any. */
+  ipAccounts?: readonly string[] | null
+}
+
+export function createTwilioAdapter ({ authToken, accountSid, ipAccounts = null }: TwilioAdapterOptions): VendorAdapter {
   return {
     name: 'twilio',
     auth: authToken === undefined ? ['ip'] : [TWILIO_SIGNATURE_METHOD],
-    authMethods: authToken === undefined ? [] : [createTwilioSignatureMethod(authToken)],
+    authMethods: authToken === undefined ? [] : [createTwilioSignatureMethod(authToken, accountSid ?? null)],
+    ipAccounts,
     accept: ({ principal }) => ({ principal, sampleRate: TWILIO_SAMPLE_RATE }),
     detect: detectTwilio,
     createDecoder: () => ({ decode: createJsonEventDecoder('Twilio', twilioMessages, twilioEvents) }),
@@ -44,7 +54,7 @@ const twilioEvents: EventMapping<typeof twilioMessages> = {
     kind: 'start',
     start: {
       callId: start.callSid,
-      tenantId: start.accountSid,
+      accountId: start.accountSid,
       streamId: start.streamSid,
       sampleRate: TWILIO_SAMPLE_RATE,
       declaredSampleRate: start.mediaFormat?.sampleRate ?? null,

@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox'
-import { CallId, Counter } from '../message-fields.js'
+import { AccountId, CallId, Counter } from '../message-fields.js'
 
 /**
  * Twilio Media Streams events (https://www.twilio.com/docs/voice/media-streams/websocket-messages, checked against
@@ -19,7 +19,7 @@ export const StartMessage = Type.Object({
   sequenceNumber: Type.Optional(Counter),
   streamSid: StreamSid,
   start: Type.Object({
-    accountSid: Type.String({ minLength: 1, maxLength: 128 }),
+    accountSid: AccountId,
     streamSid: Type.String({ maxLength: 256 }),
     callSid: CallId,
     tracks: Type.Optional(Type.Array(Type.String())),

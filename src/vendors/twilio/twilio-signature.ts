@@ -1,5 +1,6 @@
 import { createHmac, timingSafeEqual } from 'node:crypto'
 import type { AuthMethod } from '../../auth/auth-method.js'
+import type { Tenancy } from '../../auth/tenancy.js'
 
 export const TWILIO_SIGNATURE_METHOD = 'twilio-signature'
 
@@ -23,7 +24,9 @@ function signedUrls (url: string): string[] {
   return [`wss://${hostname}${path}`, `wss://${hostname}:443${path}`]
 }
 
-export function createTwilioSignatureMethod (authToken: string): AuthMethod {
+/** `accountSid`: the account the auth token belongs to (TWILIO_ACCOUNT_SID); null: the start's accountSid stands. */
+export function createTwilioSignatureMethod (authToken: string, accountSid: string | null = null): AuthMethod {
+  const tenancy: Tenancy = accountSid === null ? { kind: 'claimed' } : { kind: 'accounts', accounts: [accountSid] }
   return {
     name: TWILIO_SIGNATURE_METHOD,
     applies: (request) => request.headers['x-twilio-signature'] !== undefined,
@@ -36,7 +39,7 @@ export function createTwilioSignatureMethod (authToken: string): AuthMethod {
         const expected = Buffer.from(twilioSignature(authToken, url))
         if (expected.length === given.length && timingSafeEqual(expected, given)) matched = true
       }
-      if (matched) return { method: 'vendor', name: TWILIO_SIGNATURE_METHOD, ip: request.ip }
+      if (matched) return { method: 'vendor', name: TWILIO_SIGNATURE_METHOD, ip: request.ip, tenancy }
       return { status: 401, reason: 'bad_signature', message: 'invalid X-Twilio-Signature' }
     }
   }

@@ -8,7 +8,7 @@ export const twilioSimulator: VendorSimulator = {
   defaultSampleRate: TWILIO_SAMPLE_RATE,
   chunkMs: 20,
 
-  call (callId: string): SimulatedCall {
+  call (callId: string, _sampleRate: number, accountId: string): SimulatedCall {
     const sid = `MZ${callId}`
     const opening = [
       { event: 'connected', protocol: 'Call', version: '1.0.0' },
@@ -16,7 +16,7 @@ export const twilioSimulator: VendorSimulator = {
         event: 'start',
         sequenceNumber: '1',
         start: {
-          accountSid: 'ACsimulator',
+          accountSid: accountId,
           streamSid: sid,
           callSid: callId,
           tracks: ['inbound'],
@@ -34,7 +34,7 @@ export const twilioSimulator: VendorSimulator = {
         event: 'media', sequenceNumber: next(), media: { track: 'inbound', chunk: String(chunk), timestamp: String(timestampMs), payload: encodeMulaw(pcm).toString('base64') }, streamSid: sid
       }),
       dtmf: (digit) => ({ event: 'dtmf', streamSid: sid, sequenceNumber: next(), dtmf: { track: 'inbound_track', digit } }),
-      stop: () => ({ event: 'stop', sequenceNumber: next(), streamSid: sid, stop: { accountSid: 'ACsimulator', callSid: callId } }),
+      stop: () => ({ event: 'stop', sequenceNumber: next(), streamSid: sid, stop: { accountSid: accountId, callSid: callId } }),
       hear: (message) => hearMediaAndMarks(message, decodeMulaw, (name) => ({ event: 'mark', sequenceNumber: next(), streamSid: sid, mark: { name } })),
       playbackRate: TWILIO_SAMPLE_RATE
     }
