@@ -24,18 +24,22 @@ server.on('connection', (socket, request) => {
   const sampleRate = Number(new URL(request.url ?? '/', 'http://x').searchParams.get('sample-rate') ?? 8000)
   const decoder = adapter.createDecoder({ principal: { method: 'ip', ip: '127.0.0.1' }, sampleRate })
   let id: string | null = null
+  let tenant: string | null = null
+  let channel = ''
   let seq = 0
   socket.on('message', (data, isBinary) => {
     try {
       const { event } = decoder.decode(data as Buffer, isBinary, false)
       if (event.kind === 'start') {
         id = event.start.callId
+        tenant = event.start.accountId
+        channel = audioChannel(prefix, { tenantId: tenant, tenantVerified: false, interactionId: id })
         // eslint-disable-next-line no-void -- as lean as a hand-written server gets: no handler per publish
         void redis.publish(callsChannel(prefix), JSON.stringify({ type: 'call.start', interaction_id: id }))
       } else if (event.kind === 'media' && id !== null) {
-        const header = { interaction_id: id, tenant_id: null, seq: ++seq, vendor_seq: event.vendorSeq, timestamp_ms: event.timestampMs ?? 0, sample_rate: sampleRate, encoding: 'pcm_s16le' as const, channels: 1 as const }
+        const header = { interaction_id: id, tenant_id: tenant, seq: ++seq, vendor_seq: event.vendorSeq, timestamp_ms: event.timestampMs ?? 0, sample_rate: sampleRate, encoding: 'pcm_s16le' as const, channels: 1 as const }
         // eslint-disable-next-line no-void -- as above
-        void redis.publish(audioChannel(prefix, null, id), encodeAudioFrame(header, event.pcm))
+        void redis.publish(channel, encodeAudioFrame(header, event.pcm))
       } else if (event.kind === 'stop') {
         socket.close(1000)
       }

@@ -8,7 +8,7 @@ import { matchCredential, parseCredentials } from '../src/auth/basic-credentials
 import { beyondLoopback, createIpAllowlist, parseCidrList } from '../src/auth/ip-allowlist.js'
 import type { AuthFailure, AuthRequest } from '../src/auth/auth-method.js'
 import type { Principal } from '../src/auth/principal.js'
-import { isTenantId, parseBasicAccounts } from '../src/auth/tenancy.js'
+import { isTenantId, parseBasicAccounts, type Tenancy } from '../src/auth/tenancy.js'
 import { ConfigError, type CoreConfig } from '../src/core-config.js'
 
 declare module 'fastify' {
@@ -40,16 +40,19 @@ export default fp(async (fastify) => {
   const { config } = fastify
   const allowlist = parseCidrList(config.AUTH_IP_ALLOWLIST)
   const isAllowedIp = createIpAllowlist(allowlist)
-  warnOfOpenTenancy(fastify, beyondLoopback(allowlist))
   const credentials = parseCredentials(config.BASIC_AUTH_CREDENTIALS)
   const accountsOfKey = parseBasicAccounts(config.BASIC_AUTH_ACCOUNTS, credentials.map(({ key }) => key))
+  warnOfUnverifiedTenants(fastify, allowlist, accountsOfKey)
   fastify.decorateRequest('principal', null)
 
   await fastify.register(fastifyBasicAuth, {
     async validate (key, token, request) {
       const matched = matchCredential(credentials, key, token)
       if (matched === null) throw new Error('credentials do not match')
-      request.principal = { method: 'basic', key: matched, tenancy: accountsOfKey.get(matched) ?? { kind: 'claimed' } }
+      const tenancy = accountsOfKey.get(matched)
+      // parseBasicAccounts gives every key an entry; were one missing, the key would admit no one.
+      if (tenancy === undefined) throw new Error('credentials do not match')
+      request.principal = { method: 'basic', key: matched, tenancy }
     }
   })
   const jwtEnabled = await registerJwt(fastify, config)
@@ -125,14 +128,21 @@ export default fp(async (fastify) => {
 }, { name: 'auth', fastify: '5.x', dependencies: ['metrics', 'vendors'], decorators: { fastify: ['config'] } })
 
 /**
- * A vendor's egress ranges serve all its customers, so an allowlist beyond loopback lets any of them stream as any
- * account, unless the vendor has an account list for the allowlist (<NAME>_ACCOUNT_SIDS).
+ * Credentials whose calls take whatever account the start names, as unverified tenants: Basic keys bound to `*`,
+ * vendor methods without their account (a signature covers only the URL, so a replayed upgrade names any), and the
+ * IP allowlist beyond loopback, since a vendor's egress ranges serve all its customers, for vendors without a list.
  */
-function warnOfOpenTenancy (fastify: FastifyInstance, ranges: string[]): void {
-  const open = fastify.vendors.filter((adapter) => adapter.auth.includes('ip') && (adapter.ipAccounts ?? null) === null)
-  if (ranges.length === 0 || open.length === 0) return
-  fastify.log.warn({ ranges, vendors: open.map(({ name }) => name), variables: open.map(({ name }) => `${name.toUpperCase()}_ACCOUNT_SIDS`) },
-    'AUTH_IP_ALLOWLIST admits addresses beyond loopback, and these vendors take whatever account a stream names: set their account lists')
+function warnOfUnverifiedTenants (fastify: FastifyInstance, allowlist: string[], accountsOfKey: ReadonlyMap<string, Tenancy>): void {
+  const basicKeys = [...accountsOfKey].filter(([, tenancy]) => tenancy.kind === 'claimed').map(([key]) => key)
+  const methods = fastify.vendors.flatMap((adapter) => adapter.authMethods ?? []).filter(({ tenancy }) => tenancy.kind === 'claimed').map(({ name }) => name)
+  const ranges = beyondLoopback(allowlist)
+  const open = ranges.length === 0 ? [] : fastify.vendors.filter((adapter) => adapter.auth.includes('ip') && (adapter.ipAccounts ?? null) === null)
+  if (basicKeys.length > 0) fastify.log.warn({ keys: basicKeys }, 'BASIC_AUTH_ACCOUNTS binds these keys to *: their streams name their own account, unverified')
+  if (methods.length > 0) fastify.log.warn({ methods }, 'these auth methods vouch for no account: their streams name their own, unverified; set the vendor\'s account')
+  if (open.length > 0) {
+    fastify.log.warn({ ranges, vendors: open.map(({ name }) => name), variables: open.map(({ name }) => `${name.toUpperCase()}_ACCOUNT_SIDS`) },
+      'AUTH_IP_ALLOWLIST admits addresses beyond loopback, and these vendors take whatever account a stream names: set their account lists')
+  }
 }
 
 /** An auth method as the plugin runs it: built-in ones need the Fastify request, vendor ones get AuthRequest. */

@@ -13,7 +13,8 @@ export const CoreConfigSchema = Type.Object({
   TLS_KEY_FILE: Type.Optional(Type.String({ minLength: 1 })),
 
   REDIS_URL: Type.String({ pattern: '^rediss?://', default: 'redis://127.0.0.1:6379' }),
-  REDIS_PREFIX: Type.String({ pattern: '^[^\\s*?\\[\\]]*$', default: 'rtaa:' }),
+  // No braces: a call's tag in its Redis names is the Cluster hash tag, and it must be the first one.
+  REDIS_PREFIX: Type.String({ pattern: '^[^\\s*?\\[\\]{}]*$', default: 'rtaa:' }),
   /** Frames and events wait in memory up to this while Redis is away or stalled; past it the oldest frames go. */
   REDIS_BUFFER_MAX_BYTES: Type.Integer({ minimum: 1024, maximum: 4 * 1024 * 1024 * 1024, default: 64 * 1024 * 1024 }),
 

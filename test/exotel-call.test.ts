@@ -30,6 +30,7 @@ for (const sampleRate of [8000, 16000, 24000]) {
       type: 'call.start',
       interaction_id: callSid,
       tenant_id: 'ACxxxxxxxxxxxxxxxxxxxxxxxx',
+      tenant_verified: false,
       vendor: 'exotel',
       stream_id: streamSid,
       sample_rate: sampleRate,
@@ -38,8 +39,8 @@ for (const sampleRate of [8000, 16000, 24000]) {
       from: '+919876543210',
       to: '+918047491899',
       custom_parameters: { key1: 'value1' },
-      audio_channel: `${gateway.prefix}audio:{ACxxxxxxxxxxxxxxxxxxxxxxxx:${callSid}}`,
-      playback_channel: `${gateway.prefix}playback:{ACxxxxxxxxxxxxxxxxxxxxxxxx:${callSid}}`,
+      audio_channel: `${gateway.prefix}audio:{~ACxxxxxxxxxxxxxxxxxxxxxxxx:${callSid}}`,
+      playback_channel: `${gateway.prefix}playback:{~ACxxxxxxxxxxxxxxxxxxxxxxxx:${callSid}}`,
       contract_version: 2
     })
     t.type(start.ts, 'number')

@@ -257,7 +257,7 @@ t.test('a call subscribes its playback channel while it is live, on the shared c
   await gateway.logs.waitFor((line) => line.msg === 'call started')
   const channels = async (): Promise<string[]> => (await counts.pubsub('CHANNELS', `${gateway.prefix}playback:*`)) as string[]
   for (let tries = 0; (await channels()).length === 0 && tries < 100; tries++) await new Promise((resolve) => setTimeout(resolve, 10))
-  t.same(await channels(), [`${gateway.prefix}playback:{ACxxxxxxxxxxxxxxxxxxxxxxxx:CAsubscribed}`], 'a two-way vendor\'s call subscribes its channel')
+  t.same(await channels(), [`${gateway.prefix}playback:{~ACxxxxxxxxxxxxxxxxxxxxxxxx:CAsubscribed}`], 'a two-way vendor\'s call subscribes its channel')
   client.close()
   await gateway.logs.waitFor((line) => line.msg === 'call ended')
   for (let tries = 0; (await channels()).length > 0 && tries < 100; tries++) await new Promise((resolve) => setTimeout(resolve, 10))

@@ -32,18 +32,19 @@ function fieldTable (marker: string): Map<string, string> {
 }
 
 /**
- * A name as the document's "Channels" table spells it: literals in backticks, and the words tenant_id,
- * interaction_id and "call tag" standing for their values (`_` for a null tenant_id).
+ * A name as the document's "Channels" table spells it: literals in backticks, and the words tenant, interaction_id
+ * and "call tag" standing for their values. As the table says, tenant is the tenant_id when verified, `~` and the
+ * tenant_id when not, `_` for none.
  */
-function documentedName (name: string, prefix: string, tenantId: string | null, interactionId: string): string {
+function documentedName (name: string, prefix: string, tenantId: string | null, verified: boolean, interactionId: string): string {
   const row = new RegExp(`^\\| ${name} \\| ([^|]+) \\|`, 'm').exec(doc)
   if (row === null) throw new Error(`docs/redis-contract.md does not spell the ${name}`)
-  const spelled = row[1].split(',')[0]
-  return [...spelled.matchAll(/`([^`]*)`|(call tag|tenant_id|interaction_id)/g)].map(([, literal, word]) => {
+  const spelled = row[1].split(/[,;]/)[0]
+  return [...spelled.matchAll(/`([^`]*)`|(call tag|tenant|interaction_id)/g)].map(([, literal, word]) => {
     if (literal !== undefined) return literal.replace('{prefix}', prefix)
-    if (word === 'tenant_id') return tenantId ?? '_'
+    if (word === 'tenant') return tenantId === null ? '_' : verified ? tenantId : `~${tenantId}`
     if (word === 'interaction_id') return interactionId
-    return documentedName('call tag', prefix, tenantId, interactionId)
+    return documentedName('call tag', prefix, tenantId, verified, interactionId)
   }).join('')
 }
 
@@ -113,7 +114,7 @@ const eventFields = {
 const headerFields = fieldTable('Header fields:')
 
 t.test('the document names the fields the issue promised', async (t) => {
-  t.same([...baseFields.keys()], ['type', 'interaction_id', 'tenant_id', 'vendor', 'stream_id', 'ts'])
+  t.same([...baseFields.keys()], ['type', 'interaction_id', 'tenant_id', 'tenant_verified', 'vendor', 'stream_id', 'ts'])
   t.same([...headerFields.keys()], ['interaction_id', 'tenant_id', 'seq', 'vendor_seq', 'timestamp_ms', 'sample_rate', 'encoding', 'channels'])
   t.same([...eventFields['call.stop'].keys()], ['reason', 'frames', 'bytes', 'duration_ms', 'frames_lost', 'gaps', 'duplicates', 'reordered'])
 })
@@ -143,7 +144,7 @@ t.test('the header encoder writes exactly the bytes JSON.stringify would', async
 })
 
 t.test('what the gateway publishes matches the document field for field', async (t) => {
-  const { gateway, published } = await gatewayWithRawSubscriber(t)
+  const { gateway, published } = await gatewayWithRawSubscriber(t, { EXOTEL_ACCOUNT_SIDS: 'ACxxxxxxxxxxxxxxxxxxxxxxxx' })
 
   const sampleRate = 16000
   const sent = [pcmFrame(3200, 1), pcmFrame(640, 2), pcmFrame(1600, 3)]
@@ -161,9 +162,10 @@ t.test('what the gateway publishes matches the document field for field', async 
   const { events, frames } = documentedCall(t, published.items, 'CAcontract')
   t.same(events.map((event) => event.type), ['call.start', 'call.dtmf', 'call.mark', 'call.stop'])
   const tenant = 'ACxxxxxxxxxxxxxxxxxxxxxxxx'
-  t.equal(events[0].audio_channel, documentedName('audio channel', 'rtaa:', tenant, 'CAcontract'), 'call.start names the audio channel as the document spells it')
+  t.equal(events[0].tenant_verified, true, 'EXOTEL_ACCOUNT_SIDS vouches for the account')
+  t.equal(events[0].audio_channel, documentedName('audio channel', 'rtaa:', tenant, true, 'CAcontract'), 'call.start names the audio channel as the document spells it')
   t.equal(events[0].audio_channel, 'rtaa:audio:{ACxxxxxxxxxxxxxxxxxxxxxxxx:CAcontract}')
-  t.equal(events[0].playback_channel, documentedName('playback channel', 'rtaa:', tenant, 'CAcontract'), 'and the playback channel')
+  t.equal(events[0].playback_channel, documentedName('playback channel', 'rtaa:', tenant, true, 'CAcontract'), 'and the playback channel')
   t.equal(events[0].contract_version, 2)
 
   t.equal(frames.length, sent.length)
@@ -210,13 +212,15 @@ t.test('Twilio and native calls publish the same documented shapes', async (t) =
 
   const tw = documentedCall(t, published.items, 'CAtw')
   t.same(tw.events.map((event) => event.type), ['call.start', 'call.dtmf', 'call.mark', 'call.stop'])
-  t.match(tw.events[0], { vendor: 'twilio', sample_rate: 8000 })
+  t.match(tw.events[0], { vendor: 'twilio', sample_rate: 8000, tenant_id: 'ACtw', tenant_verified: false })
+  t.equal(tw.events[0].audio_channel, documentedName('audio channel', 'rtaa:', 'ACtw', false, 'CAtw'), 'an account merely named is marked in the names')
   t.equal(tw.frames.length, 1)
   t.ok(tw.frames[0].pcm.equals(Buffer.alloc(320)), 'μ-law 0xff is silence: 160 samples of PCM 0')
 
   const nv = documentedCall(t, published.items, 'native-contract')
   t.same(nv.events.map((event) => event.type), ['call.start', 'call.stop'])
-  t.match(nv.events[0], { vendor: 'native', tenant_id: 'tn', sample_rate: 24000, custom_parameters: { k: 'v' } })
+  t.match(nv.events[0], { vendor: 'native', tenant_id: 'tn', tenant_verified: true, sample_rate: 24000, custom_parameters: { k: 'v' } })
+  t.equal(nv.events[0].playback_channel, documentedName('playback channel', 'rtaa:', 'tn', true, 'native-contract'))
   t.match(nv.events[1], { reason: 'done', frames: 1, bytes: 960 })
   t.equal(nv.frames.length, 1)
 })

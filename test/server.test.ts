@@ -32,7 +32,7 @@ t.test('the server reads .env.local over .env, logs to LOG_FILE, and on SIGTERM 
   const client = await ProviderClient.connect(`ws://127.0.0.1:${port}/v1/ingest?sample-rate=16000`)
   client.send(exotelStrings.start('CAserver'))
   client.send(exotelStrings.media('MZCAserver', 2, 1, 0, pcmFrame(640, 1)))
-  await subscriber.published.waitFor(({ channel }) => channel === 'from-local:audio:{ACxxxxxxxxxxxxxxxxxxxxxxxx:CAserver}')
+  await subscriber.published.waitFor(({ channel }) => channel === 'from-local:audio:{~ACxxxxxxxxxxxxxxxxxxxxxxxx:CAserver}')
 
   server.child.kill('SIGTERM')
   t.same(await client.closed, { code: 1001, reason: 'server shutting down' })

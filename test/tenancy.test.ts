@@ -185,7 +185,7 @@ t.test('a replica killed while it owns a call: the call can stream again once th
   const env = { REDIS_URL: redis.url, REDIS_PREFIX: prefix, CALL_CLAIM_TTL_MS: '1500' }
   const [replicaA, replicaB] = await Promise.all([startReplica(t, env), startReplica(t, env)])
   const subscriber = await Subscriber.start(t, redis.url, prefix)
-  const expired = await keyEvent(t, 'expired', `${prefix}call:{ACxxxxxxxxxxxxxxxxxxxxxxxx:CAkill}`)
+  const expired = await keyEvent(t, 'expired', `${prefix}call:{~ACxxxxxxxxxxxxxxxxxxxxxxxx:CAkill}`)
 
   const doomed = await ProviderClient.connect(`${replicaA.wsUrl}/v1/ingest?sample-rate=8000`)
   doomed.send(exotelStrings.start('CAkill'))
@@ -246,6 +246,10 @@ t.test('the IP allowlist: a vendor\'s account list decides, and without one the 
   const client = await ProviderClient.connect(`${gateway.wsUrl}/v1/ingest?sample-rate=8000`)
   client.send(exotelStart('CAiplist', 'ACX'))
   t.same(await client.closed, { code: 1008, reason: 'account ACX is not one this credential may stream for' })
+  // The vendor's addresses serve all its customers: a start naming no account is nobody's.
+  const unnamed = await ProviderClient.connect(`${gateway.wsUrl}/v1/ingest?sample-rate=8000`)
+  unnamed.send(exotelStart('CAunnamed', null))
+  t.same(await unnamed.closed, { code: 1008, reason: 'the start names no account' })
 
   const open = await startGateway(t, redis.url, { AUTH_IP_ALLOWLIST: '127.0.0.0/8,203.0.113.0/24', SUPPORT_TWILIO: 'false' })
   t.match(open.logs.items.find((line) => String(line.msg).startsWith('AUTH_IP_ALLOWLIST admits addresses beyond loopback')),
@@ -256,6 +260,10 @@ t.test('the IP allowlist: a vendor\'s account list decides, and without one the 
   const loopback = await startGateway(t, redis.url)
   await waitReady(loopback)
   t.notOk(loopback.logs.items.some((line) => String(line.msg).startsWith('AUTH_IP_ALLOWLIST admits')), 'nor for the loopback default')
+
+  const unbound = await startGateway(t, redis.url, { ...BASIC, TWILIO_AUTH_TOKEN: 'tenancy-twilio-token' })
+  t.match(unbound.logs.items.find((line) => String(line.msg).startsWith('BASIC_AUTH_ACCOUNTS binds these keys to *')), { level: 40, keys: ['keyAny'] })
+  t.match(unbound.logs.items.find((line) => String(line.msg).startsWith('these auth methods vouch for no account')), { level: 40, methods: ['twilio-signature'] })
 })
 
 t.test('METRICS_TENANT_LABEL stays bounded whatever accounts clients name', async (t) => {
@@ -273,7 +281,7 @@ t.test('METRICS_TENANT_LABEL stays bounded whatever accounts clients name', asyn
   t.equal(started[0].value, calls)
 })
 
-t.test('Redis away: a live call goes on; a call started meanwhile is claimed once Redis answers, and ends if another stream holds it by then', async (t) => {
+t.test('Redis away: live calls go on; a call started meanwhile is claimed once Redis answers; of two streams of a call, the older keeps it', async (t) => {
   const env = { CALL_CLAIM_TTL_MS: '1000', REDIS_PREFIX: 'away:' }
   const proxy = await TcpProxy.start(redis.port)
   t.teardown(() => proxy.close())
@@ -282,7 +290,7 @@ t.test('Redis away: a live call goes on; a call started meanwhile is claimed onc
   const { gateway: other, subscriber } = await startListenedGateway(t, redis.url, env)
   const keys = new Redis(redis.url)
   t.teardown(() => keys.disconnect())
-  const expired = await keyEvent(t, 'expired', 'away:call:{ACxxxxxxxxxxxxxxxxxxxxxxxx:CAkept}')
+  const expired = await keyEvent(t, 'expired', 'away:call:{~ACxxxxxxxxxxxxxxxxxxxxxxxx:CAkept}')
 
   const kept = await ProviderClient.connect(`${cutOff.wsUrl}/v1/ingest?sample-rate=8000`)
   kept.send(exotelStrings.start('CAkept'))
@@ -301,11 +309,59 @@ t.test('Redis away: a live call goes on; a call started meanwhile is claimed onc
   kept.send(exotelStrings.media('MZCAkept', 2, 1, 0, pcmFrame(1600, 1)))
 
   proxy.restore()
-  t.same(await kept.closed, { code: 1008, reason: 'call CAkept is streaming elsewhere' }, 'once Redis answers, the stream whose claim another holds ends')
+  // The cut-off replica claims at once when Redis is back: its stream of CAkept is the older, so it takes the claim
+  // back, and the younger stream finds so at its next renewal.
+  t.same(await taker.closed, { code: 1008, reason: 'call CAkept is streaming elsewhere' }, 'the younger stream of the call ends')
   await subscriber.published.waitFor(({ message }) => message.includes('"call.stop"') && message.includes('"reason":"duplicate"'))
-  t.equal(await keys.exists('away:call:{ACxxxxxxxxxxxxxxxxxxxxxxxx:CAmeanwhile}'), 1, 'the call started meanwhile is claimed once Redis answers')
+  t.equal(await keys.exists('away:call:{~ACxxxxxxxxxxxxxxxxxxxxxxxx:CAmeanwhile}'), 1, 'the call started meanwhile is claimed once Redis answers')
   meanwhile.send(exotelStrings.stop('CAmeanwhile', 'MZCAmeanwhile', 2))
   t.equal((await meanwhile.closed).code, 1000, 'and goes on')
-  t.equal(taker.ws.readyState, taker.ws.OPEN, 'the stream that holds the claim goes on')
-  taker.close()
+  kept.send(exotelStrings.stop('CAkept', 'MZCAkept', 3))
+  t.equal((await kept.closed).code, 1000, 'the older stream went on through the outage and after it')
+  const keptStop = await subscriber.published.waitFor(({ message }) => message.includes('"call.stop"') && message.includes('CAkept') && message.includes('"reason":"callended"'))
+  t.match(JSON.parse(keptStop.message.toString()), { frames: 1, frames_lost: 0 }, 'with its frame from the outage')
+})
+
+t.test('an account a client merely names never takes a verified tenant\'s names, nor learns which of its calls are live', async (t) => {
+  const secret = 'tenancy-test-secret-of-32-bytes-at-least'
+  const { gateway, subscriber } = await startListenedGateway(t, redis.url, { SUPPORT_NATIVE: 'true', JWT_SECRET: secret })
+  const verified = await ProviderClient.connect(`${gateway.wsUrl}/v1/ingest/native`, { headers: { authorization: `Bearer ${signJwt({ tenant_id: 'ACA', exp: inSeconds(60) }, secret)}` } })
+  verified.send({ event: 'start', interaction_id: 'CAsame', sample_rate: 8000 })
+  await verified.received.waitFor(() => true)
+
+  // The IP allowlist with no account list: whatever the start names, unverified.
+  const named = await ProviderClient.connect(`${gateway.wsUrl}/v1/ingest/exotel?sample-rate=8000`)
+  named.send(exotelStart('CAsame', 'ACA'))
+  named.send(exotelStrings.stop('CAsame', 'MZCAsame', 2))
+  t.same(await named.closed, { code: 1000, reason: 'stream stopped' }, 'not refused: nothing is said about the verified call')
+  verified.send({ event: 'stop' })
+  await verified.closed
+  await subscriber.published.waitFor(({ message }) => message.includes('"call.stop"') && message.includes('"tenant_verified":true'))
+  const starts = subscriber.events('CAsame').filter((event) => event.type === 'call.start') as CallStartEvent[]
+  t.same(starts.map(({ tenant_id: tenant, tenant_verified: isVerified, audio_channel: channel }) => ({ tenant, isVerified, channel })).sort((a, b) => Number(b.isVerified) - Number(a.isVerified)), [
+    { tenant: 'ACA', isVerified: true, channel: `${gateway.prefix}audio:{ACA:CAsame}` },
+    { tenant: 'ACA', isVerified: false, channel: `${gateway.prefix}audio:{~ACA:CAsame}` }
+  ], 'two calls, the merely named one marked in its events and names')
+})
+
+t.test('a stream that sends more than the claim\'s wait allows before its start is accepted is refused, and publishes nothing', async (t) => {
+  const own = await TestRedis.start()
+  t.teardown(() => own.stop())
+  const { gateway } = await startListenedGateway(t, own.url)
+  const subscriber = await Subscriber.start(t, own.url, gateway.prefix)
+  own.pause() // connected, answering nothing: the claim waits
+  t.teardown(() => own.resume())
+  const flood = await ProviderClient.connect(`${gateway.wsUrl}/v1/ingest?sample-rate=8000`)
+  flood.send(exotelStrings.start('CAflood'))
+  for (let i = 0; i < 250; i++) flood.send(exotelStrings.media('MZCAflood', i + 2, i + 1, i * 100, pcmFrame(16, i)))
+  t.same(await flood.closed, { code: 1008, reason: 'too many messages before the call was accepted' })
+  t.match(await gateway.logs.waitFor((line) => line.msg === 'closing connection: bad input' && line.interaction_id === 'CAflood'), { close_code: 1008 })
+  own.resume()
+  const after = await ProviderClient.connect(`${gateway.wsUrl}/v1/ingest?sample-rate=8000`)
+  after.send(exotelStrings.start('CAafterflood'))
+  after.send(exotelStrings.stop('CAafterflood', 'MZCAafterflood', 2))
+  t.equal((await after.closed).code, 1000)
+  await subscriber.waitForEvent('call.stop', 'CAafterflood')
+  t.same(subscriber.events('CAflood'), [], 'the refused stream published nothing')
+  t.same(subscriber.published.items.filter(({ channel }) => channel.includes('CAflood')), [])
 })

@@ -1,4 +1,5 @@
 import type { VendorPrincipal } from './principal.js'
+import type { Tenancy } from './tenancy.js'
 
 /** A parsed query string: a parameter given twice is an array. */
 export type Query = Readonly<Record<string, string | readonly string[] | undefined>>
@@ -7,6 +8,8 @@ export type Query = Readonly<Record<string, string | readonly string[] | undefin
 export interface AuthMethod {
   /** Unique among auth methods; vendors list it in their `auth`. */
   readonly name: string
+  /** The accounts its principals may stream for. */
+  readonly tenancy: Tenancy
   /** Whether the request carries this method's credential; the first method that applies decides. */
   applies (request: AuthRequest): boolean
   /** The principal, or the reason for refusing (logged, never with the credential). */

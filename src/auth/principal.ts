@@ -34,7 +34,7 @@ export function tenancyOf (principal: Principal, ipAccounts: readonly string[] |
     case 'vendor':
       return principal.tenancy
     case 'ip':
-      return ipAccounts === null ? { kind: 'claimed' } : { kind: 'accounts', accounts: ipAccounts }
+      return ipAccounts === null ? { kind: 'claimed' } : { kind: 'listed', accounts: ipAccounts }
   }
 }
 

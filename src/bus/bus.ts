@@ -12,20 +12,23 @@ export interface Bus {
   audioChannel (call: CallRef): string
   playbackChannel (call: CallRef): string
   publishEvent (event: CallEvent): Promise<void>
-  /** Publishes one frame and reports its fate to `outcome`; within a call, publish order is call order. */
-  publishAudio (header: AudioFrameHeader, pcm: Buffer, outcome: PublishOutcome): void
+  /** Publishes one frame of a call and reports its fate to `outcome`; within a call, publish order is call order. */
+  publishAudio (call: CallRef, header: AudioFrameHeader, pcm: Buffer, outcome: PublishOutcome): void
   /** Starts delivering one call's playback messages to the receiver; until then nothing is subscribed. */
   subscribePlayback (call: CallRef): void
   unsubscribePlayback (call: CallRef): void
   /** The one receiver of every call's playback messages, which finds the call by its tag (`callTag`). */
   receivePlayback (receiver: PlaybackReceiver): void
   /**
-   * Claims a call for `owner` for `ttlMs`, or renews the claim `owner` holds: true when `owner` holds it now, false
-   * when another owner does, null when Redis cannot say (unreachable, or an error).
+   * Claims a call for `owner` for `ttlMs`, or renews the claim `owner` holds. `owner` starts with the stream's start
+   * time and a colon: a claim held by a younger stream is taken from it. True when `owner` holds it now, false when an
+   * older stream does, null when Redis cannot say (unreachable, or an error).
    */
   claimCall (call: CallRef, owner: string, ttlMs: number): Promise<boolean | null>
   /** Gives a claim up, if `owner` still holds it; one that cannot be given up expires. */
   releaseCall (call: CallRef, owner: string): void
+  /** Called each time the claims can reach Redis again, so they are renewed at once. */
+  onReconnect (listener: () => void): void
   /** True while what is published now reaches Redis without waiting: readiness. */
   readonly connected: boolean
   /** Flushes what it can, then closes every connection. */

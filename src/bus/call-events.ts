@@ -5,6 +5,8 @@ export const CONTRACT_VERSION = 2
 interface CallEventBase {
   interaction_id: string
   tenant_id: string | null
+  /** Whether a credential vouches for tenant_id; false when the client merely named the account. */
+  tenant_verified: boolean
   vendor: string
   stream_id: string | null
   ts: number

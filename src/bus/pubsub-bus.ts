@@ -7,17 +7,22 @@ import { PublishDropped, type Bus, type PlaybackReceiver, type PublishOutcome } 
 import type { CallEvent } from './call-events.js'
 import { audioChannel, callsChannel, claimKey, playbackChannel, playbackTag, type CallRef } from './channels.js'
 
-/** Takes a free claim, or renews the caller's own: 1 when the caller holds it now, 0 when another owner does. */
+/**
+ * Takes a free claim, renews the caller's own, or takes one a younger stream holds (a claim value starts with its
+ * stream's start time, so after Redis lost its keys the call's first stream wins it back): 1 when the caller holds it
+ * now, 0 when an older stream does.
+ */
 const CLAIM = `
 local holder = redis.call('GET', KEYS[1])
-if holder == false then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return 1
-elseif holder == ARGV[1] then
+if holder == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   return 1
 end
-return 0`
+if holder ~= false and tonumber(string.match(holder, '^(%d+):')) <= tonumber(string.match(ARGV[1], '^(%d+):')) then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1`
 
 /** Deletes a claim only if the caller still holds it. */
 const RELEASE = `
@@ -26,7 +31,7 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0`
 
-/** The bus's connection, with the claim scripts defined on it. */
+/** The claims' connection, with the claim scripts defined on it. */
 type ClaimingRedis = Redis & {
   claimCall (key: string, owner: string, ttlMs: number): Promise<number>
   releaseCall (key: string, owner: string): Promise<number>
@@ -56,8 +61,9 @@ interface Pending {
 }
 
 /**
- * The bus over Redis pub/sub, on two connections of its own: one that publishes (PUBLISH, auto-pipelined) and
- * one subscribed to the playback channels of the calls live here, so Redis delivers a call's playback only to the
+ * The bus over Redis pub/sub, on three connections of its own: one that publishes (PUBLISH, auto-pipelined), one
+ * that holds the calls' claims, and one subscribed to the playback channels of the calls live here, so Redis
+ * delivers a call's playback only to the
  * replica that holds it.
  *
  * ioredis's offline queue is unbounded, so it is off: while Redis is away, or too slow to answer, publishes wait in
@@ -66,8 +72,9 @@ interface Pending {
  * after a reconnect.
  */
 export class PubSubBus implements Bus {
-  readonly #redis: ClaimingRedis
+  readonly #redis: Redis
   readonly #subscriber: Redis
+  readonly #claims: ClaimingRedis
   readonly #prefix: string
   readonly #callsChannel: string
   readonly #log: Log
@@ -76,6 +83,7 @@ export class PubSubBus implements Bus {
   readonly #maxBytes: number
   readonly #quitTimeoutMs: number
   #receiver: PlaybackReceiver | null = null
+  readonly #reconnected: Array<() => void> = []
   #buffer: Pending[] = []
   #bufferedBytes = 0
   #inFlightBytes = 0
@@ -97,9 +105,7 @@ export class PubSubBus implements Bus {
       // In-flight publishes fail at once when the connection drops; they come back here, not into ioredis.
       autoResendUnfulfilledCommands: false,
       maxRetriesPerRequest: 0
-    }) as ClaimingRedis
-    this.#redis.defineCommand('claimCall', { numberOfKeys: 1, lua: CLAIM })
-    this.#redis.defineCommand('releaseCall', { numberOfKeys: 1, lua: RELEASE })
+    })
     this.#redis.on('ready', () => {
       this.#wasConnected = true
       this.#log.info({ buffered: this.#buffer.length }, 'redis connected')
@@ -117,43 +123,54 @@ export class PubSubBus implements Bus {
       this.#receiver?.(playbackTag(this.#prefix, channel.toString()), message)
     })
     this.#subscriber.on('error', (err) => this.#subscriberLog.debug({ err }, 'playback subscriber connection error'))
+
+    // Claims have a connection of their own, so they never wait behind a backlog of audio.
+    this.#claims = new Redis(options.url, { connectionName: 'rtaa-ingest:claims', enableOfflineQueue: false, maxRetriesPerRequest: 0 }) as ClaimingRedis
+    this.#claims.defineCommand('claimCall', { numberOfKeys: 1, lua: CLAIM })
+    this.#claims.defineCommand('releaseCall', { numberOfKeys: 1, lua: RELEASE })
+    this.#claims.on('ready', () => { for (const listener of this.#reconnected) listener() })
+    this.#claims.on('error', (err) => this.#log.debug({ err }, 'claims connection error'))
   }
 
   get connected (): boolean {
     return this.#redis.status === 'ready'
   }
 
-  audioChannel ({ tenantId, interactionId }: CallRef): string {
-    return audioChannel(this.#prefix, tenantId, interactionId)
+  audioChannel (call: CallRef): string {
+    return audioChannel(this.#prefix, call)
   }
 
-  playbackChannel ({ tenantId, interactionId }: CallRef): string {
-    return playbackChannel(this.#prefix, tenantId, interactionId)
+  playbackChannel (call: CallRef): string {
+    return playbackChannel(this.#prefix, call)
   }
 
   publishEvent (event: CallEvent): Promise<void> {
     return new Promise((resolve, reject) => this.#publish(this.#callsChannel, event, 512, -1, { published: resolve, failed: reject }))
   }
 
-  publishAudio (header: AudioFrameHeader, pcm: Buffer, outcome: PublishOutcome): void {
+  publishAudio (call: CallRef, header: AudioFrameHeader, pcm: Buffer, outcome: PublishOutcome): void {
     const message = encodeAudioFrame(header, pcm)
-    this.#publish(audioChannel(this.#prefix, header.tenant_id, header.interaction_id), message, message.length, performance.now(), outcome)
+    this.#publish(audioChannel(this.#prefix, call), message, message.length, performance.now(), outcome)
   }
 
-  async claimCall ({ tenantId, interactionId }: CallRef, owner: string, ttlMs: number): Promise<boolean | null> {
-    if (!this.connected) return null
+  async claimCall (call: CallRef, owner: string, ttlMs: number): Promise<boolean | null> {
+    if (this.#claims.status !== 'ready') return null
     try {
-      return await this.#redis.claimCall(claimKey(this.#prefix, tenantId, interactionId), owner, ttlMs) === 1
+      return await this.#claims.claimCall(claimKey(this.#prefix, call), owner, ttlMs) === 1
     } catch (err) {
       this.#log.debug({ err }, 'call claim not answered')
       return null
     }
   }
 
-  releaseCall ({ tenantId, interactionId }: CallRef, owner: string): void {
-    if (!this.connected) return
-    this.#redis.releaseCall(claimKey(this.#prefix, tenantId, interactionId), owner)
+  releaseCall (call: CallRef, owner: string): void {
+    if (this.#claims.status !== 'ready') return
+    this.#claims.releaseCall(claimKey(this.#prefix, call), owner)
       .catch((err: Error) => this.#log.debug({ err }, 'call claim not released; it expires'))
+  }
+
+  onReconnect (listener: () => void): void {
+    this.#reconnected.push(listener)
   }
 
   receivePlayback (receiver: PlaybackReceiver): void {
@@ -173,6 +190,7 @@ export class PubSubBus implements Bus {
   async close (): Promise<void> {
     this.#receiver = null
     this.#subscriber.disconnect()
+    this.#claims.disconnect()
     if (this.#redis.status === 'end') return
     let timer: NodeJS.Timeout | undefined
     const timeout = new Promise<'timeout'>((resolve) => { timer = setTimeout(resolve, this.#quitTimeoutMs, 'timeout') })

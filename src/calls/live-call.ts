@@ -24,15 +24,17 @@ export interface CallSocket {
 
 /** What a call asks of the registry that holds it. */
 export interface CallOwner {
+  /** Takes the call on this replica, at once: false when another stream of it is live here. */
+  reserve (call: LiveCall, ref: CallRef): boolean
   /**
-   * Claims the call, here and across replicas: `owned`, `duplicate` when another stream holds it, or `unconfirmed`
+   * Claims the reserved call across replicas: `owned`, `duplicate` when an older stream holds it, or `unconfirmed`
    * when Redis cannot say now (the claim is then retried until it can).
    */
-  claim (call: LiveCall, ref: CallRef): Promise<ClaimResult>
+  claim (call: LiveCall): Promise<ClaimResult>
   /** The call has started: call.start is published and the vendor answered. */
   started (call: LiveCall): void
-  /** The call has ended: call.stop is published, and its claim is given up. */
-  ended (call: LiveCall): void
+  /** The connection's call has ended (`started`: it had published call.start and now call.stop); its claim goes. */
+  ended (call: LiveCall, started: boolean): void
 }
 
 export type ClaimResult = 'owned' | 'duplicate' | 'unconfirmed'
@@ -63,10 +65,12 @@ export interface KeepaliveSettings {
 }
 
 /** What a vendor's start message tells about a call, normalized, with its vendor and its tenant. */
-export interface CallInfo extends Omit<StreamStart, 'callId' | 'accountId' | 'declaredSampleRate'> {
+export interface CallInfo extends Omit<StreamStart, 'callId' | 'accountId' | 'declaredSampleRate'>, CallRef {
   interactionId: string
   /** From the connection's credential (src/auth/tenancy.ts); null only when nothing names one. */
   tenantId: string | null
+  /** Whether a credential vouches for the tenant; without, the tenant is the account the start named. */
+  tenantVerified: boolean
   vendor: string
 }
 
@@ -99,8 +103,9 @@ interface Started {
 
 /** How long a start waits for Redis to confirm the claim before the call goes on unconfirmed. */
 const CLAIM_WAIT_MS = 1000
-/** Messages a call holds while its claim is checked; past this it goes on unconfirmed. */
+/** Messages, and their bytes, that a call holds while its claim is checked; a stream that sends more is refused. */
 const MAX_HELD_WHILE_CLAIMING = 200
+const MAX_HELD_BYTES_WHILE_CLAIMING = 1024 * 1024
 
 /** Metric reasons for the close codes a refusal uses. */
 const CLOSE_REASONS: Record<number, string> = {
@@ -135,9 +140,10 @@ export class LiveCall {
   #decoder: StreamDecoder | null = null
   /** Messages held while detection is undecided, replayed once the vendor is known. */
   #held: Array<[Buffer, boolean]> = []
+  #heldBytes = 0
 
   /** The start while its claim is checked, and how the connection ended meanwhile, to be told once it is answered. */
-  #claiming: { start: StreamStart, info: CallInfo, vouched: boolean } | null = null
+  #claiming: { start: StreamStart, info: CallInfo } | null = null
   #endedWhileClaiming: (() => void) | null = null
   #call: Started | null = null
   /** call.stop while it waits to be sent: frames lost meanwhile still show in it. */
@@ -171,6 +177,11 @@ export class LiveCall {
     return this.#call?.info ?? this.#claiming?.info ?? null
   }
 
+  /** True while the start waits for its claim to be answered. */
+  get claiming (): boolean {
+    return this.#state === 'claiming'
+  }
+
   /** One WebSocket message from the vendor; a refused one closes the connection, never the process. */
   receive (data: Buffer, isBinary: boolean): void {
     this.#messages++
@@ -184,7 +195,11 @@ export class LiveCall {
     }
     if (this.#state === 'claiming') {
       this.#held.push([data, isBinary])
-      if (this.#held.length > MAX_HELD_WHILE_CLAIMING) this.#claimAnswered('unconfirmed')
+      this.#heldBytes += data.length
+      if (this.#held.length > MAX_HELD_WHILE_CLAIMING || this.#heldBytes > MAX_HELD_BYTES_WHILE_CLAIMING) {
+        this.#claiming = null
+        this.#refuse(new ProtocolError(CloseCode.POLICY_VIOLATION, 'too many messages before the call was accepted'))
+      }
       return
     }
     try {
@@ -288,7 +303,7 @@ export class LiveCall {
   }
 
   snapshot (): CallSnapshot {
-    const info = this.#call?.info ?? null
+    const info = this.info
     const stats = this.#call?.stats ?? null
     return {
       state: this.#state,
@@ -305,6 +320,11 @@ export class LiveCall {
       duplicates: stats?.duplicates ?? 0,
       reordered: stats?.reordered ?? 0
     }
+  }
+
+  /** The state as it is now: handling a message can change it where the compiler does not look. */
+  #stateNow (): CallSnapshot['state'] {
+    return this.#state
   }
 
   #use ({ adapter, context }: Candidate): void {
@@ -372,6 +392,7 @@ export class LiveCall {
     const info: CallInfo = {
       interactionId: start.callId,
       tenantId: tenant.tenantId,
+      tenantVerified: tenant.verified,
       vendor: adapter.name,
       streamId: start.streamId,
       sampleRate: start.sampleRate,
@@ -379,11 +400,13 @@ export class LiveCall {
       to: start.to,
       customParameters: start.customParameters
     }
+    const { owner } = this.#options
+    if (!owner.reserve(this, info)) throw new ProtocolError(CloseCode.POLICY_VIOLATION, `call ${info.interactionId} is already streaming`)
     this.#state = 'claiming'
-    this.#claiming = { start, info, vouched: tenant.vouched }
+    this.#claiming = { start, info }
     this.#log = this.#options.log.child({ interaction_id: info.interactionId, tenant_id: info.tenantId, vendor: info.vendor })
     const timer = setTimeout(() => this.#claimAnswered('unconfirmed'), CLAIM_WAIT_MS)
-    this.#options.owner.claim(this, info).then((result) => {
+    owner.claim(this).then((result) => {
       clearTimeout(timer)
       this.#claimAnswered(result)
     }, (err: unknown) => {
@@ -395,28 +418,34 @@ export class LiveCall {
 
   /** The claim's answer, or its stand-in when Redis takes too long; it may come once the call is already live. */
   #claimAnswered (result: ClaimResult): void {
-    if (this.#state === 'live' && result === 'duplicate') this.claimLost()
-    const claiming = this.#claiming
-    if (this.#state !== 'claiming' || claiming === null) return
-    this.#claiming = null
-    if (result === 'duplicate') {
+    try {
+      if (this.#state === 'live' && result === 'duplicate') this.claimLost()
+      const claiming = this.#claiming
+      if (this.#state !== 'claiming' || claiming === null) return
+      this.#claiming = null
+      if (result === 'duplicate') {
+        this.#endedWhileClaiming = null
+        this.#refuse(new ProtocolError(CloseCode.POLICY_VIOLATION, `call ${claiming.info.interactionId} is already streaming`))
+        return
+      }
+      if (result === 'unconfirmed') this.#log.warn('call not claimed yet: redis has not answered; claiming it when it does')
+      this.#goLive(claiming.start, claiming.info)
+      const held = this.#held
+      this.#held = []
+      this.#heldBytes = 0
+      for (const [message, binary] of held) this.#receive(message, binary)
+      const ended = this.#endedWhileClaiming
       this.#endedWhileClaiming = null
-      this.#refuse(new ProtocolError(CloseCode.POLICY_VIOLATION, `call ${claiming.info.interactionId} is already streaming`))
-      return
+      if (this.#stateNow() === 'live') ended?.()
+    } catch (err) {
+      this.#log.error({ err }, 'starting the call failed')
+      this.#refuse(new ProtocolError(CloseCode.INTERNAL_ERROR, 'internal error'))
     }
-    if (result === 'unconfirmed') this.#log.warn({ interaction_id: claiming.info.interactionId }, 'call not claimed yet: redis has not answered; claiming it when it does')
-    this.#goLive(claiming.start, claiming.info, claiming.vouched)
-    const held = this.#held
-    this.#held = []
-    for (const [message, binary] of held) this.#receive(message, binary)
-    const ended = this.#endedWhileClaiming
-    this.#endedWhileClaiming = null
-    ended?.()
   }
 
-  #goLive (start: StreamStart, info: CallInfo, vouched: boolean): void {
+  #goLive (start: StreamStart, info: CallInfo): void {
     const { bus, metrics, owner } = this.#options
-    const labels = metrics.callLabels(info.vendor, info.tenantId, vouched)
+    const labels = metrics.callLabels(info.vendor, info.tenantId, info.tenantVerified)
     const stats = new CallStats(metrics, labels, (err, first) => this.#frameLost(err, first))
     this.#call = { info, stats, labels, startedAt: Date.now() }
     this.#state = 'live'
@@ -487,7 +516,7 @@ export class LiveCall {
       channels: 1
     }
     stats.frame(pcm.length, chunk)
-    this.#options.bus.publishAudio(header, pcm, stats)
+    this.#options.bus.publishAudio(info, header, pcm, stats)
   }
 
   /** The vendor echoed a mark: it played the audio queued before it. */
@@ -532,7 +561,7 @@ export class LiveCall {
       const call = this.#call
       if (was === 'live' && call !== null) this.#stopCall(call, reason)
     } finally {
-      this.#options.owner.ended(this)
+      this.#options.owner.ended(this, was === 'live')
     }
   }
 
@@ -585,8 +614,8 @@ export class LiveCall {
 }
 
 /** The fields every call event starts with. */
-function identity (info: CallInfo): { interaction_id: string, tenant_id: string | null, vendor: string, stream_id: string | null, ts: number } {
-  return { interaction_id: info.interactionId, tenant_id: info.tenantId, vendor: info.vendor, stream_id: info.streamId, ts: Date.now() }
+function identity (info: CallInfo): { interaction_id: string, tenant_id: string | null, tenant_verified: boolean, vendor: string, stream_id: string | null, ts: number } {
+  return { interaction_id: info.interactionId, tenant_id: info.tenantId, tenant_verified: info.tenantVerified, vendor: info.vendor, stream_id: info.streamId, ts: Date.now() }
 }
 
 function truncate (reason: string): string {

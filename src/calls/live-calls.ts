@@ -60,6 +60,8 @@ export class LiveCalls extends EventEmitter<LiveCallsEvents> {
   readonly #owner: CallOwner
   readonly #sweeper: NodeJS.Timeout
   readonly #renewer: NodeJS.Timeout
+  /** Connections whose socket closed while their call was being claimed: they stay counted until it ends. */
+  readonly #closedWhileClaiming = new Set<LiveCall>()
   #accepting = true
   #emptied: Array<() => void> = []
 
@@ -67,13 +69,16 @@ export class LiveCalls extends EventEmitter<LiveCallsEvents> {
     super()
     this.#options = options
     this.#owner = {
-      claim: (call, ref) => this.#claim(call, ref),
+      reserve: (call, ref) => this.#reserve(call, ref),
+      claim: (call) => this.#claim(call),
       started: (call) => this.#announce('start', call),
-      ended: (call) => {
+      ended: (call, started) => {
         this.#release(call)
-        this.#announce('end', call)
+        if (this.#closedWhileClaiming.delete(call)) this.#forget(call)
+        if (started) this.#announce('end', call)
       }
     }
+    options.bus.onReconnect(() => this.#renewClaims())
     options.bus.receivePlayback((interactionId, message) => this.#playback(interactionId, message))
     options.metrics.foldBeforeScrape(() => this.fold())
     const { pingIntervalMs, pongTimeoutMs, idleTimeoutMs } = options.keepalive
@@ -106,11 +111,18 @@ export class LiveCalls extends EventEmitter<LiveCallsEvents> {
     // ws has already started closing with the fitting code; the call logs itself and the reason.
     socket.on('error', (err: Error & { code?: string }) => call.reject(new ProtocolError(wsErrorCloseCode(err.code), err.message)))
     socket.on('close', (code) => {
-      this.#connections.delete(call)
-      if (this.#connections.size === 0) for (const resolve of this.#emptied.splice(0)) resolve()
+      const claiming = call.claiming
       call.closed(code)
+      // A start being claimed still becomes a call (call.start, then call.stop) once the claim is answered.
+      if (claiming) this.#closedWhileClaiming.add(call)
+      else this.#forget(call)
     })
     return call
+  }
+
+  #forget (call: LiveCall): void {
+    this.#connections.delete(call)
+    if (this.#connections.size === 0) for (const resolve of this.#emptied.splice(0)) resolve()
   }
 
   /** Every connection's call as it stands, for a dashboard. */
@@ -171,14 +183,22 @@ export class LiveCalls extends EventEmitter<LiveCallsEvents> {
     else call.playback(message)
   }
 
-  /** One stream per call: refused here at once, across replicas by the claim in Redis. */
-  async #claim (call: LiveCall, ref: CallRef): Promise<ClaimResult> {
-    const tag = callTag(ref.tenantId, ref.interactionId)
-    if (this.#byTag.has(tag)) return 'duplicate'
-    const claim: Claim = { call, ref, token: `${this.#replica}:${++this.#claimed}` }
+  /** One stream per call on this replica, at once. */
+  #reserve (call: LiveCall, ref: CallRef): boolean {
+    const tag = callTag(ref)
+    if (this.#byTag.has(tag)) return false
+    // The token starts with the stream's start time: in Redis, the older of two streams of a call keeps it.
+    const claim: Claim = { call, ref, token: `${Date.now()}:${this.#replica}:${++this.#claimed}` }
     this.#byTag.set(tag, claim)
     this.#claims.set(call, claim)
-    const held = await this.#options.bus.claimCall(ref, claim.token, this.#options.claimTtlMs)
+    return true
+  }
+
+  /** One stream per call across replicas, by the claim in Redis. */
+  async #claim (call: LiveCall): Promise<ClaimResult> {
+    const claim = this.#claims.get(call)
+    if (claim === undefined) return 'duplicate'
+    const held = await this.#options.bus.claimCall(claim.ref, claim.token, this.#options.claimTtlMs)
     if (held === null) return 'unconfirmed'
     return held ? 'owned' : 'duplicate'
   }
@@ -187,21 +207,20 @@ export class LiveCalls extends EventEmitter<LiveCallsEvents> {
     const claim = this.#claims.get(call)
     if (claim === undefined) return
     this.#claims.delete(call)
-    this.#byTag.delete(callTag(claim.ref.tenantId, claim.ref.interactionId))
+    this.#byTag.delete(callTag(claim.ref))
     this.#options.bus.releaseCall(claim.ref, claim.token)
   }
 
   /**
-   * Renews every claim before it expires, and takes those that could not be confirmed when Redis was away. A call
-   * whose claim another stream holds now (it expired during an outage longer than the TTL) ends.
+   * Renews every claim before it expires (and at once when Redis is back), and takes those that could not be
+   * confirmed while Redis was away. A call whose claim an older stream holds now ends.
    */
   #renewClaims (): void {
-    const { bus, claimTtlMs } = this.#options
-    if (!bus.connected) return
+    const { bus, claimTtlMs, log } = this.#options
     for (const { call, ref, token } of this.#claims.values()) {
       bus.claimCall(ref, token, claimTtlMs).then((held) => {
         if (held === false && this.#claims.get(call)?.token === token) call.claimLost()
-      }, () => {})
+      }).catch((err: unknown) => log.error({ err }, 'renewing a call\'s claim failed'))
     }
   }
 }

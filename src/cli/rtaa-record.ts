@@ -5,7 +5,7 @@ import { Redis } from 'ioredis'
 import type { CallEvent, CallStartEvent } from '../bus/call-events.js'
 import { loadConfig } from '../config.js'
 import { decodeAudioFrame } from '../bus/audio-frame.js'
-import { audioChannelPattern, callTag, callsChannel } from '../bus/channels.js'
+import { audioChannel, audioChannelPattern, callsChannel } from '../bus/channels.js'
 import { wavHeader, WAV_HEADER_BYTES } from '../audio/wav.js'
 import { integerOption, parseOptions, runCli } from './cli.js'
 
@@ -60,7 +60,7 @@ async function main (argv: string[]): Promise<number> {
       const channel = channelBytes.toString()
       if (channel !== callsChannel(prefix)) {
         const { header, pcm } = decodeAudioFrame(message)
-        const recording = recordings.get(callTag(header.tenant_id, header.interaction_id))
+        const recording = recordings.get(channel)
         if (recording === undefined) return
         recording.missing += Math.max(0, header.seq - recording.lastSeq - 1)
         recording.lastSeq = Math.max(recording.lastSeq, header.seq)
@@ -70,8 +70,8 @@ async function main (argv: string[]): Promise<number> {
         return
       }
       const event = JSON.parse(message.toString()) as CallEvent
-      // A call is its tenant and its id: two tenants' calls with one id are two recordings.
-      const call = callTag(event.tenant_id, event.interaction_id)
+      // A call is its tenant and its id: two tenants' calls with one id are two recordings, on two audio channels.
+      const call = audioChannel(prefix, { tenantId: event.tenant_id, tenantVerified: event.tenant_verified, interactionId: event.interaction_id })
       if (event.type === 'call.start') {
         const dir = join(out, event.tenant_id ?? '_')
         mkdirSync(dir, { recursive: true })

@@ -47,7 +47,7 @@ export async function startGateway (t: Test, redisUrl: string, env: Record<strin
   return { app, url: `http${scheme}://127.0.0.1:${port}`, wsUrl: `ws${scheme}://127.0.0.1:${port}`, logs, prefix }
 }
 
-/** Waits until the app's publisher has connected to Redis. */
+/** Waits until the app's publisher has connected to Redis (from the log line, so LOG_LEVEL must show info). */
 export async function waitReady (gateway: Gateway): Promise<void> {
   if (gateway.app.publisher.connected) return
   await gateway.logs.waitFor((line) => line.msg === 'redis connected', 'redis connected')

@@ -39,6 +39,15 @@ export class TestRedis {
     child.stdout?.resume()
   }
 
+  /** Freezes the server (SIGSTOP): connections stay up, nothing is answered, until resume(). */
+  pause (): void {
+    this.#process?.kill('SIGSTOP')
+  }
+
+  resume (): void {
+    this.#process?.kill('SIGCONT')
+  }
+
   async stop (): Promise<void> {
     const child = this.#process
     if (child === null || child.exitCode !== null) return

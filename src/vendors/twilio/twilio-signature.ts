@@ -29,6 +29,7 @@ export function createTwilioSignatureMethod (authToken: string, accountSid: stri
   const tenancy: Tenancy = accountSid === null ? { kind: 'claimed' } : { kind: 'accounts', accounts: [accountSid] }
   return {
     name: TWILIO_SIGNATURE_METHOD,
+    tenancy,
     applies: (request) => request.headers['x-twilio-signature'] !== undefined,
     async verify (request) {
       const header = request.headers['x-twilio-signature']
