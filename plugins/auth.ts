@@ -6,7 +6,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest, onRequestAsyncHookH
 import fp from 'fastify-plugin'
 import { matchCredential, parseCredentials } from '../src/auth/basic-credentials.js'
 import { beyondLoopback, createIpAllowlist, parseCidrList } from '../src/auth/ip-allowlist.js'
-import type { AuthFailure, AuthRequest } from '../src/auth/auth-method.js'
+import type { AuthFailure, AuthMethod, AuthRequest } from '../src/auth/auth-method.js'
 import type { Principal } from '../src/auth/principal.js'
 import { isTenantId, parseBasicAccounts, type Tenancy } from '../src/auth/tenancy.js'
 import { ConfigError, type CoreConfig } from '../src/core-config.js'
@@ -42,7 +42,8 @@ export default fp(async (fastify) => {
   const isAllowedIp = createIpAllowlist(allowlist)
   const credentials = parseCredentials(config.BASIC_AUTH_CREDENTIALS)
   const accountsOfKey = parseBasicAccounts(config.BASIC_AUTH_ACCOUNTS, credentials.map(({ key }) => key))
-  warnOfUnverifiedTenants(fastify, allowlist, accountsOfKey)
+  const vendorAuthMethods = fastify.vendors.flatMap((adapter) => adapter.authMethods ?? [])
+  warnOfUnverifiedTenants(fastify, allowlist, accountsOfKey, vendorAuthMethods)
   fastify.decorateRequest('principal', null)
 
   await fastify.register(fastifyBasicAuth, {
@@ -98,7 +99,7 @@ export default fp(async (fastify) => {
       return { status: 403, reason: 'ip_not_allowed', message: 'client address is not in the allowlist' }
     }
   }
-  const vendorMethods: Method[] = fastify.vendors.flatMap((adapter) => adapter.authMethods ?? []).map((method) => ({
+  const vendorMethods: Method[] = vendorAuthMethods.map((method) => ({
     name: method.name,
     applies: method.applies,
     verify: (_request, _reply, auth) => method.verify(auth)
@@ -132,9 +133,10 @@ export default fp(async (fastify) => {
  * vendor methods without their account (a signature covers only the URL, so a replayed upgrade names any), and the
  * IP allowlist beyond loopback, since a vendor's egress ranges serve all its customers, for vendors without a list.
  */
-function warnOfUnverifiedTenants (fastify: FastifyInstance, allowlist: string[], accountsOfKey: ReadonlyMap<string, Tenancy>): void {
+function warnOfUnverifiedTenants (fastify: FastifyInstance, allowlist: string[], accountsOfKey: ReadonlyMap<string, Tenancy>,
+  vendorAuthMethods: readonly AuthMethod[]): void {
   const basicKeys = [...accountsOfKey].filter(([, tenancy]) => tenancy.kind === 'claimed').map(([key]) => key)
-  const methods = fastify.vendors.flatMap((adapter) => adapter.authMethods ?? []).filter(({ tenancy }) => tenancy.kind === 'claimed').map(({ name }) => name)
+  const methods = vendorAuthMethods.filter(({ tenancy }) => tenancy.kind === 'claimed').map(({ name }) => name)
   const ranges = beyondLoopback(allowlist)
   const open = ranges.length === 0 ? [] : fastify.vendors.filter((adapter) => adapter.auth.includes('ip') && (adapter.ipAccounts ?? null) === null)
   if (basicKeys.length > 0) fastify.log.warn({ keys: basicKeys }, 'BASIC_AUTH_ACCOUNTS binds these keys to *: their streams name their own account, unverified')

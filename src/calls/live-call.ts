@@ -138,8 +138,9 @@ export class LiveCall {
   #adapter: VendorAdapter | null = null
   #context: StreamContext | null = null
   #decoder: StreamDecoder | null = null
-  /** Messages held while detection is undecided, replayed once the vendor is known. */
+  /** Messages held while detection is undecided or the claim is checked, replayed once either is settled. */
   #held: Array<[Buffer, boolean]> = []
+  /** Bytes held while the claim is checked, for its bound. */
   #heldBytes = 0
 
   /** The start while its claim is checked, and how the connection ended meanwhile, to be told once it is answered. */
