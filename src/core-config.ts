@@ -17,11 +17,17 @@ export const CoreConfigSchema = Type.Object({
   REDIS_PREFIX: Type.String({ pattern: '^[^\\s*?\\[\\]{}]*$', default: 'rtaa:' }),
   /** Frames and events wait in memory up to this while Redis is away or stalled; past it the oldest frames go. */
   REDIS_BUFFER_MAX_BYTES: Type.Integer({ minimum: 1024, maximum: 4 * 1024 * 1024 * 1024, default: 64 * 1024 * 1024 }),
+  /** A call's dtmf and mark events waiting for Redis past this are dropped and counted; call.start and call.stop are kept. */
+  REDIS_BUFFER_MAX_EVENTS_PER_CALL: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 100 }),
+  /** A publish unacknowledged for this long means Redis is stalled: /ready fails and a warning is logged. */
+  REDIS_STALL_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 2000 }),
 
   JWT_SECRET: Type.Optional(Type.String({ minLength: 32 })),
   JWT_PUBLIC_KEY_FILE: Type.Optional(Type.String({ minLength: 1 })),
   JWT_ISSUER: Type.Optional(Type.String({ minLength: 1 })),
   JWT_AUDIENCE: Type.Optional(Type.String({ minLength: 1 })),
+  /** The longest lifetime a token may have: one whose exp lies further ahead than this is refused. */
+  JWT_MAX_AGE_S: Type.Integer({ minimum: 60, maximum: 31_536_000, default: 86_400 }),
 
   /** Comma-separated CIDRs, checked by parseCidrList after the schema. */
   AUTH_IP_ALLOWLIST: Type.String({ default: '127.0.0.0/8,::1/128' }),
@@ -34,6 +40,12 @@ export const CoreConfigSchema = Type.Object({
   /** Server pings each connection this often, and drops one whose pong is WS_PONG_TIMEOUT_MS late. */
   WS_PING_INTERVAL_MS: Type.Integer({ minimum: 50, maximum: 600_000, default: 30_000 }),
   WS_PONG_TIMEOUT_MS: Type.Integer({ minimum: 50, maximum: 600_000, default: 10_000 }),
+  /** A connection with no accepted start this long after its upgrade is closed with 1008, whatever it sends. */
+  START_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 10_000 }),
+  /** A connection sending audio faster than this multiple of real time (over a 5 s burst) is closed with 1008. */
+  INBOUND_MAX_AUDIO_SPEED: Type.Number({ minimum: 1.5, maximum: 1000, default: 4 }),
+  /** A connection sending more messages per second than this (over a 5 s burst) is closed with 1008. */
+  INBOUND_MAX_MESSAGES_PER_S: Type.Integer({ minimum: 10, maximum: 1_000_000, default: 250 }),
   /** A connection that sends nothing for this long is closed, and its call ends with reason idle. */
   IDLE_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 3_600_000, default: 60_000 }),
   /** On SIGTERM, live calls may go on this long before they are closed with 1001. */
@@ -53,6 +65,10 @@ export const CoreConfigSchema = Type.Object({
   PLAYBACK_LEAD_MS: Type.Integer({ minimum: 100, maximum: 10_000, default: 400 }),
   /** Outbound audio waiting in the gateway per call; newer audio beyond it is refused. */
   PLAYBACK_MAX_BUFFER_MS: Type.Integer({ minimum: 1000, maximum: 600_000, default: 60_000 }),
+  /** A playback message larger than this is refused and counted, before it is parsed. */
+  PLAYBACK_MAX_MESSAGE_BYTES: Type.Integer({ minimum: 1024, maximum: 64 * 1024 * 1024, default: 2 * 1024 * 1024 }),
+  /** Outbound audio waiting in the gateway across all calls; newer audio beyond it is refused. */
+  PLAYBACK_MAX_TOTAL_BYTES: Type.Integer({ minimum: 1024 * 1024, maximum: 16 * 1024 * 1024 * 1024, default: 128 * 1024 * 1024 }),
 
   // An enum rather than a union of literals, so a bad value gets one error listing the choices, not seven.
   LOG_LEVEL: Type.Unsafe<(typeof LOG_LEVELS)[number]>({ type: 'string', enum: LOG_LEVELS, default: 'info' }),

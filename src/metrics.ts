@@ -52,6 +52,12 @@ export function createMetrics ({ tenantLabel }: MetricsOptions) {
       registers
     }),
     framesDropped: new Counter({ name: 'rtaa_frames_dropped_total', help: 'Audio frames not published, by reason', labelNames: [...call, 'reason'], registers }),
+    connectionsLimited: new Counter({
+      name: 'rtaa_connections_limited_total',
+      help: 'Connections closed with 1008 for passing a limit: start_timeout, message_rate or audio_rate',
+      labelNames: ['vendor', 'reason'],
+      registers
+    }),
     inputErrors: new Counter({ name: 'rtaa_input_errors_total', help: 'Connections closed for bad input (validation, decoding, order), by reason', labelNames: ['vendor', 'reason'], registers }),
     authFailures: new Counter({ name: 'rtaa_auth_failures_total', help: 'Upgrades refused by authentication, by method and reason', labelNames: ['method', 'reason'], registers }),
     upgradesRefused: new Counter({ name: 'rtaa_upgrades_refused_total', help: 'Upgrades refused by admission control or shutdown, by reason', labelNames: ['reason'], registers }),
@@ -62,7 +68,12 @@ export function createMetrics ({ tenantLabel }: MetricsOptions) {
     playbackMarksOut: new Counter({ name: 'rtaa_playback_marks_out_total', help: 'Playback marks sent to vendors', labelNames: ['vendor'], registers }),
     playbackDropped: new Counter({ name: 'rtaa_playback_dropped_total', help: 'Playback messages dropped, by reason', labelNames: ['reason'], registers }),
     redisConnected: new Gauge({ name: 'rtaa_redis_connected', help: '1 while the publisher\'s Redis connection is ready, else 0', registers }),
-    redisBufferBytes: new Gauge({ name: 'rtaa_redis_buffer_bytes', help: 'Bytes held for Redis while it is unreachable', registers })
+    redisBufferBytes: new Gauge({ name: 'rtaa_redis_buffer_bytes', help: 'Bytes waiting for Redis: buffered, and sent but not yet acknowledged', registers }),
+    redisStalled: new Gauge({ name: 'rtaa_redis_stalled', help: '1 while a publish has waited longer than REDIS_STALL_TIMEOUT_MS for Redis, else 0', registers }),
+    redisDisconnects: new Counter({ name: 'rtaa_redis_disconnects_total', help: 'Redis connections lost, by connection (publisher, playback, claims)', labelNames: ['connection'], registers }),
+    redisPlaybackConnected: new Gauge({ name: 'rtaa_redis_playback_connected', help: '1 while the playback subscriber\'s Redis connection is ready, else 0', registers }),
+    eventsDropped: new Counter({ name: 'rtaa_events_dropped_total', help: 'Call events not published, by event type and reason', labelNames: ['type', 'reason'], registers }),
+    playbackBytes: new Gauge({ name: 'rtaa_playback_bytes', help: 'Outbound audio bytes waiting in the gateway, across all calls', registers })
   }
 }
 

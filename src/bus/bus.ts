@@ -29,11 +29,19 @@ export interface Bus {
   releaseCall (call: CallRef, owner: string): void
   /** Called each time the claims can reach Redis again, so they are renewed at once. */
   onReconnect (listener: () => void): void
-  /** True while what is published now reaches Redis without waiting: readiness. */
+  /** True while what is published now reaches Redis without waiting. */
   readonly connected: boolean
+  /** What keeps the bus from serving a new call well now, for readiness; empty when nothing does. */
+  readonly problems: BusProblem[]
   /** Flushes what it can, then closes every connection. */
   close (): Promise<void>
 }
+
+/**
+ * `redis_disconnected`: the publisher cannot reach Redis. `redis_stalled`: Redis has left a publish unacknowledged for
+ * longer than REDIS_STALL_TIMEOUT_MS. `playback_disconnected`: the playback subscriber cannot reach Redis.
+ */
+export type BusProblem = 'redis_disconnected' | 'redis_stalled' | 'playback_disconnected'
 
 export type PlaybackReceiver = (tag: string, message: Buffer) => void
 

@@ -3,7 +3,7 @@ import { Redis } from 'ioredis'
 import type { Log } from '../logger.js'
 import type { Metrics } from '../metrics.js'
 import { encodeAudioFrame, type AudioFrameHeader } from './audio-frame.js'
-import { PublishDropped, type Bus, type PlaybackReceiver, type PublishOutcome } from './bus.js'
+import { PublishDropped, type Bus, type BusProblem, type PlaybackReceiver, type PublishOutcome } from './bus.js'
 import type { CallEvent } from './call-events.js'
 import { audioChannel, callsChannel, claimKey, playbackChannel, playbackTag, type CallRef } from './channels.js'
 
@@ -134,6 +134,13 @@ export class PubSubBus implements Bus {
 
   get connected (): boolean {
     return this.#redis.status === 'ready'
+  }
+
+  get problems (): BusProblem[] {
+    const problems: BusProblem[] = []
+    if (!this.connected) problems.push('redis_disconnected')
+    if (this.#subscriber.status !== 'ready') problems.push('playback_disconnected')
+    return problems
   }
 
   audioChannel (call: CallRef): string {
