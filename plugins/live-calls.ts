@@ -2,6 +2,7 @@ import underPressure from '@fastify/under-pressure'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { LiveCalls } from '../src/calls/live-calls.js'
+import { PlaybackBudget } from '../src/calls/playback-budget.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -27,7 +28,12 @@ export default fp(async (fastify) => {
     log: fastify.log,
     maxCalls: config.MAX_CONCURRENT_CALLS,
     keepalive: { pingIntervalMs: config.WS_PING_INTERVAL_MS, pongTimeoutMs: config.WS_PONG_TIMEOUT_MS, idleTimeoutMs: config.IDLE_TIMEOUT_MS },
-    playback: { leadMs: config.PLAYBACK_LEAD_MS, maxBufferMs: config.PLAYBACK_MAX_BUFFER_MS },
+    playback: {
+      leadMs: config.PLAYBACK_LEAD_MS,
+      maxBufferMs: config.PLAYBACK_MAX_BUFFER_MS,
+      maxMessageBytes: config.PLAYBACK_MAX_MESSAGE_BYTES,
+      budget: new PlaybackBudget(config.PLAYBACK_MAX_TOTAL_BYTES, metrics)
+    },
     claimTtlMs: config.CALL_CLAIM_TTL_MS
   })
   fastify.decorate('liveCalls', liveCalls)

@@ -12,7 +12,7 @@ import { CloseCode, ProtocolError } from '../vendors/protocol-error.js'
 import type { StreamContext, StreamDecoder, VendorAdapter } from '../vendors/vendor-adapter.js'
 import { VendorDetector, type Candidate } from '../vendors/vendor-detector.js'
 import { CallStats } from './call-stats.js'
-import { Playback } from './playback.js'
+import { Playback, type PlaybackSettings } from './playback.js'
 
 /** The socket of a vendor connection, as its call uses it. */
 export interface CallSocket {
@@ -49,13 +49,6 @@ export interface LiveCallOptions {
   bus: Bus
   metrics: Metrics
   playback: PlaybackSettings
-}
-
-export interface PlaybackSettings {
-  /** At most this much audio sits unplayed at the vendor. */
-  leadMs: number
-  /** At most this much audio waits in the gateway per call. */
-  maxBufferMs: number
 }
 
 export interface KeepaliveSettings {
@@ -492,8 +485,7 @@ export class LiveCall {
       encoder,
       callSampleRate: info.sampleRate,
       streamId: info.streamId,
-      leadMs: playback.leadMs,
-      maxBufferMs: playback.maxBufferMs,
+      ...playback,
       metrics,
       vendor: info.vendor,
       log: this.#log

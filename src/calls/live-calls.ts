@@ -8,7 +8,8 @@ import type { Log } from '../logger.js'
 import type { Metrics } from '../metrics.js'
 import { CloseCode, ProtocolError } from '../vendors/protocol-error.js'
 import type { Candidate } from '../vendors/vendor-detector.js'
-import { LiveCall, type CallOwner, type CallSnapshot, type ClaimResult, type KeepaliveSettings, type PlaybackSettings } from './live-call.js'
+import { LiveCall, type CallOwner, type CallSnapshot, type ClaimResult, type KeepaliveSettings } from './live-call.js'
+import type { PlaybackSettings } from './playback.js'
 
 export interface LiveCallsOptions {
   bus: Bus

@@ -5,6 +5,7 @@ import type { Log } from '../logger.js'
 import type { Metrics } from '../metrics.js'
 import type { OutboundEncoder } from '../vendors/vendor-adapter.js'
 import { PlaybackMessageError, parsePlaybackMessage } from '../bus/playback-message.js'
+import type { PlaybackBudget } from './playback-budget.js'
 
 /** What playback asks of its call: the way to the vendor, and where to report. */
 export interface PlaybackHost {
@@ -15,16 +16,24 @@ export interface PlaybackHost {
   markCleared (name: string): void
 }
 
-export interface PlaybackOptions {
+/** The process's playback limits, the same for every call. */
+export interface PlaybackSettings {
+  /** At most this much audio sits unplayed at the vendor. */
+  leadMs: number
+  /** At most this much audio waits in the gateway per call; newer audio past it is refused. */
+  maxBufferMs: number
+  /** A larger playback message is refused before it is parsed. */
+  maxMessageBytes: number
+  /** What all calls' queued audio may hold together. */
+  budget: PlaybackBudget
+}
+
+export interface PlaybackOptions extends PlaybackSettings {
   host: PlaybackHost
   encoder: OutboundEncoder
   /** The call's own rate; the vendor plays at encoder.sampleRate, or at this when that is null. */
   callSampleRate: number
   streamId: string | null
-  /** At most this much audio sits unplayed at the vendor. */
-  leadMs: number
-  /** At most this much audio waits in the gateway; newer audio past it is refused. */
-  maxBufferMs: number
   metrics: Metrics
   vendor: string
   log: Log
@@ -53,6 +62,8 @@ export class Playback {
   #readyBytes = 0
   /** Audio waiting in the gateway, ready or not, for the PLAYBACK_MAX_BUFFER_MS bound. */
   #queuedMs = 0
+  /** Its bytes, as the process-wide budget counts them. */
+  #heldBytes = 0
   #resampler: Resampler | null = null
   /** When (performance.now()) the vendor will have played everything sent so far. */
   #playedBy = 0
@@ -76,6 +87,11 @@ export class Playback {
   receive (message: Buffer): void {
     if (this.#stopped) {
       this.#drop('call_ended')
+      return
+    }
+    if (message.length > this.#options.maxMessageBytes) {
+      this.#options.log.warn({ bytes: message.length, max_bytes: this.#options.maxMessageBytes }, 'playback message dropped: larger than PLAYBACK_MAX_MESSAGE_BYTES')
+      this.#drop('too_big')
       return
     }
     try {
@@ -118,6 +134,13 @@ export class Playback {
       return
     }
     if (pcm.length === 0) return
+    const { budget } = this.#options
+    if (!budget.fits(pcm.length)) {
+      this.#options.log.warn({ bytes: pcm.length, process_bytes: budget.used }, 'playback audio refused: PLAYBACK_MAX_TOTAL_BYTES reached')
+      this.#drop('process_budget')
+      return
+    }
+    this.#hold(pcm.length)
     this.#queue.push({ kind: 'audio', pcm, rate })
     this.#queuedMs += ms
     this.#lastAudioAt = performance.now()
@@ -153,7 +176,9 @@ export class Playback {
       head.pcm = head.pcm.subarray(sliceBytes)
       if (head.pcm.length === 0) this.#queue.shift()
       this.#queuedMs -= slice.length / pcmBytesPerMs(head.rate)
-      this.#pushReady(this.#resampler.process(slice))
+      const resampled = this.#resampler.process(slice)
+      this.#hold(resampled.length - slice.length)
+      this.#pushReady(resampled)
       const next = this.#queue[0]
       if (next !== undefined && (next.kind !== 'audio' || next.rate !== head.rate)) this.#flushResampler()
     }
@@ -161,7 +186,9 @@ export class Playback {
 
   #flushResampler (): void {
     if (this.#resampler === null) return
-    this.#pushReady(this.#resampler.flush())
+    const tail = this.#resampler.flush()
+    this.#hold(tail.length)
+    this.#pushReady(tail)
     this.#resampler = null
   }
 
@@ -172,7 +199,14 @@ export class Playback {
     this.#queuedMs += pcm.length / this.#bytesPerMs
   }
 
+  /** Counts bytes the call's queue gains (or, negative, loses) against the process-wide budget. */
+  #hold (bytes: number): void {
+    this.#heldBytes += bytes
+    this.#options.budget.add(bytes)
+  }
+
   #dropAudio (): void {
+    this.#hold(-this.#heldBytes)
     this.#queue = this.#queue.filter((item) => item.kind !== 'audio')
     this.#ready = []
     this.#readyBytes = 0
@@ -265,6 +299,7 @@ export class Playback {
     }
     this.#readyBytes -= size
     this.#queuedMs -= size / this.#bytesPerMs
+    this.#hold(-size)
     return parts.length === 1 ? parts[0] : Buffer.concat(parts)
   }
 
