@@ -11,13 +11,15 @@ declare module 'fastify' {
 
 /** Owns every Redis connection of the process, through the bus it decorates with, and closes them in onClose. */
 export default fp(async (fastify) => {
-  const { REDIS_URL, REDIS_PREFIX, REDIS_BUFFER_MAX_BYTES } = fastify.config
+  const { config } = fastify
   const bus = new PubSubBus({
-    url: REDIS_URL,
-    prefix: REDIS_PREFIX,
+    url: config.REDIS_URL,
+    prefix: config.REDIS_PREFIX,
     log: fastify.log,
     metrics: fastify.metrics,
-    bufferMaxBytes: REDIS_BUFFER_MAX_BYTES
+    bufferMaxBytes: config.REDIS_BUFFER_MAX_BYTES,
+    maxEventsPerCall: config.REDIS_BUFFER_MAX_EVENTS_PER_CALL,
+    stallTimeoutMs: config.REDIS_STALL_TIMEOUT_MS
   })
   fastify.decorate('publisher', bus)
   fastify.addHook('onClose', async () => {

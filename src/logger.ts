@@ -18,8 +18,12 @@ const SECRET_QUERY_KEYS = new Set(['access_token', 'token', 'jwt', 'key', 'passw
 
 const REDACTED = '[redacted]'
 
-/** Replaces secret query values in a request URL, e.g. /v1/ingest?access_token=eyJ... */
+/** A URL's userinfo password, e.g. redis://:secret@redis:6379. */
+const URL_PASSWORD = /^([a-z][a-z0-9+.-]*:\/\/[^/@:]*:)[^/]*@/i
+
+/** Replaces secret query values in a request URL (/v1/ingest?access_token=eyJ...) and the password of a URL's userinfo. */
 export function redactUrl (url: string): string {
+  url = url.replace(URL_PASSWORD, `$1${REDACTED}@`)
   const query = url.indexOf('?')
   if (query === -1) return url
   const params = new URLSearchParams(url.slice(query + 1))

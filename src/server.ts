@@ -23,6 +23,8 @@ closeWithGrace({ delay: config.DRAIN_TIMEOUT_MS + 15_000 }, async ({ signal, err
     app.log.error({ err }, 'shutting down after an error')
   } else {
     app.log.info({ signal, drain_timeout_ms: config.DRAIN_TIMEOUT_MS }, 'shutting down: draining live calls')
+    // What waits for an unreachable Redis may keep trying as long as the drain allows, not only the QUIT timeout.
+    app.publisher.flushUntil(Date.now() + config.DRAIN_TIMEOUT_MS)
     await app.liveCalls.drain(config.DRAIN_TIMEOUT_MS)
   }
   await app.close()

@@ -20,7 +20,7 @@ t.test('/health and /ready follow Redis down and back up', async (t) => {
 
   await redis.stop()
   await gateway.logs.waitFor((line) => line.msg === 'redis connection lost, reconnecting')
-  t.same(await get(`${gateway.url}/ready`), { status: 503, body: { status: 'not_ready', reasons: ['redis_disconnected'] } })
+  t.same(await get(`${gateway.url}/ready`), { status: 503, body: { status: 'not_ready', reasons: ['redis_disconnected', 'playback_disconnected'] } })
   t.same(await get(`${gateway.url}/health`), { status: 200, body: { status: 'ok' } }, 'liveness does not depend on Redis')
 
   const connects = gateway.logs.items.filter((line) => line.msg === 'redis connected').length
@@ -32,7 +32,7 @@ t.test('/health and /ready follow Redis down and back up', async (t) => {
 t.test('the gateway starts without Redis and reports not ready', async (t) => {
   const gateway = await startGateway(t, `redis://127.0.0.1:${await freePort()}`)
   t.same(await get(`${gateway.url}/health`), { status: 200, body: { status: 'ok' } })
-  t.same(await get(`${gateway.url}/ready`), { status: 503, body: { status: 'not_ready', reasons: ['redis_disconnected'] } })
+  t.same(await get(`${gateway.url}/ready`), { status: 503, body: { status: 'not_ready', reasons: ['redis_disconnected', 'playback_disconnected'] } })
 })
 
 t.test('a Redis outage mid-call neither crashes the process nor disturbs the call', async (t) => {

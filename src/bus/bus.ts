@@ -33,7 +33,9 @@ export interface Bus {
   readonly connected: boolean
   /** What keeps the bus from serving a new call well now, for readiness; empty when nothing does. */
   readonly problems: BusProblem[]
-  /** Flushes what it can, then closes every connection. */
+  /** Lets close() keep trying to deliver what waits until `deadline` (epoch ms), as the shutdown's drain allows. */
+  flushUntil (deadline: number): void
+  /** Flushes what it can, then closes every connection; what never reached Redis is dropped and reported by call. */
   close (): Promise<void>
 }
 

@@ -1,11 +1,12 @@
 import { performance } from 'node:perf_hooks'
+import Denque from 'denque'
 import { Redis } from 'ioredis'
-import type { Log } from '../logger.js'
+import { redactUrl, type Log } from '../logger.js'
 import type { Metrics } from '../metrics.js'
 import { encodeAudioFrame, type AudioFrameHeader } from './audio-frame.js'
 import { PublishDropped, type Bus, type BusProblem, type PlaybackReceiver, type PublishOutcome } from './bus.js'
 import type { CallEvent } from './call-events.js'
-import { audioChannel, callsChannel, claimKey, playbackChannel, playbackTag, type CallRef } from './channels.js'
+import { audioChannel, callTag, callsChannel, claimKey, playbackChannel, playbackTag, type CallRef } from './channels.js'
 
 /**
  * Takes a free claim, renews the caller's own, or takes one a younger stream holds (a claim value starts with its
@@ -42,62 +43,118 @@ export interface PubSubBusOptions {
   prefix: string
   log: Log
   metrics: Metrics
-  /** What may wait for Redis, buffered or unacknowledged, before the oldest frames are dropped. */
+  /** What may wait for Redis, buffered or unacknowledged, before the oldest is dropped (REDIS_BUFFER_MAX_BYTES). */
   bufferMaxBytes: number
-  /** How long close() waits for QUIT before it drops the connection. */
+  /** A call's dtmf and mark events that may wait for Redis before its newer ones are dropped. */
+  maxEventsPerCall: number
+  /** A publish unacknowledged for this long means Redis is stalled. */
+  stallTimeoutMs: number
+  /** How long close() waits for QUIT, and at least for what waits, before it drops the connection. */
   quitTimeoutMs?: number
 }
 
+/**
+ * What waits for Redis, in three lanes dropped in this order when the bound is passed: audio frames, then dtmf and
+ * mark events, then call.start and call.stop. Each lane is in publish order, and a flush merges them by id.
+ */
+type Lane = 'audio' | 'note' | 'lifecycle'
+
 interface Pending {
-  /** Publish order: a publish that fails in flight goes back into the buffer at its place. */
+  /** Publish order, across lanes. */
   id: number
+  lane: Lane
   channel: string
   /** Events stay objects until sent, so a call.stop still waiting can learn of frames lost after it was queued. */
   payload: Buffer | CallEvent
+  /** What it is charged against the bound: its size and its bookkeeping. */
   bytes: number
   /** performance.now() when an audio frame was handed over, for the publish latency; -1 for events. */
   since: number
+  /** performance.now() when it was last written to Redis, for stall detection. */
+  sentAt: number
+  /** Which send a reply belongs to: a publish handed back to the buffer ignores the replies of its earlier send. */
+  attempt: number
+  /** Acknowledged or failed for good; it leaves the in-flight queue when it reaches the head. */
+  settled: boolean
+  call: CallRef
   outcome: PublishOutcome
 }
 
 /**
+ * Bookkeeping charged per waiting publish on top of its bytes (the Pending, the Buffer object, queue slots), so that
+ * REDIS_BUFFER_MAX_BYTES bounds the memory it costs, not only the payloads (docs/operations.md, "Redis outages").
+ */
+const ENTRY_OVERHEAD_BYTES = 256
+/** A flush writes at most this many publishes per turn of the event loop, so a backlog never starves it. */
+const FLUSH_BATCH = 512
+/** While Redis cannot be reached, the warning repeats at most this often. */
+const UNREACHABLE_LOG_INTERVAL_MS = 10_000
+/** Calls named one by one in the shutdown's drop report; the rest are summed up. */
+const MAX_CALLS_REPORTED = 100
+
+/**
  * The bus over Redis pub/sub, on three connections of its own: one that publishes (PUBLISH, auto-pipelined), one
  * that holds the calls' claims, and one subscribed to the playback channels of the calls live here, so Redis
- * delivers a call's playback only to the
- * replica that holds it.
+ * delivers a call's playback only to the replica that holds it.
  *
- * ioredis's offline queue is unbounded, so it is off: while Redis is away, or too slow to answer, publishes wait in
- * a buffer of REDIS_BUFFER_MAX_BYTES, in order, and go out in that order on reconnect. Past the bound the oldest
- * frames are dropped (their outcome fails with PublishDropped), never events. The subscriber resubscribes by itself
- * after a reconnect.
+ * ioredis's offline queue is unbounded, so it is off: while Redis is away or stalled, publishes wait here, in order,
+ * and go out in that order once it takes them again. Everything waiting, sent or not, counts against
+ * REDIS_BUFFER_MAX_BYTES; past it the oldest audio is dropped first, then the oldest dtmf and mark events, then
+ * the oldest call.start and call.stop, each in O(1). A call's dtmf and mark events are also bounded per call.
  */
 export class PubSubBus implements Bus {
   readonly #redis: Redis
   readonly #subscriber: Redis
   readonly #claims: ClaimingRedis
+  readonly #url: string
   readonly #prefix: string
   readonly #callsChannel: string
   readonly #log: Log
   readonly #subscriberLog: Log
   readonly #metrics: Metrics
   readonly #maxBytes: number
+  readonly #maxEventsPerCall: number
+  readonly #stallTimeoutMs: number
   readonly #quitTimeoutMs: number
   #receiver: PlaybackReceiver | null = null
   readonly #reconnected: Array<() => void> = []
-  #buffer: Pending[] = []
+
+  readonly #lanes: Record<Lane, Denque<Pending>> = { audio: new Denque(), note: new Denque(), lifecycle: new Denque() }
+  #waiting = 0
   #bufferedBytes = 0
+  /** Written to Redis and not yet answered, oldest first; settled ones leave from the head. */
+  readonly #inFlight = new Denque<Pending>()
   #inFlightBytes = 0
   #nextId = 0
+  /** dtmf and mark events waiting per call tag, for REDIS_BUFFER_MAX_EVENTS_PER_CALL. */
+  readonly #notesByCall = new Map<string, number>()
+  #flushScheduled = false
+
   #wasConnected = false
+  #everConnected = false
+  #lastUnreachableLog = 0
+  #stalled = false
+  readonly #stallWatch: NodeJS.Timeout
+  #subscriberUp = false
+  /** Playback channels subscribed, resubscribed by the bus itself after a reconnect. */
+  readonly #subscribed = new Set<string>()
+  /** close() keeps trying to deliver what waits until this time (epoch ms), when later than its QUIT timeout. */
+  #flushDeadline = 0
+  #closing = false
+  #idle: Array<() => void> = []
 
   constructor (options: PubSubBusOptions) {
+    this.#url = options.url
     this.#prefix = options.prefix
     this.#callsChannel = callsChannel(options.prefix)
     this.#log = options.log.child({ component: 'publisher' })
     this.#subscriberLog = options.log.child({ component: 'playback' })
     this.#metrics = options.metrics
     this.#maxBytes = options.bufferMaxBytes
+    this.#maxEventsPerCall = options.maxEventsPerCall
+    this.#stallTimeoutMs = options.stallTimeoutMs
     this.#quitTimeoutMs = options.quitTimeoutMs ?? 2000
+
     this.#redis = new Redis(options.url, {
       enableAutoPipelining: true,
       connectionName: 'rtaa-ingest:publisher',
@@ -108,20 +165,28 @@ export class PubSubBus implements Bus {
     })
     this.#redis.on('ready', () => {
       this.#wasConnected = true
-      this.#log.info({ buffered: this.#buffer.length }, 'redis connected')
+      this.#everConnected = true
+      this.#lastUnreachableLog = 0
+      this.#log.info({ buffered: this.#waiting }, 'redis connected')
       this.#flush()
     })
     this.#redis.on('close', () => {
-      if (this.#wasConnected) this.#log.warn('redis connection lost, reconnecting')
+      if (this.#wasConnected) {
+        this.#log.warn({ redis: redactUrl(this.#url) }, 'redis connection lost, reconnecting')
+        this.#metrics.redisDisconnects.inc({ connection: 'publisher' })
+        this.#lastUnreachableLog = Date.now()
+      }
       this.#wasConnected = false
     })
-    // ioredis emits an error on every failed reconnect; the state changes above carry the story at warn.
-    this.#redis.on('error', (err) => this.#log.debug({ err }, 'redis connection error'))
+    // ioredis emits an error on every failed reconnect: the first is a warning at once, then one every 10 s.
+    this.#redis.on('error', (err: Error & { code?: string }) => this.#unreachable(err))
 
-    this.#subscriber = new Redis(options.url, { connectionName: 'rtaa-ingest:playback', maxRetriesPerRequest: null })
+    this.#subscriber = new Redis(options.url, { connectionName: 'rtaa-ingest:playback', maxRetriesPerRequest: null, autoResubscribe: false })
     this.#subscriber.on('messageBuffer', (channel: Buffer, message: Buffer) => {
       this.#receiver?.(playbackTag(this.#prefix, channel.toString()), message)
     })
+    this.#subscriber.on('ready', () => this.#subscriberReady())
+    this.#subscriber.on('close', () => this.#subscriberLost())
     this.#subscriber.on('error', (err) => this.#subscriberLog.debug({ err }, 'playback subscriber connection error'))
 
     // Claims have a connection of their own, so they never wait behind a backlog of audio.
@@ -130,6 +195,13 @@ export class PubSubBus implements Bus {
     this.#claims.defineCommand('releaseCall', { numberOfKeys: 1, lua: RELEASE })
     this.#claims.on('ready', () => { for (const listener of this.#reconnected) listener() })
     this.#claims.on('error', (err) => this.#log.debug({ err }, 'claims connection error'))
+
+    this.#stallWatch = setInterval(() => this.#watchStall(), Math.min(500, this.#stallTimeoutMs / 2))
+    this.#stallWatch.unref()
+    this.#metrics.foldBeforeScrape(() => {
+      this.#metrics.redisBufferBytes.set(this.#bufferedBytes + this.#inFlightBytes)
+      this.#metrics.redisStalled.set(this.#stalled ? 1 : 0)
+    })
   }
 
   get connected (): boolean {
@@ -139,6 +211,7 @@ export class PubSubBus implements Bus {
   get problems (): BusProblem[] {
     const problems: BusProblem[] = []
     if (!this.connected) problems.push('redis_disconnected')
+    else if (this.#oldestUnacknowledgedMs(performance.now()) > this.#stallTimeoutMs) problems.push('redis_stalled')
     if (this.#subscriber.status !== 'ready') problems.push('playback_disconnected')
     return problems
   }
@@ -152,12 +225,37 @@ export class PubSubBus implements Bus {
   }
 
   publishEvent (event: CallEvent): Promise<void> {
-    return new Promise((resolve, reject) => this.#publish(this.#callsChannel, event, 512, -1, { published: resolve, failed: reject }))
+    return new Promise((resolve, reject) => {
+      const call: CallRef = { tenantId: event.tenant_id, tenantVerified: event.tenant_verified, interactionId: event.interaction_id }
+      const bytes = Buffer.byteLength(JSON.stringify(event))
+      if (event.type === 'call.start' || event.type === 'call.stop') {
+        this.#publish('lifecycle', this.#callsChannel, event, bytes, -1, call, { published: resolve, failed: reject })
+        return
+      }
+      // dtmf and mark events count against their call's bound while they wait, sent or not.
+      const tag = callTag(call)
+      const waiting = this.#notesByCall.get(tag) ?? 0
+      if (waiting >= this.#maxEventsPerCall) {
+        this.#metrics.eventsDropped.inc({ type: event.type, reason: 'call_event_limit' })
+        reject(new PublishDropped('call_event_limit'))
+        return
+      }
+      this.#notesByCall.set(tag, waiting + 1)
+      const done = (): void => {
+        const left = (this.#notesByCall.get(tag) ?? 1) - 1
+        if (left === 0) this.#notesByCall.delete(tag)
+        else this.#notesByCall.set(tag, left)
+      }
+      this.#publish('note', this.#callsChannel, event, bytes, -1, call, {
+        published: () => { done(); resolve() },
+        failed: (err) => { done(); reject(err) }
+      })
+    })
   }
 
   publishAudio (call: CallRef, header: AudioFrameHeader, pcm: Buffer, outcome: PublishOutcome): void {
     const message = encodeAudioFrame(header, pcm)
-    this.#publish(audioChannel(this.#prefix, call), message, message.length, performance.now(), outcome)
+    this.#publish('audio', audioChannel(this.#prefix, call), message, message.length, performance.now(), call, outcome)
   }
 
   async claimCall (call: CallRef, owner: string, ttlMs: number): Promise<boolean | null> {
@@ -186,102 +284,256 @@ export class PubSubBus implements Bus {
 
   subscribePlayback (call: CallRef): void {
     const channel = this.playbackChannel(call)
+    this.#subscribed.add(channel)
     this.#subscriber.subscribe(channel).catch((err: Error) => this.#subscriberLog.warn({ err, channel }, 'playback subscribe failed'))
   }
 
   unsubscribePlayback (call: CallRef): void {
     const channel = this.playbackChannel(call)
+    this.#subscribed.delete(channel)
     this.#subscriber.unsubscribe(channel).catch((err: Error) => this.#subscriberLog.debug({ err, channel }, 'playback unsubscribe failed'))
   }
 
-  async close (): Promise<void> {
-    this.#receiver = null
-    this.#subscriber.disconnect()
-    this.#claims.disconnect()
-    if (this.#redis.status === 'end') return
-    let timer: NodeJS.Timeout | undefined
-    const timeout = new Promise<'timeout'>((resolve) => { timer = setTimeout(resolve, this.#quitTimeoutMs, 'timeout') })
-    // QUIT is queued behind every publish already sent, so it flushes them; a dead Redis must not hold shutdown.
-    const outcome = await Promise.race([this.#redis.quit().catch(() => 'failed'), timeout])
-    clearTimeout(timer)
-    if (outcome !== 'OK') {
-      this.#log.warn({ outcome }, 'redis did not acknowledge QUIT, dropping the connection')
-      this.#redis.disconnect()
-    }
-    if (this.#buffer.length > 0) {
-      this.#log.warn({ messages: this.#buffer.length, bytes: this.#bufferedBytes }, 'closing with publishes still waiting for redis')
-      this.#dropAll()
-    }
+  /** On close, keeps trying to deliver what waits until `deadline` (epoch ms): the shutdown's drain allows that long. */
+  flushUntil (deadline: number): void {
+    this.#flushDeadline = deadline
   }
 
-  #publish (channel: string, payload: Buffer | CallEvent, bytes: number, since: number, outcome: PublishOutcome): void {
-    const pending: Pending = { id: this.#nextId++, channel, payload, bytes, since, outcome }
-    if (this.#canSend()) this.#send(pending)
-    else this.#hold(pending)
+  async close (): Promise<void> {
+    this.#closing = true
+    this.#receiver = null
+    clearInterval(this.#stallWatch)
+    this.#subscriber.disconnect()
+    this.#claims.disconnect()
+    await this.#waitUntilIdle(Math.max(this.#flushDeadline - Date.now(), this.#quitTimeoutMs))
+    if (this.#redis.status !== 'end') {
+      let timer: NodeJS.Timeout | undefined
+      const timeout = new Promise<'timeout'>((resolve) => { timer = setTimeout(resolve, this.#quitTimeoutMs, 'timeout') })
+      // QUIT is queued behind every publish already sent, so it flushes them; a dead Redis must not hold shutdown.
+      const outcome = await Promise.race([this.#redis.quit().catch(() => 'failed'), timeout])
+      clearTimeout(timer)
+      if (outcome !== 'OK') {
+        this.#log.warn({ outcome }, 'redis did not acknowledge QUIT, dropping the connection')
+        this.#redis.disconnect()
+      }
+    }
+    this.#dropAtShutdown()
+  }
+
+  /** Resolves once nothing waits for Redis, or after `timeoutMs`. */
+  async #waitUntilIdle (timeoutMs: number): Promise<void> {
+    if (this.#isIdle()) return
+    this.#log.info({ messages: this.#waiting + this.#inFlight.length, bytes: this.#bufferedBytes + this.#inFlightBytes, timeout_ms: timeoutMs },
+      'closing: waiting for redis to take what is buffered')
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([
+      new Promise<void>((resolve) => this.#idle.push(resolve)),
+      new Promise<void>((resolve) => { timer = setTimeout(resolve, timeoutMs) })
+    ])
+    clearTimeout(timer)
+  }
+
+  #isIdle (): boolean {
+    return this.#waiting === 0 && this.#inFlightBytes === 0
+  }
+
+  #publish (lane: Lane, channel: string, payload: Buffer | CallEvent, bytes: number, since: number, call: CallRef, outcome: PublishOutcome): void {
+    const pending: Pending = {
+      id: this.#nextId++, lane, channel, payload, bytes: bytes + ENTRY_OVERHEAD_BYTES, since, sentAt: 0, attempt: 0, settled: false, call, outcome
+    }
+    if (this.#canSend()) {
+      this.#send(pending)
+      return
+    }
+    this.#lanes[lane].push(pending)
+    this.#waiting++
+    this.#bufferedBytes += pending.bytes
+    this.#enforceBound()
   }
 
   /** Straight to Redis only when nothing older waits, so order holds. */
   #canSend (): boolean {
-    return this.#buffer.length === 0 && this.#redis.status === 'ready' && this.#inFlightBytes < this.#maxBytes
+    return this.#waiting === 0 && this.#redis.status === 'ready' && this.#inFlightBytes < this.#maxBytes
   }
 
   #send (pending: Pending): void {
+    const attempt = ++pending.attempt
+    pending.settled = false
+    pending.sentAt = performance.now()
+    this.#inFlight.push(pending)
     this.#inFlightBytes += pending.bytes
     const message = Buffer.isBuffer(pending.payload) ? pending.payload : JSON.stringify(pending.payload)
-    this.#redis.publish(pending.channel, message).then(() => this.#acknowledged(pending), (err: Error) => this.#failed(pending, err))
+    this.#redis.publish(pending.channel, message).then(() => this.#acknowledged(pending, attempt), (err: Error) => this.#failed(pending, attempt, err))
   }
 
-  #acknowledged (pending: Pending): void {
-    this.#inFlightBytes -= pending.bytes
+  #acknowledged (pending: Pending, attempt: number): void {
+    if (pending.attempt !== attempt || pending.settled) return
+    this.#settle(pending)
     if (pending.since >= 0) this.#metrics.publishLatency.observe((performance.now() - pending.since) / 1000)
     pending.outcome.published()
-    if (this.#buffer.length > 0) this.#flush()
+    if (this.#waiting > 0) this.#flush()
+    else if (this.#inFlightBytes === 0) for (const resolve of this.#idle.splice(0)) resolve()
   }
 
-  #failed (pending: Pending, err: Error): void {
+  #failed (pending: Pending, attempt: number, err: Error): void {
+    if (pending.attempt !== attempt || pending.settled) return
+    // Lost with the connection: everything in flight goes back in line, ahead of what waits. A reply error from a
+    // live Redis is final.
+    if (this.#redis.status !== 'ready' && !this.#closing) {
+      this.#requeueInFlight()
+      return
+    }
+    this.#settle(pending)
+    this.#fail(pending, err)
+  }
+
+  #settle (pending: Pending): void {
+    pending.settled = true
     this.#inFlightBytes -= pending.bytes
-    // Lost with the connection: back in line, at its place. A reply error from a live Redis is final.
-    if (this.#redis.status !== 'ready') this.#hold(pending)
-    else pending.outcome.failed(err)
+    while (this.#inFlight.peekFront()?.settled === true) this.#inFlight.shift()
   }
 
-  #hold (pending: Pending): void {
-    const buffer = this.#buffer
-    let at = buffer.length
-    while (at > 0 && buffer[at - 1].id > pending.id) at--
-    buffer.splice(at, 0, pending)
-    this.#bufferedBytes += pending.bytes
+  /** Everything in flight is older than everything waiting, so it goes back to the lanes' fronts, newest first. */
+  #requeueInFlight (): void {
+    const returned: Pending[] = []
+    for (let pending = this.#inFlight.shift(); pending !== undefined; pending = this.#inFlight.shift()) {
+      if (!pending.settled) returned.push(pending)
+    }
+    this.#inFlightBytes = 0
+    for (let i = returned.length - 1; i >= 0; i--) {
+      const pending = returned[i]
+      pending.attempt++
+      this.#lanes[pending.lane].unshift(pending)
+      this.#waiting++
+      this.#bufferedBytes += pending.bytes
+    }
     this.#enforceBound()
-    this.#metrics.redisBufferBytes.set(this.#bufferedBytes)
   }
 
-  /** Drops the oldest audio until what waits fits the bound again; events are small and always kept. */
+  /** Drops the oldest audio, then the oldest dtmf and mark events, then the oldest call events, until all fits. */
   #enforceBound (): void {
-    let index = 0
-    while (this.#bufferedBytes + this.#inFlightBytes > this.#maxBytes && index < this.#buffer.length) {
-      const pending = this.#buffer[index]
-      if (!Buffer.isBuffer(pending.payload)) {
-        index++
-        continue
-      }
-      this.#buffer.splice(index, 1)
+    while (this.#bufferedBytes + this.#inFlightBytes > this.#maxBytes) {
+      const pending = this.#lanes.audio.shift() ?? this.#lanes.note.shift() ?? this.#lanes.lifecycle.shift()
+      if (pending === undefined) return
+      this.#waiting--
       this.#bufferedBytes -= pending.bytes
-      pending.outcome.failed(new PublishDropped('redis_buffer_full'))
+      this.#fail(pending, new PublishDropped('redis_buffer_full'))
     }
   }
 
+  /** Tells a publish's owner it will never arrive; an event's loss is counted here, a frame's by its call. */
+  #fail (pending: Pending, err: Error): void {
+    if (!Buffer.isBuffer(pending.payload)) {
+      this.#metrics.eventsDropped.inc({ type: pending.payload.type, reason: err instanceof PublishDropped ? err.reason : 'redis_error' })
+    }
+    pending.outcome.failed(err)
+  }
+
+  /** The oldest waiting publish, across lanes. */
+  #next (): Pending | undefined {
+    let next: Pending | undefined
+    for (const lane of Object.values(this.#lanes)) {
+      const head = lane.peekFront()
+      if (head !== undefined && (next === undefined || head.id < next.id)) next = head
+    }
+    return next
+  }
+
+  /** Sends what waits, in order, a batch per turn of the event loop while Redis takes it. */
   #flush (): void {
-    while (this.#buffer.length > 0 && this.#redis.status === 'ready' && this.#inFlightBytes < this.#maxBytes) {
-      const pending = this.#buffer.shift() as Pending
+    let sent = 0
+    while (this.#waiting > 0 && this.#redis.status === 'ready' && this.#inFlightBytes < this.#maxBytes) {
+      if (sent++ === FLUSH_BATCH) {
+        this.#scheduleFlush()
+        return
+      }
+      const pending = this.#next() as Pending
+      this.#lanes[pending.lane].shift()
+      this.#waiting--
       this.#bufferedBytes -= pending.bytes
       this.#send(pending)
     }
-    this.#metrics.redisBufferBytes.set(this.#bufferedBytes)
   }
 
-  #dropAll (): void {
-    for (const pending of this.#buffer.splice(0)) pending.outcome.failed(new PublishDropped('shutdown'))
+  #scheduleFlush (): void {
+    if (this.#flushScheduled) return
+    this.#flushScheduled = true
+    setImmediate(() => {
+      this.#flushScheduled = false
+      this.#flush()
+    })
+  }
+
+  #oldestUnacknowledgedMs (now: number): number {
+    const oldest = this.#inFlight.peekFront()
+    return oldest === undefined ? 0 : now - oldest.sentAt
+  }
+
+  /** A stall is a connected Redis that stops answering (paused, swapping, a slow command): visible, and logged. */
+  #watchStall (): void {
+    const waitedMs = this.connected ? this.#oldestUnacknowledgedMs(performance.now()) : 0
+    const stalled = waitedMs > this.#stallTimeoutMs
+    if (stalled === this.#stalled) return
+    this.#stalled = stalled
+    this.#metrics.redisStalled.set(stalled ? 1 : 0)
+    const state = { waited_ms: Math.round(waitedMs), in_flight_bytes: this.#inFlightBytes, buffered_bytes: this.#bufferedBytes }
+    if (stalled) this.#log.warn(state, 'redis stalled: a publish has waited past REDIS_STALL_TIMEOUT_MS; not ready')
+    else this.#log.info(state, 'redis answering again')
+  }
+
+  #unreachable (err: Error & { code?: string }): void {
+    const now = Date.now()
+    if (now - this.#lastUnreachableLog < UNREACHABLE_LOG_INTERVAL_MS) {
+      this.#log.debug({ err }, 'redis connection error')
+      return
+    }
+    this.#lastUnreachableLog = now
+    const fields = { redis: redactUrl(this.#url), code: err.code, error: err.message, buffered_bytes: this.#bufferedBytes + this.#inFlightBytes }
+    if (this.#everConnected) this.#log.warn(fields, 'redis still unreachable; buffering')
+    else this.#log.warn(fields, 'redis unreachable: check REDIS_URL; nothing is published until it connects')
+  }
+
+  #subscriberReady (): void {
+    this.#metrics.redisPlaybackConnected.set(1)
+    if (this.#subscriberUp) return
+    this.#subscriberUp = true
+    if (this.#subscribed.size === 0) return
+    this.#subscriberLog.warn({ calls: this.#subscribed.size }, 'playback subscriber reconnected; resubscribing every live call')
+    this.#subscriber.subscribe(...this.#subscribed).catch((err: Error) => this.#subscriberLog.warn({ err }, 'playback resubscribe failed'))
+  }
+
+  #subscriberLost (): void {
+    this.#metrics.redisPlaybackConnected.set(0)
+    if (!this.#subscriberUp) return
+    this.#subscriberUp = false
+    if (this.#closing) return
+    this.#metrics.redisDisconnects.inc({ connection: 'playback' })
+    this.#subscriberLog.warn({ calls: this.#subscribed.size, redis: redactUrl(this.#url) },
+      'playback subscriber lost its redis connection (see client-output-buffer-limit pubsub); playback published meanwhile is lost')
+  }
+
+  /** What never reached Redis by the end of the shutdown is dropped, and reported call by call. */
+  #dropAtShutdown (): void {
+    this.#requeueInFlight()
+    if (this.#waiting === 0) return
+    const byCall = new Map<string, { call: CallRef, frames: number, events: string[] }>()
+    for (let pending = this.#next(); pending !== undefined; pending = this.#next()) {
+      this.#lanes[pending.lane].shift()
+      const tag = callTag(pending.call)
+      const entry = byCall.get(tag) ?? { call: pending.call, frames: 0, events: [] }
+      byCall.set(tag, entry)
+      if (Buffer.isBuffer(pending.payload)) entry.frames++
+      else entry.events.push(pending.payload.type)
+      this.#fail(pending, new PublishDropped('shutdown'))
+    }
+    this.#log.warn({ messages: this.#waiting, bytes: this.#bufferedBytes, calls: byCall.size }, 'closing with publishes redis never took: dropped')
+    this.#waiting = 0
     this.#bufferedBytes = 0
-    this.#metrics.redisBufferBytes.set(0)
+    let reported = 0
+    for (const { call, frames, events } of byCall.values()) {
+      if (reported++ === MAX_CALLS_REPORTED) break
+      this.#log.warn({ interaction_id: call.interactionId, tenant_id: call.tenantId, frames_dropped: frames, events_dropped: events },
+        'dropped at shutdown: never reached redis')
+    }
   }
 }
