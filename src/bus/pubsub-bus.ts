@@ -341,7 +341,7 @@ export class PubSubBus implements Bus {
     const pending: Pending = {
       id: this.#nextId++, lane, channel, payload, bytes: bytes + ENTRY_OVERHEAD_BYTES, since, sentAt: 0, attempt: 0, settled: false, call, outcome
     }
-    if (this.#canSend()) {
+    if (this.#canSend(pending.bytes)) {
       this.#send(pending)
       return
     }
@@ -351,9 +351,9 @@ export class PubSubBus implements Bus {
     this.#enforceBound()
   }
 
-  /** Straight to Redis only when nothing older waits, so order holds. */
-  #canSend (): boolean {
-    return this.#waiting === 0 && this.#redis.status === 'ready' && this.#inFlightBytes < this.#maxBytes
+  /** Straight to Redis only when nothing older waits, so order holds, and while what is in flight leaves room. */
+  #canSend (bytes: number): boolean {
+    return this.#waiting === 0 && this.#redis.status === 'ready' && this.#inFlightBytes + bytes <= this.#maxBytes
   }
 
   #send (pending: Pending): void {
@@ -442,12 +442,13 @@ export class PubSubBus implements Bus {
   /** Sends what waits, in order, a batch per turn of the event loop while Redis takes it. */
   #flush (): void {
     let sent = 0
-    while (this.#waiting > 0 && this.#redis.status === 'ready' && this.#inFlightBytes < this.#maxBytes) {
+    while (this.#waiting > 0 && this.#redis.status === 'ready') {
+      const pending = this.#next() as Pending
+      if (this.#inFlightBytes + pending.bytes > this.#maxBytes) return
       if (sent++ === FLUSH_BATCH) {
         this.#scheduleFlush()
         return
       }
-      const pending = this.#next() as Pending
       this.#lanes[pending.lane].shift()
       this.#waiting--
       this.#bufferedBytes -= pending.bytes
