@@ -64,8 +64,14 @@ interface Pending {
   id: number
   lane: Lane
   channel: string
-  /** Events stay objects until sent, so a call.stop still waiting can learn of frames lost after it was queued. */
+  /**
+   * A frame, or the arena slab that holds a buffered one at `offset` (no Buffer object per waiting frame). Events stay
+   * objects until sent, so a call.stop still waiting can learn of frames lost after it was queued.
+   */
   payload: Buffer | CallEvent
+  /** Where a frame lies in `payload`, and its length. */
+  offset: number
+  length: number
   /** What it is charged against the bound: its size and its bookkeeping. */
   bytes: number
   /** performance.now() when an audio frame was handed over, for the publish latency; -1 for events. */
@@ -78,13 +84,18 @@ interface Pending {
   settled: boolean
   call: CallRef
   outcome: PublishOutcome
+  /** The arena slab holding a buffered frame's copy, released once it is sent or dropped. */
+  slab: Slab | null
 }
 
 /**
- * Bookkeeping charged per waiting publish on top of its bytes (the Pending, the Buffer object, queue slots), so that
- * REDIS_BUFFER_MAX_BYTES bounds the memory it costs, not only the payloads (docs/operations.md, "Redis outages").
+ * Bookkeeping charged per waiting publish on top of its bytes, so that REDIS_BUFFER_MAX_BYTES bounds the memory it
+ * costs, not only the payloads: the Pending and its queue slot, and the headroom the garbage collector takes on top
+ * (test/outage-memory.test.ts; docs/operations.md, "Redis outages").
  */
-const ENTRY_OVERHEAD_BYTES = 256
+const ENTRY_OVERHEAD_BYTES = 640
+/** Buffered frames are copied into slabs of this size, back to back. */
+const ARENA_SLAB_BYTES = 256 * 1024
 /** A flush writes at most this many publishes per turn of the event loop, so a backlog never starves it. */
 const FLUSH_BATCH = 512
 /** While Redis cannot be reached, the warning repeats at most this often. */
@@ -129,6 +140,8 @@ export class PubSubBus implements Bus {
   /** dtmf and mark events waiting per call tag, for REDIS_BUFFER_MAX_EVENTS_PER_CALL. */
   readonly #notesByCall = new Map<string, number>()
   #flushScheduled = false
+  readonly #arena = new FrameArena()
+  readonly #audioChannels = new WeakMap<CallRef, string>()
 
   #wasConnected = false
   #everConnected = false
@@ -255,7 +268,17 @@ export class PubSubBus implements Bus {
 
   publishAudio (call: CallRef, header: AudioFrameHeader, pcm: Buffer, outcome: PublishOutcome): void {
     const message = encodeAudioFrame(header, pcm)
-    this.#publish('audio', audioChannel(this.#prefix, call), message, message.length, performance.now(), call, outcome)
+    this.#publish('audio', this.#audioChannelOf(call), message, message.length, performance.now(), call, outcome)
+  }
+
+  /** A call's audio channel, named once per call rather than once per frame (and per waiting frame). */
+  #audioChannelOf (call: CallRef): string {
+    let channel = this.#audioChannels.get(call)
+    if (channel === undefined) {
+      channel = audioChannel(this.#prefix, call)
+      this.#audioChannels.set(call, channel)
+    }
+    return channel
   }
 
   async claimCall (call: CallRef, owner: string, ttlMs: number): Promise<boolean | null> {
@@ -339,12 +362,27 @@ export class PubSubBus implements Bus {
 
   #publish (lane: Lane, channel: string, payload: Buffer | CallEvent, bytes: number, since: number, call: CallRef, outcome: PublishOutcome): void {
     const pending: Pending = {
-      id: this.#nextId++, lane, channel, payload, bytes: bytes + ENTRY_OVERHEAD_BYTES, since, sentAt: 0, attempt: 0, settled: false, call, outcome
+      id: this.#nextId++,
+      lane,
+      channel,
+      payload,
+      offset: 0,
+      length: bytes,
+      bytes: bytes + ENTRY_OVERHEAD_BYTES,
+      since,
+      sentAt: 0,
+      attempt: 0,
+      settled: false,
+      call,
+      outcome,
+      slab: null
     }
     if (this.#canSend(pending.bytes)) {
       this.#send(pending)
       return
     }
+    // A frame from Buffer's shared pool would keep its whole slab alive, garbage included, for as long as it waits.
+    if (lane === 'audio') this.#arena.hold(pending)
     this.#lanes[lane].push(pending)
     this.#waiting++
     this.#bufferedBytes += pending.bytes
@@ -362,13 +400,15 @@ export class PubSubBus implements Bus {
     pending.sentAt = performance.now()
     this.#inFlight.push(pending)
     this.#inFlightBytes += pending.bytes
-    const message = Buffer.isBuffer(pending.payload) ? pending.payload : JSON.stringify(pending.payload)
+    const { payload } = pending
+    const message = pending.slab !== null ? (payload as Buffer).subarray(pending.offset, pending.offset + pending.length) : Buffer.isBuffer(payload) ? payload : JSON.stringify(payload)
     this.#redis.publish(pending.channel, message).then(() => this.#acknowledged(pending, attempt), (err: Error) => this.#failed(pending, attempt, err))
   }
 
   #acknowledged (pending: Pending, attempt: number): void {
     if (pending.attempt !== attempt || pending.settled) return
     this.#settle(pending)
+    if (pending.slab !== null) this.#arena.release(pending.slab)
     if (pending.since >= 0) this.#metrics.publishLatency.observe((performance.now() - pending.since) / 1000)
     pending.outcome.published()
     if (this.#waiting > 0) this.#flush()
@@ -423,6 +463,7 @@ export class PubSubBus implements Bus {
 
   /** Tells a publish's owner it will never arrive; an event's loss is counted here, a frame's by its call. */
   #fail (pending: Pending, err: Error): void {
+    if (pending.slab !== null) this.#arena.release(pending.slab)
     if (!Buffer.isBuffer(pending.payload)) {
       this.#metrics.eventsDropped.inc({ type: pending.payload.type, reason: err instanceof PublishDropped ? err.reason : 'redis_error' })
     }
@@ -537,4 +578,55 @@ export class PubSubBus implements Bus {
         'dropped at shutdown: never reached redis')
     }
   }
+}
+
+/** One slab of the arena, and how many frames in it still wait or are in flight. */
+interface Slab {
+  bytes: Buffer
+  used: number
+  live: number
+}
+
+/** Free slabs kept for reuse; past this many, a freed slab is left to the garbage collector. */
+const MAX_FREE_SLABS = 64
+
+/**
+ * Packs buffered frames back to back into slabs of their own, so what waits costs its bytes. A slab whose frames
+ * have all been sent or dropped is reused at once rather than left for the garbage collector, which lets dead
+ * ArrayBuffers pile up far past the bound before it runs.
+ */
+class FrameArena {
+  #slab: Slab = newSlab()
+  readonly #free: Slab[] = []
+
+  /** Moves a waiting frame into a slab (a large one into a Buffer of its own), to be released once sent or dropped. */
+  hold (pending: Pending): void {
+    const frame = pending.payload as Buffer
+    if (frame.length > ARENA_SLAB_BYTES / 8) {
+      pending.payload = Buffer.copyBytesFrom(frame)
+      return
+    }
+    let slab = this.#slab
+    if (slab.used + frame.length > ARENA_SLAB_BYTES) {
+      slab = this.#slab = this.#free.pop() ?? newSlab()
+      slab.used = 0
+    }
+    frame.copy(slab.bytes, slab.used)
+    pending.payload = slab.bytes
+    pending.offset = slab.used
+    pending.slab = slab
+    slab.used += frame.length
+    slab.live++
+  }
+
+  /** One frame of `slab` is gone for good: nothing reads its bytes again. */
+  release (slab: Slab): void {
+    if (--slab.live > 0) return
+    if (slab === this.#slab) slab.used = 0
+    else if (this.#free.length < MAX_FREE_SLABS) this.#free.push(slab)
+  }
+}
+
+function newSlab (): Slab {
+  return { bytes: Buffer.allocUnsafeSlow(ARENA_SLAB_BYTES), used: 0, live: 0 }
 }

@@ -1,5 +1,5 @@
 import type { AudioFrameHeader } from '../bus/audio-frame.js'
-import type { Bus } from '../bus/bus.js'
+import { PublishDropped, type Bus } from '../bus/bus.js'
 import { CONTRACT_VERSION, type CallEvent, type CallStopEvent } from '../bus/call-events.js'
 import type { CallRef } from '../bus/channels.js'
 import { tenancyOf } from '../auth/principal.js'
@@ -143,6 +143,8 @@ export class LiveCall {
   /** call.stop while it waits to be sent: frames lost meanwhile still show in it. */
   #stopEvent: CallStopEvent | null = null
   #endReason: string | null = null
+  /** Events the bus dropped by policy: only the first is logged. */
+  #eventsDropped = 0
   /** Ended by the gateway (a hang-up, shutdown) while the vendor may still be sending. */
   #hungUp = false
   /** Outbound audio, for two-way vendors. */
@@ -601,6 +603,8 @@ export class LiveCall {
 
   #publishEvent (event: CallEvent): void {
     this.#options.bus.publishEvent(event).catch((err: Error) => {
+      // The bus counts every event it drops; a flood of them is one line per call, not one per event.
+      if (err instanceof PublishDropped && this.#eventsDropped++ > 0) return
       this.#log.warn({ err, event: event.type }, 'call event not published to redis')
     })
   }
