@@ -17,8 +17,9 @@ const RETRY_AFTER_SECONDS = 5
 
 /**
  * Decorates the instance with its live calls and the admission hook of the ingest routes. Admission refuses
- * new upgrades while shutting down, at MAX_CONCURRENT_CALLS, or while the event loop lags past
- * EVENT_LOOP_DELAY_LIMIT_MS (@fastify/under-pressure); it never touches open connections.
+ * new upgrades while shutting down, at MAX_CONCURRENT_CALLS, while Redis has not been reached since the start, or
+ * while the event loop lags past EVENT_LOOP_DELAY_LIMIT_MS (@fastify/under-pressure); it never touches open
+ * connections.
  */
 export default fp(async (fastify) => {
   const { config, metrics, publisher } = fastify
@@ -43,7 +44,9 @@ export default fp(async (fastify) => {
   await fastify.register(underPressure, { maxEventLoopDelay: config.EVENT_LOOP_DELAY_LIMIT_MS, pressureHandler: () => undefined })
 
   fastify.decorate('admitCall', async function admitCall (_request: FastifyRequest, reply: FastifyReply) {
-    const reason = liveCalls.refusal() ?? (fastify.isUnderPressure() ? 'under_pressure' : null)
+    // A Redis never reached is most likely a wrong REDIS_URL: a test call must fail, not stream into the buffer.
+    const reason = liveCalls.refusal() ?? (publisher.unreachableSinceStart ? 'redis_unreachable' : null) ??
+      (fastify.isUnderPressure() ? 'under_pressure' : null)
     if (reason === null) return
     metrics.upgradesRefused.inc({ reason })
     reply.log.warn({ reason }, 'upgrade refused: not admitted')
@@ -54,5 +57,6 @@ export default fp(async (fastify) => {
 const REFUSALS = {
   shutting_down: 'the gateway is shutting down; connect to another instance',
   max_calls: 'the gateway is at its call limit',
+  redis_unreachable: 'the gateway cannot reach Redis',
   under_pressure: 'the gateway is overloaded'
 }

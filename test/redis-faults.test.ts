@@ -5,7 +5,7 @@ import t, { type Test } from 'tap'
 import { PubSubBus } from '../src/bus/pubsub-bus.js'
 import type { CallEvent } from '../src/bus/call-events.js'
 import { createMetrics } from '../src/metrics.js'
-import { ProviderClient, exotelStrings, pcmFrame } from './helpers/exotel.js'
+import { ProviderClient, exotelStrings, pcmFrame, refusedUpgrade } from './helpers/exotel.js'
 import { scrape, total } from './helpers/metrics.js'
 import { TestRedis, freePort } from './helpers/redis-server.js'
 import { runServer, startReplica } from './helpers/server-process.js'
@@ -159,17 +159,20 @@ t.test('a stalled Redis marks the instance unready, shows in the buffer gauge, a
   t.same(subscriber.frames('CAstall').map(({ pcm }) => pcm), sent, 'every frame, in order')
 })
 
-t.test('a Redis that cannot be reached at start is a warning at once, with the password redacted', async (t) => {
+t.test('a Redis that cannot be reached at start is a warning at once, with the password redacted, and calls are refused', async (t) => {
   const port = await freePort()
+  const gatewayPort = await freePort()
   const server = runServer(t.testdir({}), {
-    HOST: '127.0.0.1', PORT: String(await freePort()), REDIS_URL: `redis://:hunter2-secret@127.0.0.1:${port}/0`, LOG_LEVEL: 'debug'
+    HOST: '127.0.0.1', PORT: String(gatewayPort), REDIS_URL: `redis://:hunter2-secret@127.0.0.1:${port}/0`, LOG_LEVEL: 'debug'
   })
   t.teardown(() => { server.child.kill('SIGKILL') })
-  const warning = await server.lines.waitFor((line) => String(line.msg).startsWith('redis unreachable'), 'the warning', 5000)
+  const warning = await server.lines.waitFor((line) => String(line.msg).startsWith('redis unreachable'), 'the warning', 30_000)
   t.equal(warning.level, 40)
   t.equal(warning.redis, `redis://:[redacted]@127.0.0.1:${port}/0`)
   t.equal(warning.code, 'ECONNREFUSED')
   await server.lines.waitFor((line) => String(line.msg).startsWith('Server listening'))
+  const refused = await refusedUpgrade(`ws://127.0.0.1:${gatewayPort}/v1/ingest?sample-rate=8000`)
+  t.match(refused, { status: 503, body: /cannot reach Redis/ }, 'a test call fails at once rather than streaming into the buffer')
   // ioredis retries every 50-2000 ms, each retry a debug line; the warning is not repeated for each.
   await server.lines.waitFor((line) => line.msg === 'redis connection error' && line.level === 20 &&
     server.lines.items.filter(({ msg }) => msg === 'redis connection error').length >= 3, 'three retries')

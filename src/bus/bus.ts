@@ -31,6 +31,8 @@ export interface Bus {
   onReconnect (listener: () => void): void
   /** True while what is published now reaches Redis without waiting. */
   readonly connected: boolean
+  /** True while Redis has never been reached since the start, and an attempt has failed: new calls are refused. */
+  readonly unreachableSinceStart: boolean
   /** What keeps the bus from serving a new call well now, for readiness; empty when nothing does. */
   readonly problems: BusProblem[]
   /** Lets close() keep trying to deliver what waits until `deadline` (epoch ms), as the shutdown's drain allows. */

@@ -221,6 +221,10 @@ export class PubSubBus implements Bus {
     return this.#redis.status === 'ready'
   }
 
+  get unreachableSinceStart (): boolean {
+    return !this.#everConnected && this.#lastUnreachableLog !== 0
+  }
+
   get problems (): BusProblem[] {
     const problems: BusProblem[] = []
     if (!this.connected) problems.push('redis_disconnected')
