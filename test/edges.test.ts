@@ -1,0 +1,61 @@
+import { execFileSync } from 'node:child_process'
+import { once } from 'node:events'
+import { connect as connectTcp, type Socket } from 'node:net'
+import { join } from 'node:path'
+import { performance } from 'node:perf_hooks'
+import { connect as connectTls } from 'node:tls'
+import t from 'tap'
+import { TestRedis } from './helpers/redis-server.js'
+import { startReplica } from './helpers/server-process.js'
+
+const redis = await TestRedis.start()
+t.teardown(() => redis.stop())
+
+/** How a connection that never finishes its request headers ended. */
+interface Dribbled {
+  /** From the connection's start (after TLS, if any) to its close. */
+  elapsedMs: number
+  received: string
+}
+
+/**
+ * Sends a request's headers a byte a second and never finishes them, as a slowloris does. The client never closes,
+ * so the close it waits for is the server's.
+ */
+async function dribbleHeaders (socket: Socket, ready: string): Promise<Dribbled> {
+  await once(socket, ready)
+  const started = performance.now()
+  let received = ''
+  socket.on('data', (chunk: Buffer) => { received += chunk.toString() })
+  socket.on('error', () => {}) // a reset after the server's answer is the server closing too
+  socket.write('GET /v1/ingest HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ')
+  const dribble = setInterval(() => socket.write('a'), 1000)
+  await once(socket, 'close')
+  clearInterval(dribble)
+  return { elapsedMs: performance.now() - started, received }
+}
+
+function portOf (url: string): number {
+  return Number(new URL(url).port)
+}
+
+t.test('a handshake whose headers dribble in is cut by the server at 10-11 s, over HTTP and TLS', async (t) => {
+  const dir = t.testdir()
+  const cert = join(dir, 'cert.pem')
+  const key = join(dir, 'key.pem')
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1',
+    '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' })
+  const [plain, tls] = await Promise.all([
+    startReplica(t, { REDIS_URL: redis.url }),
+    startReplica(t, { REDIS_URL: redis.url, TLS_CERT_FILE: cert, TLS_KEY_FILE: key })
+  ])
+  const outcomes = await Promise.all([
+    dribbleHeaders(connectTcp(portOf(plain.url), '127.0.0.1'), 'connect'),
+    dribbleHeaders(connectTls({ port: portOf(tls.url), host: '127.0.0.1', rejectUnauthorized: false }), 'secureConnect')
+  ])
+  for (const [name, outcome] of [['HTTP', outcomes[0]], ['TLS', outcomes[1]]] as const) {
+    t.ok(outcome.elapsedMs >= 9_500, `${name}: not before the 10 s timeout (${Math.round(outcome.elapsedMs)} ms)`)
+    t.ok(outcome.elapsedMs < 15_000, `${name}: closed soon after it, not at Node's 30 s check (${Math.round(outcome.elapsedMs)} ms)`)
+    t.match(outcome.received, /^HTTP\/1\.1 408 /, `${name}: the server answered 408 and closed`)
+  }
+})
