@@ -5,6 +5,8 @@ import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { connect as connectTls } from 'node:tls'
 import t from 'tap'
+import { ProviderClient, refusedUpgrade } from './helpers/exotel.js'
+import { startGateway } from './helpers/gateway.js'
 import { TestRedis } from './helpers/redis-server.js'
 import { startReplica } from './helpers/server-process.js'
 
@@ -57,5 +59,26 @@ t.test('a handshake whose headers dribble in is cut by the server at 10-11 s, ov
     t.ok(outcome.elapsedMs >= 9_500, `${name}: not before the 10 s timeout (${Math.round(outcome.elapsedMs)} ms)`)
     t.ok(outcome.elapsedMs < 15_000, `${name}: closed soon after it, not at Node's 30 s check (${Math.round(outcome.elapsedMs)} ms)`)
     t.match(outcome.received, /^HTTP\/1\.1 408 /, `${name}: the server answered 408 and closed`)
+  }
+})
+
+t.test('sample-rate must be written exactly 8000, 16000 or 24000: anything else is a 400 before the upgrade', async (t) => {
+  const gateway = await startGateway(t, redis.url)
+  const refusals = (): unknown[] => gateway.logs.items.filter((line) => line.msg === 'upgrade refused: bad request')
+  for (const path of ['/v1/ingest', '/v1/ingest/exotel']) {
+    for (const query of ['sample-rate=0x3E80', 'sample-rate=16000.0', 'sample-rate=1.6e4', 'sample-rate=%2B16000', 'sample-rate=016000',
+      'sample-rate=%2016000', 'sample-rate=', 'sample-rate=44100', 'sample_rate=0x3E80', 'sample-rate=8000&sample-rate=8000']) {
+      const before = refusals().length
+      const refused = await refusedUpgrade(`${gateway.wsUrl}${path}?${query}`)
+      t.equal(refused.status, 400, `${path}?${query}`)
+      t.match(JSON.parse(refused.body), { message: /^sample-rate must be one of 8000, 16000, 24000/ })
+      t.equal(refusals().length, before + 1, `${path}?${query}: one log line`)
+      t.match(refusals().at(-1), { level: 40, vendor: 'exotel', reason: /^sample-rate must be one of 8000, 16000, 24000; got / })
+    }
+    for (const query of ['sample-rate=8000', 'sample-rate=16000', 'sample_rate=24000', '']) {
+      const client = await ProviderClient.connect(`${gateway.wsUrl}${path}?${query}`)
+      client.close()
+      t.equal((await client.closed).code, 1005, `${path}?${query} upgrades`)
+    }
   }
 })
