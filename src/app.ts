@@ -10,7 +10,7 @@ import websocketPlugin from '../plugins/websocket.js'
 import healthRoutes from '../routes/health.js'
 import ingestRoutes from '../routes/ingest.js'
 import metricsRoutes from '../routes/metrics.js'
-import { parseCidrList } from './auth/ip-allowlist.js'
+import { createIpAllowlist, parseCidrList } from './auth/ip-allowlist.js'
 import type { Config } from './config.js'
 import { ConfigError } from './core-config.js'
 import { createLogger, redactUrl } from './logger.js'
@@ -47,7 +47,8 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
   const fastifyOptions = {
     loggerInstance,
     // Fastify (proxy-addr) walks X-Forwarded-For only through these hops; from anyone else the header is ignored.
-    trustProxy: trustedProxies.length > 0 ? trustedProxies : false,
+    // Matched as the allowlists are: proxy-addr's own matcher refuses ::/0 and matches no IPv4 hop with it.
+    trustProxy: trustedProxies.length > 0 ? createIpAllowlist(trustedProxies) : false,
     // An HTTP socket silent this long is closed; a request (an upgrade's included) gets this long in all.
     connectionTimeout: HANDSHAKE_TIMEOUT_MS,
     requestTimeout: HANDSHAKE_TIMEOUT_MS,

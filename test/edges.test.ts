@@ -5,10 +5,11 @@ import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { connect as connectTls } from 'node:tls'
 import t from 'tap'
+import type { ClientOptions } from 'ws'
 import { ProviderClient, refusedUpgrade } from './helpers/exotel.js'
-import { startGateway } from './helpers/gateway.js'
+import { startGateway, type LogLine } from './helpers/gateway.js'
 import { TestRedis } from './helpers/redis-server.js'
-import { startReplica } from './helpers/server-process.js'
+import { runServer, startReplica } from './helpers/server-process.js'
 
 const redis = await TestRedis.start()
 t.teardown(() => redis.stop())
@@ -81,4 +82,62 @@ t.test('sample-rate must be written exactly 8000, 16000 or 24000: anything else 
       t.equal((await client.closed).code, 1005, `${path}?${query} upgrades`)
     }
   }
+})
+
+/** Opens a WebSocket and closes it again: the upgrade was admitted. */
+async function upgrades (url: string, options: ClientOptions = {}): Promise<number> {
+  const client = await ProviderClient.connect(url, options)
+  client.close()
+  return (await client.closed).code
+}
+
+t.test('an IPv6 range admits an IPv4 client whose mapped address (::ffff:a.b.c.d) lies in it, in every CIDR list', async (t) => {
+  t.test('AUTH_IP_ALLOWLIST', async (t) => {
+    const mapped = await startGateway(t, redis.url, { AUTH_IP_ALLOWLIST: '::ffff:127.0.0.0/104' })
+    t.equal(await upgrades(`${mapped.wsUrl}/v1/ingest`, { localAddress: '127.0.0.1' }), 1005, '::ffff:127.0.0.0/104 admits 127.0.0.1')
+    const single = await startGateway(t, redis.url, { AUTH_IP_ALLOWLIST: '::ffff:127.0.0.1/128' })
+    t.equal(await upgrades(`${single.wsUrl}/v1/ingest`, { localAddress: '127.0.0.1' }), 1005, '::ffff:127.0.0.1/128 admits 127.0.0.1')
+    t.equal((await refusedUpgrade(`${single.wsUrl}/v1/ingest`, { localAddress: '127.0.0.2' })).status, 403, 'and not 127.0.0.2')
+    const everyone = await startGateway(t, redis.url, { AUTH_IP_ALLOWLIST: '::/0' })
+    t.equal(await upgrades(`${everyone.wsUrl}/v1/ingest`, { localAddress: '127.0.0.2' }), 1005, '::/0 admits everyone')
+    // The start-up warning about allowlists that reach beyond loopback reads mapped ranges the same way.
+    const beyondLoopback = (line: LogLine): boolean => String(line.msg).startsWith('AUTH_IP_ALLOWLIST admits addresses beyond loopback')
+    t.notOk(mapped.logs.items.some(beyondLoopback), '::ffff:127.0.0.0/104 is loopback only')
+    t.match(everyone.logs.items.find(beyondLoopback), { ranges: ['::/0'] }, '::/0 is not')
+    const ipv6Only = await startGateway(t, redis.url, { AUTH_IP_ALLOWLIST: '2001:db8::/32' })
+    t.equal((await refusedUpgrade(`${ipv6Only.wsUrl}/v1/ingest`, { localAddress: '127.0.0.1' })).status, 403, 'a range beyond ::ffff:0:0/96 admits no IPv4 client')
+  })
+
+  t.test('METRICS_ALLOWLIST', async (t) => {
+    const mapped = await startGateway(t, redis.url, { METRICS_ALLOWLIST: '::ffff:127.0.0.0/104' })
+    t.equal((await fetch(`${mapped.url}/metrics`)).status, 200)
+    const ipv6Only = await startGateway(t, redis.url, { METRICS_ALLOWLIST: '2001:db8::/32' })
+    t.equal((await fetch(`${ipv6Only.url}/metrics`)).status, 403)
+  })
+
+  t.test('TRUST_PROXY', async (t) => {
+    for (const proxies of ['::ffff:127.0.0.2/128', '::/0', '0.0.0.0/0']) {
+      const gateway = await startGateway(t, redis.url, { AUTH_IP_ALLOWLIST: '203.0.113.0/24', TRUST_PROXY: proxies })
+      t.equal(await upgrades(`${gateway.wsUrl}/v1/ingest`, { localAddress: '127.0.0.2', headers: { 'x-forwarded-for': '203.0.113.7' } }), 1005,
+        `${proxies} trusts the proxy at 127.0.0.2`)
+      t.equal((await refusedUpgrade(`${gateway.wsUrl}/v1/ingest`, { localAddress: '127.0.0.2', headers: { 'x-forwarded-for': '198.51.100.9' } })).status, 403,
+        `${proxies}: the forwarded address is the one checked`)
+    }
+  })
+})
+
+t.test('a CIDR that cannot be read stops the process with 78, naming the variable', async (t) => {
+  const bad: Array<[Record<string, string>, RegExp]> = [
+    [{ AUTH_IP_ALLOWLIST: '::ffff:127.0.0.0/129' }, /env\/AUTH_IP_ALLOWLIST has "::ffff:127\.0\.0\.0\/129", which is not a CIDR/],
+    // ipaddr.js reads 010 as octal: 010.0.0.0/8 would be 8.0.0.0/8.
+    [{ TRUST_PROXY: '010.0.0.0/8' }, /env\/TRUST_PROXY has "010\.0\.0\.0\/8", which is not a CIDR/],
+    [{ METRICS_ALLOWLIST: '0xa.0.0.0/8' }, /env\/METRICS_ALLOWLIST has "0xa\.0\.0\.0\/8", which is not a CIDR/]
+  ]
+  const dir = t.testdir()
+  await Promise.all(bad.map(async ([env, message]) => {
+    const server = runServer(dir, { REDIS_URL: redis.url, ...env })
+    t.teardown(() => { server.child.kill('SIGKILL') })
+    t.equal(await server.exited, 78, JSON.stringify(env))
+    t.match(server.stderr(), message)
+  }))
 })
