@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import authPlugin from '../plugins/auth.js'
+import forwardedForPlugin from '../plugins/forwarded-for.js'
 import liveCallsPlugin from '../plugins/live-calls.js'
 import metricsPlugin from '../plugins/metrics.js'
 import publisherPlugin from '../plugins/publisher.js'
@@ -65,6 +66,7 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
   await app.register(publisherPlugin)
   await app.register(liveCallsPlugin)
   await app.register(websocketPlugin)
+  await app.register(forwardedForPlugin)
   await app.register(vendorsPlugin, { vendors: options.vendors ?? builtInVendors })
   await app.register(authPlugin)
 

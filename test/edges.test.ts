@@ -141,3 +141,38 @@ t.test('a CIDR that cannot be read stops the process with 78, naming the variabl
     t.match(server.stderr(), message)
   }))
 })
+
+t.test('X-Forwarded-For from a trusted proxy must hold canonical addresses: anything else is a 400 before the upgrade', async (t) => {
+  const gateway = await startGateway(t, redis.url, { TRUST_PROXY: '127.0.0.2/32,10.0.0.0/8', AUTH_IP_ALLOWLIST: '10.0.0.0/8,203.0.113.0/24,2001:db8::/32' })
+  const url = `${gateway.wsUrl}/v1/ingest`
+  const fromProxy = (forwardedFor: string): ClientOptions => ({ localAddress: '127.0.0.2', headers: { 'x-forwarded-for': forwardedFor } })
+  const refusals = (): LogLine[] => gateway.logs.items.filter((line) => line.msg === 'request refused: X-Forwarded-For holds an address that is not canonical')
+
+  // [header, the entry refused]. The first three are 10.1.2.3 to ipaddr.js, and were admitted by 10.0.0.0/8. Then
+  // chains: a hop the client wrote before the proxy's, read as 10.0.0.1 and so believed to be a trusted proxy; a
+  // client behind two trusted proxies.
+  const cases: Array<[string, string]> = [['012.1.2.3', '012.1.2.3'], ['167837955', '167837955'], ['0xa.1.2.3', '0xa.1.2.3'],
+    ['10.1.2', '10.1.2'], ['10.1.2.3 x', '10.1.2.3 x'], ['::ffff:012.1.2.3', '::ffff:012.1.2.3'], ['unknown', 'unknown'],
+    ['203.0.113.7, 012.0.0.1', '012.0.0.1'], ['012.1.2.3, 10.0.0.1', '012.1.2.3']]
+  for (const [forwardedFor, entry] of cases) {
+    const before = refusals().length
+    const refused = await refusedUpgrade(url, fromProxy(forwardedFor))
+    t.equal(refused.status, 400, forwardedFor)
+    t.match(JSON.parse(refused.body), { message: 'X-Forwarded-For holds an address that is not a canonical IPv4 or IPv6 address' })
+    t.equal(refusals().length, before + 1, `${forwardedFor}: one log line`)
+    t.match(refusals().at(-1), { level: 40, reason: 'forwarded_for_not_canonical', forwarded_for: entry, peer: '127.0.0.2' })
+  }
+  t.notOk(gateway.logs.items.some((line) => line.msg === 'authentication failed'), 'none of them reached authentication')
+
+  for (const forwardedFor of ['10.1.2.3', '203.0.113.7, 10.0.0.1', '2001:db8::7', 'junk, 203.0.113.7']) {
+    t.equal(await upgrades(url, fromProxy(forwardedFor)), 1005, `${forwardedFor} is admitted`)
+  }
+  t.equal((await refusedUpgrade(url, { localAddress: '127.0.0.3', headers: { 'x-forwarded-for': '012.1.2.3' } })).status, 403,
+    'from a peer that is no proxy the header is ignored: 127.0.0.3 is checked, and refused')
+})
+
+t.test('a non-canonical X-Forwarded-For reads no /metrics either', async (t) => {
+  const gateway = await startGateway(t, redis.url, { TRUST_PROXY: '127.0.0.1/32' })
+  t.equal((await fetch(`${gateway.url}/metrics`, { headers: { 'x-forwarded-for': '012.1.2.3' } })).status, 400, '012.1.2.3 is not 10.1.2.3 in METRICS_ALLOWLIST')
+  t.equal((await fetch(`${gateway.url}/metrics`, { headers: { 'x-forwarded-for': '10.1.2.3' } })).status, 200)
+})
