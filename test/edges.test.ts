@@ -176,3 +176,19 @@ t.test('a non-canonical X-Forwarded-For reads no /metrics either', async (t) => 
   t.equal((await fetch(`${gateway.url}/metrics`, { headers: { 'x-forwarded-for': '012.1.2.3' } })).status, 400, '012.1.2.3 is not 10.1.2.3 in METRICS_ALLOWLIST')
   t.equal((await fetch(`${gateway.url}/metrics`, { headers: { 'x-forwarded-for': '10.1.2.3' } })).status, 200)
 })
+
+t.test('an upgrade to a route that is not a WebSocket is refused with 404 before the upgrade, never completed', async (t) => {
+  const gateway = await startGateway(t, redis.url, { AUTH_IP_ALLOWLIST: '' })
+  const refusals = (): LogLine[] => gateway.logs.items.filter((line) => line.msg === 'upgrade refused: no WebSocket at this route')
+  for (const path of ['/health', '/ready', '/metrics', '/metrics?access_token=SECRET-1']) {
+    const refused = await refusedUpgrade(`${gateway.wsUrl}${path}`)
+    t.equal(refused.status, 404, path)
+    t.match(JSON.parse(refused.body), { message: 'no WebSocket at this route' })
+    t.match(refusals().at(-1), { level: 40, url: path.replace('SECRET-1', '%5Bredacted%5D') })
+  }
+  t.equal((await refusedUpgrade(`${gateway.wsUrl}/nowhere`)).status, 404, 'an unknown route stays a 404')
+  t.notOk(gateway.logs.items.some((line) => String(line.msg).startsWith('closed incoming websocket connection')), 'no socket was opened')
+  t.notMatch(JSON.stringify(gateway.logs.items), 'SECRET-1')
+  t.equal((await fetch(`${gateway.url}/health`)).status, 200, 'plain requests are answered as before')
+  t.equal((await fetch(`${gateway.url}/metrics`)).status, 200)
+})
