@@ -1,13 +1,15 @@
-import { execFileSync } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { connect as connectTcp, type Socket } from 'node:net'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { performance } from 'node:perf_hooks'
 import { connect as connectTls } from 'node:tls'
 import t from 'tap'
 import type { ClientOptions } from 'ws'
 import { ProviderClient, refusedUpgrade } from './helpers/exotel.js'
-import { startGateway, type LogLine } from './helpers/gateway.js'
+import { startGateway, type Gateway, type LogLine } from './helpers/gateway.js'
+import { inSeconds, signJwt } from './helpers/jwt.js'
 import { TestRedis } from './helpers/redis-server.js'
 import { runServer, startReplica } from './helpers/server-process.js'
 
@@ -36,6 +38,24 @@ async function dribbleHeaders (socket: Socket, ready: string): Promise<Dribbled>
   await once(socket, 'close')
   clearInterval(dribble)
   return { elapsedMs: performance.now() - started, received }
+}
+
+interface Run {
+  code: number | null
+  stdout: string
+  stderr: string
+}
+
+/** Runs rtaa-token as a user would: its own process and working directory, config from the environment. */
+async function rtaaToken (args: string[], cwd: string, env: Record<string, string>): Promise<Run> {
+  const bin = fileURLToPath(new URL('../bin/rtaa-token.mjs', import.meta.url))
+  const child = spawn(process.execPath, [bin, ...args], { cwd, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString() })
+  child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
+  const [code] = await once(child, 'exit') as [number | null]
+  return { code, stdout, stderr }
 }
 
 function portOf (url: string): number {
@@ -191,4 +211,46 @@ t.test('an upgrade to a route that is not a WebSocket is refused with 404 before
   t.notMatch(JSON.stringify(gateway.logs.items), 'SECRET-1')
   t.equal((await fetch(`${gateway.url}/health`)).status, 200, 'plain requests are answered as before')
   t.equal((await fetch(`${gateway.url}/metrics`)).status, 200)
+})
+
+t.test('JWT_MAX_AGE_S caps how far ahead a token\'s exp may lie', async (t) => {
+  const secret = 'edges-test-secret-of-at-least-32-bytes'
+  const tokenFailures = (gateway: Gateway): LogLine[] => gateway.logs.items.filter((line) => line.msg === 'authentication failed')
+  const bearer = (exp: number): ClientOptions => ({ headers: { authorization: `Bearer ${signJwt({ tenant_id: 'acme', exp }, secret)}` } })
+
+  const byDefault = await startGateway(t, redis.url, { SUPPORT_NATIVE: 'true', JWT_SECRET: secret })
+  const url = `${byDefault.wsUrl}/v1/ingest/native`
+  const year3000 = Date.UTC(3000, 0, 1) / 1000
+  for (const exp of [year3000, inSeconds(86_400 + 3600)]) {
+    const refused = await refusedUpgrade(url, bearer(exp))
+    t.equal(refused.status, 401, `exp ${exp}`)
+    t.match(JSON.parse(refused.body), { message: 'invalid token' })
+    t.match(tokenFailures(byDefault).at(-1), { level: 40, auth_method: 'jwt', reason: 'token_lifetime', status: 401, detail: /more than JWT_MAX_AGE_S \(86400 s\) ahead/ })
+  }
+  t.equal(await upgrades(url, bearer(inSeconds(86_400))), 1005, 'the whole default day is accepted')
+
+  const short = await startGateway(t, redis.url, { SUPPORT_NATIVE: 'true', JWT_SECRET: secret, JWT_MAX_AGE_S: '600' })
+  t.equal((await refusedUpgrade(`${short.wsUrl}/v1/ingest/native`, bearer(inSeconds(3600)))).status, 401, 'an hour is too long for 600 s')
+  t.match(tokenFailures(short).at(-1), { reason: 'token_lifetime' })
+  t.equal(await upgrades(`${short.wsUrl}/v1/ingest/native`, bearer(inSeconds(600))), 1005)
+})
+
+t.test('rtaa-token mints within JWT_MAX_AGE_S and refuses --expires-in beyond it', async (t) => {
+  const dir = t.testdir()
+  const env = { JWT_SECRET: 'edges-test-secret-of-at-least-32-bytes' }
+  const lifetime = (run: Run): number => {
+    const claims = JSON.parse(Buffer.from(run.stdout.trim().split('.')[1], 'base64url').toString()) as { iat: number, exp: number }
+    return claims.exp - claims.iat
+  }
+  const [byDefault, short, tooLong] = await Promise.all([
+    rtaaToken(['--tenant', 'acme'], dir, env),
+    rtaaToken(['--tenant', 'acme'], dir, { ...env, JWT_MAX_AGE_S: '600' }),
+    rtaaToken(['--tenant', 'acme', '--expires-in', '90000'], dir, env)
+  ])
+  t.equal(byDefault.code, 0, byDefault.stderr)
+  t.equal(lifetime(byDefault), 3600, 'an hour by default')
+  t.equal(short.code, 0, short.stderr)
+  t.equal(lifetime(short), 600, 'or JWT_MAX_AGE_S when that is shorter')
+  t.equal(tooLong.code, 2)
+  t.match(tooLong.stderr, /--expires-in 90000 is beyond JWT_MAX_AGE_S \(86400\): the gateway would refuse the token/)
 })
