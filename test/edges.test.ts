@@ -58,6 +58,13 @@ async function rtaaToken (args: string[], cwd: string, env: Record<string, strin
   return { code, stdout, stderr }
 }
 
+/** Opens a WebSocket and closes it again: the upgrade was admitted. */
+async function upgrades (url: string, options: ClientOptions = {}): Promise<number> {
+  const client = await ProviderClient.connect(url, options)
+  client.close()
+  return (await client.closed).code
+}
+
 function portOf (url: string): number {
   return Number(new URL(url).port)
 }
@@ -103,13 +110,6 @@ t.test('sample-rate must be written exactly 8000, 16000 or 24000: anything else 
     }
   }
 })
-
-/** Opens a WebSocket and closes it again: the upgrade was admitted. */
-async function upgrades (url: string, options: ClientOptions = {}): Promise<number> {
-  const client = await ProviderClient.connect(url, options)
-  client.close()
-  return (await client.closed).code
-}
 
 t.test('an IPv6 range admits an IPv4 client whose mapped address (::ffff:a.b.c.d) lies in it, in every CIDR list', async (t) => {
   t.test('AUTH_IP_ALLOWLIST', async (t) => {
