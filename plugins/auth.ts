@@ -28,9 +28,13 @@ declare module 'fastify' {
 
 const REALM = 'rtaa-ingest'
 
+/** An issuer's clock may run a little ahead: a token minted for exactly JWT_MAX_AGE_S still passes. */
+const JWT_CLOCK_TOLERANCE_S = 60
+
 /**
  * The methods, in the order they are tried: the first whose credential the request carries decides.
- * - jwt: `Authorization: Bearer` or `?access_token=`, verified with @fastify/jwt (exp and tenant_id required);
+ * - jwt: `Authorization: Bearer` or `?access_token=`, verified with @fastify/jwt (exp, at most JWT_MAX_AGE_S ahead,
+ *   and tenant_id required);
  * - basic: `Authorization: Basic`, matched against BASIC_AUTH_CREDENTIALS in constant time;
  * - the methods the enabled vendors bring (a request signature, say);
  * - ip: no credential at all; the client IP (after TRUST_PROXY) must be in AUTH_IP_ALLOWLIST, else 403.
@@ -64,7 +68,11 @@ export default fp(async (fastify) => {
     async verify (request) {
       if (!jwtEnabled) return { status: 401, reason: 'jwt_disabled', message: 'bearer tokens are not enabled' }
       try {
-        const claims = await request.jwtVerify<{ tenant_id?: unknown, sub?: unknown }>()
+        const claims = await request.jwtVerify<{ tenant_id?: unknown, sub?: unknown, exp?: unknown }>()
+        // fast-jwt's maxAge counts from iat, which the issuer picks; the cap is on how long the token has left.
+        if (typeof claims.exp !== 'number' || claims.exp - Date.now() / 1000 > config.JWT_MAX_AGE_S + JWT_CLOCK_TOLERANCE_S) {
+          return { status: 401, reason: 'token_lifetime', message: 'invalid token', detail: `the exp claim lies more than JWT_MAX_AGE_S (${config.JWT_MAX_AGE_S} s) ahead` }
+        }
         if (typeof claims.tenant_id !== 'string' || claims.tenant_id === '') {
           return { status: 401, reason: 'missing_tenant', message: 'the token has no tenant_id claim' }
         }

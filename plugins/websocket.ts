@@ -1,11 +1,13 @@
 import fastifyWebsocket from '@fastify/websocket'
+import type { onRequestAsyncHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
+import { redactUrl } from '../src/logger.js'
 import { CloseCode } from '../src/vendors/protocol-error.js'
 
 /**
  * @fastify/websocket with the message size cap from MAX_MESSAGE_BYTES, compression off (it costs CPU and memory per
- * connection for base64 audio that barely compresses), and a shutdown that ends every live call with reason
- * "shutdown" and closes its socket with 1001.
+ * connection for base64 audio that barely compresses), a 404 for an upgrade to any route that is not a WebSocket,
+ * and a shutdown that ends every live call with reason "shutdown" and closes its socket with 1001.
  */
 export default fp(async (fastify) => {
   const upgradeListenersBefore = new Set(fastify.server.listeners('upgrade'))
@@ -26,4 +28,18 @@ export default fp(async (fastify) => {
     }
   })
   const upgradeListenersAdded = fastify.server.listeners('upgrade').filter((listener) => !upgradeListenersBefore.has(listener))
+
+  // Every upgrade is routed; on a route without a WebSocket handler @fastify/websocket would complete it and then
+  // close the socket, unauthenticated. Each such route refuses it first, before the upgrade.
+  fastify.addHook('onRoute', (route) => {
+    if (route.websocket === true || route.wsHandler !== undefined) return
+    const hooks = route.onRequest === undefined ? [] : Array.isArray(route.onRequest) ? route.onRequest : [route.onRequest]
+    route.onRequest = [refuseUpgrade, ...hooks]
+  })
 }, { name: 'websocket', fastify: '5.x', dependencies: ['live-calls'], decorators: { fastify: ['config'] } })
+
+const refuseUpgrade: onRequestAsyncHookHandler = async (request, reply) => {
+  if (!request.ws) return
+  request.log.warn({ url: redactUrl(request.url) }, 'upgrade refused: no WebSocket at this route')
+  return reply.code(404).send({ statusCode: 404, error: 'Not Found', message: 'no WebSocket at this route' })
+}

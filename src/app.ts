@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import authPlugin from '../plugins/auth.js'
+import forwardedForPlugin from '../plugins/forwarded-for.js'
 import liveCallsPlugin from '../plugins/live-calls.js'
 import metricsPlugin from '../plugins/metrics.js'
 import publisherPlugin from '../plugins/publisher.js'
@@ -10,7 +11,7 @@ import websocketPlugin from '../plugins/websocket.js'
 import healthRoutes from '../routes/health.js'
 import ingestRoutes from '../routes/ingest.js'
 import metricsRoutes from '../routes/metrics.js'
-import { parseCidrList } from './auth/ip-allowlist.js'
+import { createIpAllowlist, parseCidrList } from './auth/ip-allowlist.js'
 import type { Config } from './config.js'
 import { ConfigError } from './core-config.js'
 import { createLogger, redactUrl } from './logger.js'
@@ -30,26 +31,42 @@ export interface BuildAppOptions {
   vendors?: readonly Vendor[]
 }
 
+/** Exotel drops a session whose handshake takes over 10 s, so the gateway gives a request no longer. */
+const HANDSHAKE_TIMEOUT_MS = 10_000
+
+/**
+ * Node cuts a request whose headers (headersTimeout, 60 s by default) or whole request (requestTimeout) take too
+ * long only when it checks its connections, every connectionsCheckingInterval (30 s by default): a client sending a
+ * byte every few seconds held its socket for 30 s. Checked every second, it is cut at 10-11 s with a 408.
+ */
+const NODE_SERVER_TIMEOUTS = { headersTimeout: HANDSHAKE_TIMEOUT_MS, connectionsCheckingInterval: 1000 }
+
 /** Builds the gateway from a validated config, ready to listen; it never listens itself. */
 export async function buildApp (config: Config, options: BuildAppOptions = {}): Promise<FastifyInstance> {
   const trustedProxies = parseCidrList(config.TRUST_PROXY)
   const loggerInstance: FastifyBaseLogger = options.logger ?? createLogger(config)
-  const app: FastifyInstance = Fastify({
+  const fastifyOptions = {
     loggerInstance,
-    https: readTls(config),
     // Fastify (proxy-addr) walks X-Forwarded-For only through these hops; from anyone else the header is ignored.
-    trustProxy: trustedProxies.length > 0 ? trustedProxies : false,
-    // Exotel drops a session whose handshake takes over 10 s.
-    connectionTimeout: 10_000,
-    requestTimeout: 10_000,
+    // Matched as the allowlists are: proxy-addr's own matcher refuses ::/0 and matches no IPv4 hop with it.
+    trustProxy: trustedProxies.length > 0 ? createIpAllowlist(trustedProxies) : false,
+    // An HTTP socket silent this long is closed; a request (an upgrade's included) gets this long in all.
+    connectionTimeout: HANDSHAKE_TIMEOUT_MS,
+    requestTimeout: HANDSHAKE_TIMEOUT_MS,
     keepAliveTimeout: 5_000
-  })
+  }
+  // Node's own server options go in `http`, or with the certificate in `https`.
+  const tls = readTls(config)
+  const app: FastifyInstance = tls === null
+    ? Fastify({ ...fastifyOptions, http: NODE_SERVER_TIMEOUTS })
+    : Fastify({ ...fastifyOptions, https: { ...tls, ...NODE_SERVER_TIMEOUTS } })
 
   app.decorate('config', config)
   await app.register(metricsPlugin)
   await app.register(publisherPlugin)
   await app.register(liveCallsPlugin)
   await app.register(websocketPlugin)
+  await app.register(forwardedForPlugin)
   await app.register(vendorsPlugin, { vendors: options.vendors ?? builtInVendors })
   await app.register(authPlugin)
 

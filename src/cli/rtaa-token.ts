@@ -9,7 +9,8 @@ Mints a JWT for the native protocol (docs/native-protocol.md), signed with JWT_S
 environment, .env.local or .env, or with --private-key (RS256 for an RSA key, ES256 for a P-256 key).
 
   --tenant <id>          tenant_id claim (required)
-  --expires-in <s>       seconds until exp (default 3600; --expires-in=-60 mints an expired token, for tests)
+  --expires-in <s>       seconds until exp, at most JWT_MAX_AGE_S (default 3600, or JWT_MAX_AGE_S if shorter;
+                         --expires-in=-60 mints an expired token, for tests)
   --subject <sub>        sub claim
   --issuer <iss>         iss claim (default JWT_ISSUER)
   --audience <aud>       aud claim (default JWT_AUDIENCE)
@@ -34,11 +35,16 @@ async function main (argv: string[]): Promise<number> {
   const config = loadConfig()
   const key = args['private-key'] !== undefined ? readFileSync(args['private-key'], 'utf8') : config.JWT_SECRET
   if (key === undefined) throw new UsageError('no key: set JWT_SECRET (or use --private-key)')
+  // The gateway refuses a token whose exp lies further ahead than its JWT_MAX_AGE_S, read here from the same places.
+  const expiresIn = integerOption(args['expires-in'], 'expires-in', Math.min(3600, config.JWT_MAX_AGE_S))
+  if (expiresIn > config.JWT_MAX_AGE_S) {
+    throw new UsageError(`--expires-in ${expiresIn} is beyond JWT_MAX_AGE_S (${config.JWT_MAX_AGE_S}): the gateway would refuse the token`)
+  }
   const now = Math.floor(Date.now() / 1000)
   const claims: Record<string, unknown> = {
     tenant_id: args.tenant,
     iat: now,
-    exp: now + integerOption(args['expires-in'], 'expires-in', 3600),
+    exp: now + expiresIn,
     ...(args.subject === undefined ? {} : { sub: args.subject })
   }
   const issuer = args.issuer ?? config.JWT_ISSUER

@@ -18,8 +18,9 @@ export function createExotelAdapter (defaultSampleRate: number, ipAccounts: read
 
     accept ({ query, principal }) {
       const sampleRate = requestedRate(query, defaultSampleRate)
-      if (!(EXOTEL_SAMPLE_RATES as readonly number[]).includes(sampleRate)) {
-        return { error: `sample-rate must be one of ${EXOTEL_SAMPLE_RATES.join(', ')}; got "${String(query['sample-rate'] ?? query.sample_rate)}"` }
+      if (sampleRate === null) {
+        // The client's value, quoted and cut short, goes into the answer and the log line.
+        return { error: `sample-rate must be one of ${EXOTEL_SAMPLE_RATES.join(', ')}; got ${JSON.stringify(query['sample-rate'] ?? query.sample_rate).slice(0, 40)}` }
       }
       return { principal, sampleRate }
     },
@@ -42,11 +43,14 @@ export function createExotelAdapter (defaultSampleRate: number, ipAccounts: read
   }
 }
 
-/** `sample-rate` (or `sample_rate`) from the URL; NaN when it is not one number. */
-function requestedRate (query: Query, defaultSampleRate: number): number {
+/**
+ * `sample-rate` (or `sample_rate`) from the URL, written exactly as one of the rates; null for anything else, such as
+ * 0x3E80, 16000.0 or 1.6e4, which Number() reads as 16000 too, or a parameter given twice.
+ */
+function requestedRate (query: Query, defaultSampleRate: number): number | null {
   const raw = query['sample-rate'] ?? query.sample_rate
   if (raw === undefined) return defaultSampleRate
-  return typeof raw === 'string' ? Number(raw) : Number.NaN
+  return EXOTEL_SAMPLE_RATES.find((rate) => raw === String(rate)) ?? null
 }
 
 /** Exotel's ids are snake_case *_sid keys; a counter such as sequence_number is not Exotel's alone. */
