@@ -159,6 +159,30 @@ t.test('a stalled Redis marks the instance unready, shows in the buffer gauge, a
   t.same(subscriber.frames('CAstall').map(({ pcm }) => pcm), sent, 'every frame, in order')
 })
 
+t.test('a stall longer than the buffer drops the oldest waiting audio, never the call.stop behind it', async (t) => {
+  const redis = await ownRedis(t)
+  const prefix = uniquePrefix()
+  const gateway = await startReplica(t, { REDIS_URL: redis.url, REDIS_PREFIX: prefix, LOG_LEVEL: 'info', REDIS_BUFFER_MAX_BYTES: String(256 * 1024) })
+  const subscriber = await Subscriber.start(t, redis.url, prefix)
+  const client = await ProviderClient.connect(`${gateway.wsUrl}/v1/ingest?sample-rate=8000`)
+  client.send(exotelStrings.start('CAlongstall'))
+  await subscriber.waitForEvent('call.start', 'CAlongstall')
+
+  redis.pause()
+  // 400 frames of 100 ms: far more than 256 KiB, most of it written to the stalled connection, where it stays.
+  for (let i = 0; i < 400; i++) client.send(exotelStrings.media('MZCAlongstall', i + 2, i + 1, i * 100, pcmFrame(1600, i)))
+  client.send(exotelStrings.stop('CAlongstall', 'MZCAlongstall', 500))
+  t.equal((await client.closed).code, 1000)
+  redis.resume()
+  const stop = await subscriber.waitForEvent('call.stop', 'CAlongstall') as { frames: number, frames_lost: number }
+  const frames = subscriber.frames('CAlongstall')
+  t.equal(stop.frames, 400)
+  t.ok(stop.frames_lost > 0, `frames were lost (${stop.frames_lost}), and the call.stop that counts them arrived`)
+  t.equal(frames.length, 400 - stop.frames_lost, 'what call.stop says is lost is exactly what never arrived')
+  const seqs = frames.map(({ header }) => header.seq)
+  t.same(seqs, [...seqs].sort((a, b) => a - b), 'what arrived, in order')
+})
+
 t.test('a Redis that cannot be reached at start is a warning at once, with the password redacted, and calls are refused', async (t) => {
   const port = await freePort()
   const gatewayPort = await freePort()

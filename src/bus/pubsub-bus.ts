@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks'
 import Denque from 'denque'
-import { Redis } from 'ioredis'
+import { Redis, ReplyError } from 'ioredis'
 import { redactUrl, type Log } from '../logger.js'
 import type { Metrics } from '../metrics.js'
 import { encodeAudioFrame, type AudioFrameHeader } from './audio-frame.js'
@@ -94,6 +94,11 @@ interface Pending {
  * (test/outage-memory.test.ts; docs/operations.md, "Redis outages").
  */
 const ENTRY_OVERHEAD_BYTES = 640
+/**
+ * The share of the bound that audio may not take in flight, kept for events: during a stall, frames already written
+ * cannot be dropped, and a call.stop must still find room while the oldest waiting frames go.
+ */
+const EVENT_RESERVE_SHARE = 1 / 8
 /** Buffered frames are copied into slabs of this size, back to back. */
 const ARENA_SLAB_BYTES = 256 * 1024
 /** A flush writes at most this many publishes per turn of the event loop, so a backlog never starves it. */
@@ -124,6 +129,8 @@ export class PubSubBus implements Bus {
   readonly #subscriberLog: Log
   readonly #metrics: Metrics
   readonly #maxBytes: number
+  /** What audio may have in flight: the bound less the events' reserve. */
+  readonly #maxAudioInFlight: number
   readonly #maxEventsPerCall: number
   readonly #stallTimeoutMs: number
   readonly #quitTimeoutMs: number
@@ -131,9 +138,10 @@ export class PubSubBus implements Bus {
   readonly #reconnected: Array<() => void> = []
 
   readonly #lanes: Record<Lane, Denque<Pending>> = { audio: new Denque(), note: new Denque(), lifecycle: new Denque() }
+  readonly #allLanes = Object.values(this.#lanes)
   #waiting = 0
   #bufferedBytes = 0
-  /** Written to Redis and not yet answered, oldest first; settled ones leave from the head. */
+  /** Handed to ioredis and not yet answered, oldest first; settled ones leave from the head. */
   readonly #inFlight = new Denque<Pending>()
   #inFlightBytes = 0
   #nextId = 0
@@ -149,11 +157,17 @@ export class PubSubBus implements Bus {
   #stalled = false
   readonly #stallWatch: NodeJS.Timeout
   #subscriberUp = false
+  /** Whether the subscriber was ever connected: its first connection subscribes by itself, no warning. */
+  #subscriberConnectedOnce = false
   /** Playback channels subscribed, resubscribed by the bus itself after a reconnect. */
   readonly #subscribed = new Set<string>()
   /** close() keeps trying to deliver what waits until this time (epoch ms), when later than its QUIT timeout. */
   #flushDeadline = 0
   #closing = false
+  /** QUIT is next: nothing more is written. */
+  #quitting = false
+  /** Closed: a publish now fails at once. */
+  #closed = false
   #idle: Array<() => void> = []
 
   constructor (options: PubSubBusOptions) {
@@ -164,6 +178,7 @@ export class PubSubBus implements Bus {
     this.#subscriberLog = options.log.child({ component: 'playback' })
     this.#metrics = options.metrics
     this.#maxBytes = options.bufferMaxBytes
+    this.#maxAudioInFlight = options.bufferMaxBytes * (1 - EVENT_RESERVE_SHARE)
     this.#maxEventsPerCall = options.maxEventsPerCall
     this.#stallTimeoutMs = options.stallTimeoutMs
     this.#quitTimeoutMs = options.quitTimeoutMs ?? 2000
@@ -333,6 +348,9 @@ export class PubSubBus implements Bus {
     this.#subscriber.disconnect()
     this.#claims.disconnect()
     await this.#waitUntilIdle(Math.max(this.#flushDeadline - Date.now(), this.#quitTimeoutMs))
+    this.#quitting = true
+    // ioredis writes QUIT at once but auto-pipelined publishes a turn later: QUIT must follow them.
+    await new Promise((resolve) => setImmediate(resolve))
     if (this.#redis.status !== 'end') {
       let timer: NodeJS.Timeout | undefined
       const timeout = new Promise<'timeout'>((resolve) => { timer = setTimeout(resolve, this.#quitTimeoutMs, 'timeout') })
@@ -344,6 +362,7 @@ export class PubSubBus implements Bus {
         this.#redis.disconnect()
       }
     }
+    this.#closed = true
     this.#dropAtShutdown()
   }
 
@@ -381,7 +400,11 @@ export class PubSubBus implements Bus {
       outcome,
       slab: null
     }
-    if (this.#canSend(pending.bytes)) {
+    if (this.#closed) {
+      this.#fail(pending, new PublishDropped('shutdown'))
+      return
+    }
+    if (this.#canSend(pending)) {
       this.#send(pending)
       return
     }
@@ -394,8 +417,12 @@ export class PubSubBus implements Bus {
   }
 
   /** Straight to Redis only when nothing older waits, so order holds, and while what is in flight leaves room. */
-  #canSend (bytes: number): boolean {
-    return this.#waiting === 0 && this.#redis.status === 'ready' && this.#inFlightBytes + bytes <= this.#maxBytes
+  #canSend (pending: Pending): boolean {
+    return this.#waiting === 0 && this.#redis.status === 'ready' && !this.#quitting && this.#fitsInFlight(pending)
+  }
+
+  #fitsInFlight (pending: Pending): boolean {
+    return this.#inFlightBytes + pending.bytes <= (pending.lane === 'audio' ? this.#maxAudioInFlight : this.#maxBytes)
   }
 
   #send (pending: Pending): void {
@@ -415,20 +442,26 @@ export class PubSubBus implements Bus {
     if (pending.slab !== null) this.#arena.release(pending.slab)
     if (pending.since >= 0) this.#metrics.publishLatency.observe((performance.now() - pending.since) / 1000)
     pending.outcome.published()
-    if (this.#waiting > 0) this.#flush()
-    else if (this.#inFlightBytes === 0) for (const resolve of this.#idle.splice(0)) resolve()
+    this.#moveOn()
   }
 
   #failed (pending: Pending, attempt: number, err: Error): void {
     if (pending.attempt !== attempt || pending.settled) return
-    // Lost with the connection: everything in flight goes back in line, ahead of what waits. A reply error from a
-    // live Redis is final.
-    if (this.#redis.status !== 'ready' && !this.#closing) {
+    // Redis's own answer is final. Any other failure lost the publish with the connection: everything in flight goes
+    // back in line, ahead of what waits.
+    if (!(err instanceof ReplyError)) {
       this.#requeueInFlight()
       return
     }
     this.#settle(pending)
     this.#fail(pending, err)
+    this.#moveOn()
+  }
+
+  /** After a publish settles: send what waits, or tell close() that nothing does. */
+  #moveOn (): void {
+    if (this.#waiting > 0) this.#flush()
+    else if (this.#inFlightBytes === 0) for (const resolve of this.#idle.splice(0)) resolve()
   }
 
   #settle (pending: Pending): void {
@@ -477,7 +510,7 @@ export class PubSubBus implements Bus {
   /** The oldest waiting publish, across lanes. */
   #next (): Pending | undefined {
     let next: Pending | undefined
-    for (const lane of Object.values(this.#lanes)) {
+    for (const lane of this.#allLanes) {
       const head = lane.peekFront()
       if (head !== undefined && (next === undefined || head.id < next.id)) next = head
     }
@@ -487,9 +520,9 @@ export class PubSubBus implements Bus {
   /** Sends what waits, in order, a batch per turn of the event loop while Redis takes it. */
   #flush (): void {
     let sent = 0
-    while (this.#waiting > 0 && this.#redis.status === 'ready') {
+    while (this.#waiting > 0 && this.#redis.status === 'ready' && !this.#quitting) {
       const pending = this.#next() as Pending
-      if (this.#inFlightBytes + pending.bytes > this.#maxBytes) return
+      if (!this.#fitsInFlight(pending)) return
       if (sent++ === FLUSH_BATCH) {
         this.#scheduleFlush()
         return
@@ -517,7 +550,9 @@ export class PubSubBus implements Bus {
 
   /** A stall is a connected Redis that stops answering (paused, swapping, a slow command): visible, and logged. */
   #watchStall (): void {
-    const waitedMs = this.connected ? this.#oldestUnacknowledgedMs(performance.now()) : 0
+    // A dropped connection ends a stall too, but that is told as a lost connection, not as Redis answering.
+    if (!this.connected) return
+    const waitedMs = this.#oldestUnacknowledgedMs(performance.now())
     const stalled = waitedMs > this.#stallTimeoutMs
     if (stalled === this.#stalled) return
     this.#stalled = stalled
@@ -528,6 +563,11 @@ export class PubSubBus implements Bus {
   }
 
   #unreachable (err: Error & { code?: string }): void {
+    // A connection that was up and breaks is told by the close handler; this is for attempts that fail.
+    if (this.#wasConnected) {
+      this.#log.debug({ err }, 'redis connection error')
+      return
+    }
     const now = Date.now()
     if (now - this.#lastUnreachableLog < UNREACHABLE_LOG_INTERVAL_MS) {
       this.#log.debug({ err }, 'redis connection error')
@@ -543,7 +583,9 @@ export class PubSubBus implements Bus {
     this.#metrics.redisPlaybackConnected.set(1)
     if (this.#subscriberUp) return
     this.#subscriberUp = true
-    if (this.#subscribed.size === 0) return
+    const reconnected = this.#subscriberConnectedOnce
+    this.#subscriberConnectedOnce = true
+    if (!reconnected || this.#subscribed.size === 0) return
     this.#subscriberLog.warn({ calls: this.#subscribed.size }, 'playback subscriber reconnected; resubscribing every live call')
     this.#subscriber.subscribe(...this.#subscribed).catch((err: Error) => this.#subscriberLog.warn({ err }, 'playback resubscribe failed'))
   }

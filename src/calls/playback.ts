@@ -74,6 +74,8 @@ export class Playback {
   readonly #clearedMarks = new Set<string>()
   #timer: NodeJS.Timeout | null = null
   #stopped = false
+  /** The reason of the refusals since audio was last accepted, so a run of them is logged once. */
+  #refusing: string | null = null
 
   constructor (options: PlaybackOptions) {
     this.#options = options
@@ -90,8 +92,7 @@ export class Playback {
       return
     }
     if (message.length > this.#options.maxMessageBytes) {
-      this.#options.log.warn({ bytes: message.length, max_bytes: this.#options.maxMessageBytes }, 'playback message dropped: larger than PLAYBACK_MAX_MESSAGE_BYTES')
-      this.#drop('too_big')
+      this.#refuse('too_big', { bytes: message.length, max_bytes: this.#options.maxMessageBytes }, 'playback message dropped: larger than PLAYBACK_MAX_MESSAGE_BYTES')
       return
     }
     try {
@@ -129,17 +130,16 @@ export class Playback {
   #enqueueAudio (rate: number, pcm: Buffer): void {
     const ms = pcm.length / pcmBytesPerMs(rate)
     if (this.#queuedMs + ms > this.#options.maxBufferMs) {
-      this.#options.log.warn({ queued_ms: Math.round(this.#queuedMs), max_ms: this.#options.maxBufferMs }, 'playback audio refused: queue full')
-      this.#drop('buffer_full')
+      this.#refuse('buffer_full', { queued_ms: Math.round(this.#queuedMs), max_ms: this.#options.maxBufferMs }, 'playback audio refused: queue full')
       return
     }
     if (pcm.length === 0) return
     const { budget } = this.#options
     if (!budget.fits(pcm.length)) {
-      this.#options.log.warn({ bytes: pcm.length, process_bytes: budget.used }, 'playback audio refused: PLAYBACK_MAX_TOTAL_BYTES reached')
-      this.#drop('process_budget')
+      this.#refuse('process_budget', { bytes: pcm.length, process_bytes: budget.used }, 'playback audio refused: PLAYBACK_MAX_TOTAL_BYTES reached')
       return
     }
+    this.#refusing = null
     this.#hold(pcm.length)
     this.#queue.push({ kind: 'audio', pcm, rate })
     this.#queuedMs += ms
@@ -315,6 +315,13 @@ export class Playback {
     const padded = Buffer.alloc(size)
     pcm.copy(padded)
     return padded
+  }
+
+  /** Counts every refusal, and logs the first of a run of them for one reason: a worker flooding is one line. */
+  #refuse (reason: string, fields: Record<string, unknown>, message: string): void {
+    if (this.#refusing !== reason) this.#options.log.warn({ ...fields, reason }, message)
+    this.#refusing = reason
+    this.#drop(reason)
   }
 
   #drop (reason: string): void {
