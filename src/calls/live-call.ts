@@ -233,16 +233,16 @@ export class LiveCall {
     this.#refuse(err)
   }
 
+  /** The log line has the whole reason; the close frame's is cut to fit. */
   #refuse (err: ProtocolError): void {
-    const reason = truncate(err.message)
     const undetected = this.#adapter === null ? { vendor_candidates: this.#options.candidates.map(({ adapter }) => adapter.name) } : {}
     const internal = err.closeCode === CloseCode.INTERNAL_ERROR
     this.#options.metrics.inputErrors.inc({ vendor: this.#adapter?.name ?? 'undetected', reason: CLOSE_REASONS[err.closeCode] ?? 'other' })
-    this.#log.warn({ close_code: err.closeCode, reason, ...undetected }, internal ? 'closing connection: internal error' : 'closing connection: bad input')
+    this.#log.warn({ close_code: err.closeCode, reason: err.message, ...undetected }, internal ? 'closing connection: internal error' : 'closing connection: bad input')
     this.#end(internal ? 'internal_error' : 'protocol_error')
     const explanation = this.#decoder?.rejected?.(err)
     if (explanation !== undefined) this.#socket.send(explanation)
-    this.#socket.close(err.closeCode, reason)
+    this.#socket.close(err.closeCode, truncate(err.message))
   }
 
   /** Ends the call for a reason of the gateway's own and closes its connection. */
