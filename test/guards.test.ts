@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap'
 import { TestRedis } from './helpers/redis-server.js'
-import { ProviderClient, exotelStrings, pcmFrame, type Closed } from './helpers/exotel.js'
+import { ProviderClient, exotelStrings, pcmFrame, refusedUpgrade, type Closed } from './helpers/exotel.js'
 import { scrape, total } from './helpers/metrics.js'
 import { startReplica, type Replica } from './helpers/server-process.js'
 import { Subscriber } from './helpers/subscriber.js'
@@ -94,4 +94,84 @@ t.test('detection refuses at once a stream that no enabled vendor can accept', a
   }
   t.equal(total(await scrape(replica.url), 'rtaa_input_errors_total', { vendor: 'undetected' }), cases.length, 'each stream counted once')
   await good.end()
+})
+
+/** A warn line for a connection closed for passing one of its limits. */
+function limitLine (replica: Replica, limit: string, match: (line: Record<string, unknown>) => boolean = () => true): Promise<Record<string, unknown>> {
+  return replica.lines.waitFor((line) => line.msg === 'closing connection: limit passed' && line.limit === limit && match(line), `a ${limit} line`)
+}
+
+t.test('a connection that has not started START_TIMEOUT_MS after its upgrade is closed with 1008, whatever it sends', async (t) => {
+  const prefix = 'deadline:'
+  // Keepalive settings are the defaults, whose own sweep would come every 2.5 s.
+  const startTimeoutMs = 2000
+  const replica = await startReplica(t, { REDIS_URL: redis.url, REDIS_PREFIX: prefix, START_TIMEOUT_MS: String(startTimeoutMs), MAX_CONCURRENT_CALLS: '4' })
+  const subscriber = await Subscriber.start(t, redis.url, prefix)
+  const good = await goodCall(t, replica, subscriber, 'CAgooddeadline')
+
+  // The measured abuse, in small: connections that never start hold the remaining call slots.
+  const stallers = [
+    { name: 'connected every 100 ms on the Exotel route', path: '/v1/ingest/exotel', message: { event: 'connected' }, vendor: 'exotel' },
+    { name: 'Twilio\'s connected every 100 ms on the Twilio route', path: '/v1/ingest/twilio', message: { event: 'connected', protocol: 'Call', version: '1.0.0' }, vendor: 'twilio' },
+    { name: 'silence on /v1/ingest', path: '/v1/ingest', message: null, vendor: 'undetected' }
+  ]
+  const open = await Promise.all(stallers.map(async (staller) => {
+    const client = await ProviderClient.connect(`${replica.wsUrl}${staller.path}`)
+    const openedAt = Date.now()
+    if (staller.message !== null) {
+      const chatter = setInterval(() => client.send(staller.message), 100)
+      client.ws.once('close', () => clearInterval(chatter))
+    }
+    return { ...staller, client, openedAt }
+  }))
+  t.equal((await refusedUpgrade(`${replica.wsUrl}/v1/ingest`)).status, 503, 'while they hold the slots, a new call gets 503')
+  good.frame()
+
+  for (const { name, client, openedAt, vendor, message } of open) {
+    const closed = await within(client.closed, startTimeoutMs + 3000, name)
+    t.same(closed, { code: 1008, reason: `no start within ${startTimeoutMs} ms` }, `${name}: closed with 1008`)
+    const logged = await limitLine(replica, 'start_timeout', (line) => (line.vendor ?? 'undetected') === vendor)
+    t.match(logged, { level: 40, close_code: 1008, reason: `no start within ${startTimeoutMs} ms`, bytes: Number }, `${name}: a warn line tells why and what it sent`)
+    // When the gateway closed it, by its log line's time (the client sees the close once the connection is dropped,
+    // a second later). The client's clock starts after the gateway's, so a few milliseconds early is still on time.
+    const afterMs = Number(logged.time) - openedAt
+    t.ok(afterMs > startTimeoutMs - 100 && afterMs < startTimeoutMs + 1000, `${name}: closed ${afterMs} ms after the upgrade, within a second of the deadline`)
+    if (message === null) t.match(logged, { messages: 0, vendor_candidates: ['exotel', 'twilio'] }, `${name}: nothing, and to which vendors it could have belonged`)
+    else t.ok(Number(logged.messages) >= 10, `${name}: its ${String(logged.messages)} messages`)
+    good.frame()
+  }
+  const samples = await scrape(replica.url)
+  for (const vendor of ['exotel', 'twilio', 'undetected']) {
+    t.equal(total(samples, 'rtaa_connections_limited_total', { vendor, reason: 'start_timeout' }), 1, `counted for ${vendor}`)
+  }
+  t.equal(total(samples, 'rtaa_input_errors_total'), 0, 'not counted as bad input')
+
+  const next = await ProviderClient.connect(`${replica.wsUrl}/v1/ingest/exotel?sample-rate=8000`)
+  next.send(exotelStrings.start('CAnext'))
+  await subscriber.waitForEvent('call.start', 'CAnext')
+  next.send(exotelStrings.stop('CAnext', 'MZCAnext', 2))
+  t.equal((await next.closed).code, 1000, 'once they are gone, a new call is admitted')
+  good.frame()
+  await good.end()
+})
+
+t.test('a start still being claimed when the deadline passes is not closed for it', async (t) => {
+  const prefix = 'claimdeadline:'
+  const replica = await startReplica(t, { REDIS_URL: redis.url, REDIS_PREFIX: prefix, START_TIMEOUT_MS: '200' })
+  const subscriber = await Subscriber.start(t, redis.url, prefix)
+  const client = await ProviderClient.connect(`${replica.wsUrl}/v1/ingest/exotel?sample-rate=8000`)
+  t.teardown(() => client.ws.terminate())
+  // With Redis frozen, the claim is unanswered for a second (then the call goes on unconfirmed): past the deadline.
+  redis.pause()
+  t.teardown(() => redis.resume())
+  client.send(exotelStrings.start('CAclaiming'))
+  await replica.lines.waitFor((line) => line.msg === 'call not claimed yet: redis has not answered; claiming it when it does', 'the claim given up waiting for')
+  redis.resume()
+  const sent = [pcmFrame(1600, 1), pcmFrame(1600, 2)]
+  for (const [i, pcm] of sent.entries()) client.send(exotelStrings.media('MZCAclaiming', i + 2, i + 1, i * 100, pcm))
+  client.send(exotelStrings.stop('CAclaiming', 'MZCAclaiming', 4))
+  t.same(await client.closed, { code: 1000, reason: 'stream stopped' })
+  t.match(await subscriber.waitForEvent('call.stop', 'CAclaiming'), { reason: 'callended', frames: 2 })
+  t.ok(Buffer.concat(subscriber.frames('CAclaiming').map(({ pcm }) => pcm)).equals(Buffer.concat(sent)), 'its audio, byte for byte')
+  t.notOk(replica.lines.items.some((line) => line.limit === 'start_timeout'), 'no start_timeout')
 })

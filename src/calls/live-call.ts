@@ -20,6 +20,8 @@ export interface CallSocket {
   close (code: number, reason: string): void
   terminate (): void
   ping (): void
+  /** Stops reading from the peer. */
+  pause (): void
 }
 
 /** What a call asks of the registry that holds it. */
@@ -58,11 +60,17 @@ export interface PlaybackSettings {
   maxBufferMs: number
 }
 
+/** What the keepalive sweep checks on every connection. */
 export interface KeepaliveSettings {
   pingIntervalMs: number
   pongTimeoutMs: number
   idleTimeoutMs: number
+  /** A connection with no accepted start this long after its upgrade is closed with 1008. */
+  startTimeoutMs: number
 }
+
+/** The limits a connection is closed for, as the connectionsLimited metric names them. */
+export type Limit = 'start_timeout'
 
 /** What a vendor's start message tells about a call, normalized, with its vendor and its tenant. */
 export interface CallInfo extends Omit<StreamStart, 'callId' | 'accountId' | 'declaredSampleRate'>, CallRef {
@@ -106,6 +114,8 @@ const CLAIM_WAIT_MS = 1000
 /** Messages, and their bytes, that a call holds while its claim is checked; a stream that sends more is refused. */
 const MAX_HELD_WHILE_CLAIMING = 200
 const MAX_HELD_BYTES_WHILE_CLAIMING = 1024 * 1024
+/** A connection closed for a limit is read no further, and dropped this long after its close frame went out. */
+const LIMITED_DROP_MS = 1000
 
 /** Metric reasons for the close codes a refusal uses. */
 const CLOSE_REASONS: Record<number, string> = {
@@ -158,8 +168,11 @@ export class LiveCall {
   /** Messages received, and the count the keepalive last saw and when it last changed: idle is no change. */
   #messages = 0
   #messagesSeen = 0
-  #quietSince = Date.now()
-  #lastPingAt = Date.now()
+  /** Bytes received, for the line that tells why a connection was limited. */
+  #bytes = 0
+  readonly #openedAt = Date.now()
+  #quietSince = this.#openedAt
+  #lastPingAt = this.#openedAt
   /** When the pong to the last ping is overdue; null when none is awaited. */
   #pongDueAt: number | null = null
 
@@ -186,6 +199,7 @@ export class LiveCall {
   /** One WebSocket message from the vendor; a refused one closes the connection, never the process. */
   receive (data: Buffer, isBinary: boolean): void {
     this.#messages++
+    this.#bytes += data.length
     this.#receive(data, isBinary)
   }
 
@@ -233,16 +247,45 @@ export class LiveCall {
     this.#refuse(err)
   }
 
+  /** Closes a connection that passed one of its limits with 1008; like a refusal, but counted apart from bad input. */
+  #limit (limit: Limit, reason: string): void {
+    if (this.#state === 'ended') return
+    if (this.#state === 'claiming') {
+      this.#endedWhileClaiming ??= () => this.#limit(limit, reason)
+      return
+    }
+    this.#refuse(new ProtocolError(CloseCode.POLICY_VIOLATION, reason), limit)
+  }
+
   /** The log line has the whole reason; the close frame's is cut to fit. */
-  #refuse (err: ProtocolError): void {
+  #refuse (err: ProtocolError, limit: Limit | null = null): void {
+    const vendor = this.#adapter?.name ?? 'undetected'
     const undetected = this.#adapter === null ? { vendor_candidates: this.#options.candidates.map(({ adapter }) => adapter.name) } : {}
     const internal = err.closeCode === CloseCode.INTERNAL_ERROR
-    this.#options.metrics.inputErrors.inc({ vendor: this.#adapter?.name ?? 'undetected', reason: CLOSE_REASONS[err.closeCode] ?? 'other' })
-    this.#log.warn({ close_code: err.closeCode, reason: err.message, ...undetected }, internal ? 'closing connection: internal error' : 'closing connection: bad input')
+    const { metrics } = this.#options
+    if (limit === null) {
+      metrics.inputErrors.inc({ vendor, reason: CLOSE_REASONS[err.closeCode] ?? 'other' })
+      this.#log.warn({ close_code: err.closeCode, reason: err.message, ...undetected }, internal ? 'closing connection: internal error' : 'closing connection: bad input')
+    } else {
+      metrics.connectionsLimited.inc({ vendor, reason: limit })
+      this.#log.warn({ close_code: err.closeCode, reason: err.message, limit, messages: this.#messages, bytes: this.#bytes, ...undetected },
+        'closing connection: limit passed')
+    }
     this.#end(internal ? 'internal_error' : 'protocol_error')
     const explanation = this.#decoder?.rejected?.(err)
     if (explanation !== undefined) this.#socket.send(explanation)
     this.#socket.close(err.closeCode, truncate(err.message))
+    if (limit !== null) this.#drop()
+  }
+
+  /**
+   * A limited peer is not trusted with the close handshake: a flood has megabytes on the way, which the handshake
+   * would read first, and a peer that never answers would keep its slot for ws's 30 s. So the connection is read no
+   * further, and dropped once its close frame has had time to go out.
+   */
+  #drop (): void {
+    this.#socket.pause()
+    setTimeout(() => this.#socket.terminate(), LIMITED_DROP_MS).unref()
   }
 
   /** Ends the call for a reason of the gateway's own and closes its connection. */
@@ -279,9 +322,11 @@ export class LiveCall {
     this.hangup('duplicate', CloseCode.POLICY_VIOLATION, `call ${this.#call?.info.interactionId ?? ''} is streaming elsewhere`)
   }
 
-  /** Pings, and ends a connection whose pong is overdue or that has sent nothing for too long. */
-  keepalive (now: number, { pingIntervalMs, pongTimeoutMs, idleTimeoutMs }: KeepaliveSettings): void {
-    if (this.#pongDueAt !== null && now >= this.#pongDueAt) {
+  /** Pings, and ends a connection that has not started in time, whose pong is overdue or that has sent nothing for too long. */
+  keepalive (now: number, { pingIntervalMs, pongTimeoutMs, idleTimeoutMs, startTimeoutMs }: KeepaliveSettings): void {
+    if (this.#state === 'awaiting-start' && now - this.#openedAt >= startTimeoutMs) {
+      this.#limit('start_timeout', `no start within ${startTimeoutMs} ms`)
+    } else if (this.#pongDueAt !== null && now >= this.#pongDueAt) {
       this.#endConnection('keepalive_timeout')
       this.#socket.terminate()
     } else if (this.#messages !== this.#messagesSeen) {

@@ -23,6 +23,9 @@ export interface LiveCallsOptions {
   claimTtlMs: number
 }
 
+/** The sweep runs at least this often, so a start deadline fires promptly. */
+const MAX_SWEEP_MS = 500
+
 /** Why a new connection is refused: the process is shutting down, or full. */
 export type Refusal = 'shutting_down' | 'max_calls'
 
@@ -81,8 +84,9 @@ export class LiveCalls extends EventEmitter<LiveCallsEvents> {
     options.bus.onReconnect(() => this.#renewClaims())
     options.bus.receivePlayback((interactionId, message) => this.#playback(interactionId, message))
     options.metrics.foldBeforeScrape(() => this.fold())
-    const { pingIntervalMs, pongTimeoutMs, idleTimeoutMs } = options.keepalive
-    this.#sweeper = setInterval(() => this.#sweep(), Math.max(10, Math.min(pingIntervalMs, pongTimeoutMs, idleTimeoutMs) / 4))
+    const { pingIntervalMs, pongTimeoutMs, idleTimeoutMs, startTimeoutMs } = options.keepalive
+    const sweepMs = Math.min(MAX_SWEEP_MS, Math.max(10, Math.min(pingIntervalMs, pongTimeoutMs, idleTimeoutMs, startTimeoutMs) / 4))
+    this.#sweeper = setInterval(() => this.#sweep(), sweepMs)
     this.#sweeper.unref()
     this.#renewer = setInterval(() => this.#renewClaims(), options.claimTtlMs / 3)
     this.#renewer.unref()
