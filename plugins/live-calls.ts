@@ -32,6 +32,7 @@ export default fp(async (fastify) => {
       idleTimeoutMs: config.IDLE_TIMEOUT_MS,
       startTimeoutMs: config.START_TIMEOUT_MS
     },
+    inbound: { maxAudioSpeed: config.INBOUND_MAX_AUDIO_SPEED, maxMessagesPerS: config.INBOUND_MAX_MESSAGES_PER_S },
     playback: { leadMs: config.PLAYBACK_LEAD_MS, maxBufferMs: config.PLAYBACK_MAX_BUFFER_MS },
     claimTtlMs: config.CALL_CLAIM_TTL_MS
   })

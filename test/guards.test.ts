@@ -175,3 +175,98 @@ t.test('a start still being claimed when the deadline passes is not closed for i
   t.ok(Buffer.concat(subscriber.frames('CAclaiming').map(({ pcm }) => pcm)).equals(Buffer.concat(sent)), 'its audio, byte for byte')
   t.notOk(replica.lines.items.some((line) => line.limit === 'start_timeout'), 'no start_timeout')
 })
+
+/**
+ * Connects, sends the opening messages and waits until `ready` (for a start, its call.start), then sends `message`
+ * flat out until the gateway closes the connection.
+ */
+async function flood (url: string, opening: unknown[], ready: () => Promise<unknown>, message: string): Promise<{ closed: Closed, afterMs: number }> {
+  const client = await ProviderClient.connect(url)
+  for (const first of opening) client.send(first)
+  await ready()
+  const began = performance.now()
+  const { ws } = client
+  // As fast as the socket takes them, 64 KiB at a time so this process (which measures /health too) is never busy
+  // for long: the gateway reads while this writes, so a plain loop would never end. With a MiB waiting, the next
+  // batch waits until the last message is written.
+  const pump = (): void => {
+    if (ws.readyState !== ws.OPEN) return
+    for (let bytes = 0; bytes < 64 * 1024 && ws.bufferedAmount < 1024 * 1024; bytes += message.length) ws.send(message)
+    if (ws.bufferedAmount < 1024 * 1024) setImmediate(pump)
+    else ws.send(message, () => setImmediate(pump))
+  }
+  pump()
+  const closed = await within(client.closed, 10_000, 'a flood')
+  return { closed, afterMs: performance.now() - began }
+}
+
+t.test('a connection sending faster than its inbound limits is closed with 1008, and the gateway stays responsive', async (t) => {
+  const prefix = 'flood:'
+  // The default limits: audio at 4 times real time, 250 messages a second, each beyond a 5 s burst.
+  const replica = await startReplica(t, { REDIS_URL: redis.url, REDIS_PREFIX: prefix, LOG_LEVEL: 'info' })
+  const subscriber = await Subscriber.start(t, redis.url, prefix)
+  const good = await goodCall(t, replica, subscriber, 'CAgoodflood')
+  // A vendor catching up after a network hiccup: 5 s of audio at once is within the burst.
+  for (let i = 0; i < 50; i++) good.frame()
+
+  const url = `${replica.wsUrl}/v1/ingest/exotel?sample-rate=8000`
+  // 48,000 bytes of PCM, 3 s at 8 kHz, in a message just under MAX_MESSAGE_BYTES (64 KiB): the measured flood.
+  const big = (callSid: string): string => JSON.stringify(exotelStrings.media(`MZ${callSid}`, 2, 1, 0, pcmFrame(48_000, 1)))
+  // One sample per message: little audio, many messages.
+  const tiny = (callSid: string): string => JSON.stringify(exotelStrings.media(`MZ${callSid}`, 2, 1, 0, pcmFrame(2, 1)))
+  const connected = (): string => JSON.stringify(exotelStrings.connected())
+  const floods = [
+    ...[1, 2, 3, 4].map((n) => ({ name: `audio flood ${n}`, limit: 'audio_rate', starts: true, message: big })),
+    { name: 'message flood before start', limit: 'message_rate', starts: false, message: connected },
+    { name: 'message flood after start', limit: 'message_rate', starts: true, message: tiny }
+  ]
+  const reasons: Record<string, string> = { audio_rate: 'audio faster than 4 times real time', message_rate: 'more than 250 messages a second' }
+  const rounds = 3
+
+  // /health is asked again and again while every flood reconnects as soon as it is closed, three times over.
+  const latencies: number[] = []
+  const floodsDone = new AbortController()
+  const probing = (async () => {
+    while (!floodsDone.signal.aborted) {
+      const began = performance.now()
+      const response = await fetch(`${replica.url}/health`)
+      await response.text()
+      latencies.push(performance.now() - began)
+      if (response.status !== 200) throw new Error(`/health answered ${response.status}`)
+    }
+  })()
+  const closes = await Promise.all(floods.map(async ({ name, limit, starts, message }, index) => {
+    const outcomes: Array<{ name: string, limit: string, callSid: string | null, closed: Closed, afterMs: number }> = []
+    for (let round = 0; round < rounds; round++) {
+      const callSid = `CAflood${index}x${round}`
+      const [opening, ready] = starts ? [[exotelStrings.start(callSid)], () => subscriber.waitForEvent('call.start', callSid)] : [[], async () => null]
+      outcomes.push({ name: `${name}, round ${round + 1}`, limit, callSid: starts ? callSid : null, ...await flood(url, opening, ready, message(callSid)) })
+      good.frame()
+    }
+    return outcomes
+  })).finally(() => floodsDone.abort())
+  await probing
+
+  for (const { name, limit, callSid, closed, afterMs } of closes.flat()) {
+    t.same(closed, { code: 1008, reason: reasons[limit] }, `${name}: closed with 1008`)
+    // The close frame comes at once; the connection is dropped a second later (the client sees the close then).
+    t.ok(afterMs < 3000, `${name}: closed ${Math.round(afterMs)} ms into the flood`)
+    if (callSid === null) continue
+    const logged = await limitLine(replica, limit, (line) => line.interaction_id === callSid)
+    t.match(logged, { level: 40, close_code: 1008, reason: reasons[limit], vendor: 'exotel', bytes: Number }, `${name}: a warn line names the call and the limit`)
+    // Audio: 20 s of it at 8 kHz is caught at the seventh message of 3 s. Messages: 1250, and the refill meanwhile.
+    const caughtBy = limit === 'audio_rate' ? 12 : 2500
+    t.ok(Number(logged.messages) <= caughtBy, `${name}: caught after ${String(logged.messages)} messages`)
+    t.match(await subscriber.waitForEvent('call.stop', callSid), { reason: 'protocol_error' }, `${name}: its call ends`)
+  }
+  t.ok(latencies.length >= 5, `/health answered ${latencies.length} times during the floods`)
+  t.ok(Math.max(...latencies) < 1000, `/health answered within ${Math.round(Math.max(...latencies))} ms at worst (a bound on starvation)`)
+
+  const samples = await scrape(replica.url)
+  t.equal(total(samples, 'rtaa_connections_limited_total', { vendor: 'exotel', reason: 'audio_rate' }), 4 * rounds, 'audio floods counted')
+  t.equal(total(samples, 'rtaa_connections_limited_total', { vendor: 'exotel', reason: 'message_rate' }), 2 * rounds, 'message floods counted')
+  t.equal(total(samples, 'rtaa_input_errors_total'), 0, 'not counted as bad input')
+  const beforeStart = replica.lines.items.filter((line) => line.limit === 'message_rate' && line.interaction_id === undefined)
+  t.equal(beforeStart.length, rounds, 'the message limit holds before a start too')
+  await good.end()
+})

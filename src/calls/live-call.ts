@@ -13,6 +13,7 @@ import type { StreamContext, StreamDecoder, VendorAdapter } from '../vendors/ven
 import { VendorDetector, type Candidate } from '../vendors/vendor-detector.js'
 import { CallStats } from './call-stats.js'
 import { Playback } from './playback.js'
+import { TokenBucket } from './token-bucket.js'
 
 /** The socket of a vendor connection, as its call uses it. */
 export interface CallSocket {
@@ -51,6 +52,7 @@ export interface LiveCallOptions {
   bus: Bus
   metrics: Metrics
   playback: PlaybackSettings
+  inbound: InboundLimits
 }
 
 export interface PlaybackSettings {
@@ -69,8 +71,16 @@ export interface KeepaliveSettings {
   startTimeoutMs: number
 }
 
+/** What a connection may send: a connection above either rate for longer than INBOUND_BURST_MS is closed with 1008. */
+export interface InboundLimits {
+  /** Decoded audio, as a multiple of real time. */
+  maxAudioSpeed: number
+  /** Every message, from the upgrade on. */
+  maxMessagesPerS: number
+}
+
 /** The limits a connection is closed for, as the connectionsLimited metric names them. */
-export type Limit = 'start_timeout'
+export type Limit = 'start_timeout' | 'message_rate' | 'audio_rate'
 
 /** What a vendor's start message tells about a call, normalized, with its vendor and its tenant. */
 export interface CallInfo extends Omit<StreamStart, 'callId' | 'accountId' | 'declaredSampleRate'>, CallRef {
@@ -107,6 +117,8 @@ interface Started {
   stats: CallStats
   labels: Record<string, string>
   startedAt: number
+  /** PCM bytes the call may still send before it is faster than INBOUND_MAX_AUDIO_SPEED. */
+  audioRate: TokenBucket
 }
 
 /** How long a start waits for Redis to confirm the claim before the call goes on unconfirmed. */
@@ -114,6 +126,11 @@ const CLAIM_WAIT_MS = 1000
 /** Messages, and their bytes, that a call holds while its claim is checked; a stream that sends more is refused. */
 const MAX_HELD_WHILE_CLAIMING = 200
 const MAX_HELD_BYTES_WHILE_CLAIMING = 1024 * 1024
+/**
+ * How long a connection may send faster than its inbound limits: the token buckets hold this much at the limit, so a
+ * vendor's catch-up after a network hiccup passes.
+ */
+const INBOUND_BURST_MS = 5000
 /** A connection closed for a limit is read no further, and dropped this long after its close frame went out. */
 const LIMITED_DROP_MS = 1000
 
@@ -173,6 +190,9 @@ export class LiveCall {
   readonly #openedAt = Date.now()
   #quietSince = this.#openedAt
   #lastPingAt = this.#openedAt
+  /** Messages the connection may still send before it is over INBOUND_MAX_MESSAGES_PER_S; the sweep refills it. */
+  readonly #messageRate: TokenBucket
+  #refilledAt = this.#openedAt
   /** When the pong to the last ping is overdue; null when none is awaited. */
   #pongDueAt: number | null = null
 
@@ -181,6 +201,7 @@ export class LiveCall {
     this.#socket = options.socket
     this.#log = options.log
     this.#debug = debugEnabled(options.log)
+    this.#messageRate = new TokenBucket(options.inbound.maxMessagesPerS / 1000, INBOUND_BURST_MS)
     this.#detector = new VendorDetector(options.candidates)
     const decided = this.#detector.decided
     if (decided !== null) this.#use(decided)
@@ -200,7 +221,8 @@ export class LiveCall {
   receive (data: Buffer, isBinary: boolean): void {
     this.#messages++
     this.#bytes += data.length
-    this.#receive(data, isBinary)
+    if (this.#messageRate.take(1)) this.#receive(data, isBinary)
+    else this.#limit('message_rate', `more than ${this.#options.inbound.maxMessagesPerS} messages a second`)
   }
 
   #receive (data: Buffer, isBinary: boolean): void {
@@ -322,8 +344,15 @@ export class LiveCall {
     this.hangup('duplicate', CloseCode.POLICY_VIOLATION, `call ${this.#call?.info.interactionId ?? ''} is streaming elsewhere`)
   }
 
-  /** Pings, and ends a connection that has not started in time, whose pong is overdue or that has sent nothing for too long. */
+  /**
+   * Refills the rate limits, pings, and ends a connection that has not started in time, whose pong is overdue or that
+   * has sent nothing for too long.
+   */
   keepalive (now: number, { pingIntervalMs, pongTimeoutMs, idleTimeoutMs, startTimeoutMs }: KeepaliveSettings): void {
+    const elapsed = now - this.#refilledAt
+    this.#refilledAt = now
+    this.#messageRate.refill(elapsed)
+    this.#call?.audioRate.refill(elapsed)
     if (this.#state === 'awaiting-start' && now - this.#openedAt >= startTimeoutMs) {
       this.#limit('start_timeout', `no start within ${startTimeoutMs} ms`)
     } else if (this.#pongDueAt !== null && now >= this.#pongDueAt) {
@@ -396,9 +425,12 @@ export class LiveCall {
 
   #handle (event: InboundEvent): void {
     switch (event.kind) {
-      case 'media':
-        this.#audio(this.#live('media'), event.pcm, event.vendorSeq, event.timestampMs, event.chunk ?? null)
+      case 'media': {
+        const call = this.#live('media')
+        if (call.audioRate.take(event.pcm.length)) this.#audio(call, event.pcm, event.vendorSeq, event.timestampMs, event.chunk ?? null)
+        else this.#limit('audio_rate', `audio faster than ${this.#options.inbound.maxAudioSpeed} times real time`)
         return
+      }
       case 'start':
         this.#start(event.start)
         return
@@ -490,10 +522,11 @@ export class LiveCall {
   }
 
   #goLive (start: StreamStart, info: CallInfo): void {
-    const { bus, metrics, owner } = this.#options
+    const { bus, metrics, owner, inbound } = this.#options
     const labels = metrics.callLabels(info.vendor, info.tenantId, info.tenantVerified)
     const stats = new CallStats(metrics, labels, (err, first) => this.#frameLost(err, first))
-    this.#call = { info, stats, labels, startedAt: Date.now() }
+    const audioRate = new TokenBucket(inbound.maxAudioSpeed * pcmBytesPerMs(info.sampleRate), INBOUND_BURST_MS)
+    this.#call = { info, stats, labels, startedAt: Date.now(), audioRate }
     this.#state = 'live'
     // Subscribed before call.start goes out, so a worker that answers call.start at once is heard.
     this.#startPlayback(info)
