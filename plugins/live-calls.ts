@@ -28,7 +28,13 @@ export default fp(async (fastify) => {
     metrics,
     log: fastify.log,
     maxCalls: config.MAX_CONCURRENT_CALLS,
-    keepalive: { pingIntervalMs: config.WS_PING_INTERVAL_MS, pongTimeoutMs: config.WS_PONG_TIMEOUT_MS, idleTimeoutMs: config.IDLE_TIMEOUT_MS },
+    keepalive: {
+      pingIntervalMs: config.WS_PING_INTERVAL_MS,
+      pongTimeoutMs: config.WS_PONG_TIMEOUT_MS,
+      idleTimeoutMs: config.IDLE_TIMEOUT_MS,
+      startTimeoutMs: config.START_TIMEOUT_MS
+    },
+    inbound: { maxAudioSpeed: config.INBOUND_MAX_AUDIO_SPEED, maxMessagesPerS: config.INBOUND_MAX_MESSAGES_PER_S },
     playback: {
       leadMs: config.PLAYBACK_LEAD_MS,
       maxBufferMs: config.PLAYBACK_MAX_BUFFER_MS,

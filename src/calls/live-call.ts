@@ -13,6 +13,7 @@ import type { StreamContext, StreamDecoder, VendorAdapter } from '../vendors/ven
 import { VendorDetector, type Candidate } from '../vendors/vendor-detector.js'
 import { CallStats } from './call-stats.js'
 import { Playback, type PlaybackSettings } from './playback.js'
+import { TokenBucket } from './token-bucket.js'
 
 /** The socket of a vendor connection, as its call uses it. */
 export interface CallSocket {
@@ -20,6 +21,8 @@ export interface CallSocket {
   close (code: number, reason: string): void
   terminate (): void
   ping (): void
+  /** Stops reading from the peer. */
+  pause (): void
 }
 
 /** What a call asks of the registry that holds it. */
@@ -49,13 +52,28 @@ export interface LiveCallOptions {
   bus: Bus
   metrics: Metrics
   playback: PlaybackSettings
+  inbound: InboundLimits
 }
 
+/** What the keepalive sweep checks on every connection. */
 export interface KeepaliveSettings {
   pingIntervalMs: number
   pongTimeoutMs: number
   idleTimeoutMs: number
+  /** A connection with no accepted start this long after its upgrade is closed with 1008. */
+  startTimeoutMs: number
 }
+
+/** What a connection may send: a connection above either rate for longer than INBOUND_BURST_MS is closed with 1008. */
+export interface InboundLimits {
+  /** Decoded audio, as a multiple of real time. */
+  maxAudioSpeed: number
+  /** Every message, from the upgrade on. */
+  maxMessagesPerS: number
+}
+
+/** The limits a connection is closed for, as the connectionsLimited metric names them. */
+export type Limit = 'start_timeout' | 'message_rate' | 'audio_rate'
 
 /** What a vendor's start message tells about a call, normalized, with its vendor and its tenant. */
 export interface CallInfo extends Omit<StreamStart, 'callId' | 'accountId' | 'declaredSampleRate'>, CallRef {
@@ -92,6 +110,8 @@ interface Started {
   stats: CallStats
   labels: Record<string, string>
   startedAt: number
+  /** PCM bytes the call may still send before it is faster than INBOUND_MAX_AUDIO_SPEED. */
+  audioRate: TokenBucket
 }
 
 /** How long a start waits for Redis to confirm the claim before the call goes on unconfirmed. */
@@ -99,6 +119,13 @@ const CLAIM_WAIT_MS = 1000
 /** Messages, and their bytes, that a call holds while its claim is checked; a stream that sends more is refused. */
 const MAX_HELD_WHILE_CLAIMING = 200
 const MAX_HELD_BYTES_WHILE_CLAIMING = 1024 * 1024
+/**
+ * How long a connection may send faster than its inbound limits: the token buckets hold this much at the limit, so a
+ * vendor's catch-up after a network hiccup passes.
+ */
+const INBOUND_BURST_MS = 5000
+/** A connection closed for a limit is read no further, and dropped this long after its close frame went out. */
+const LIMITED_DROP_MS = 1000
 
 /** Metric reasons for the close codes a refusal uses. */
 const CLOSE_REASONS: Record<number, string> = {
@@ -153,8 +180,14 @@ export class LiveCall {
   /** Messages received, and the count the keepalive last saw and when it last changed: idle is no change. */
   #messages = 0
   #messagesSeen = 0
-  #quietSince = Date.now()
-  #lastPingAt = Date.now()
+  /** Bytes received, for the line that tells why a connection was limited. */
+  #bytes = 0
+  readonly #openedAt = Date.now()
+  #quietSince = this.#openedAt
+  #lastPingAt = this.#openedAt
+  /** Messages the connection may still send before it is over INBOUND_MAX_MESSAGES_PER_S; the sweep refills it. */
+  readonly #messageRate: TokenBucket
+  #refilledAt = this.#openedAt
   /** When the pong to the last ping is overdue; null when none is awaited. */
   #pongDueAt: number | null = null
 
@@ -163,6 +196,7 @@ export class LiveCall {
     this.#socket = options.socket
     this.#log = options.log
     this.#debug = debugEnabled(options.log)
+    this.#messageRate = new TokenBucket(options.inbound.maxMessagesPerS / 1000, INBOUND_BURST_MS)
     this.#detector = new VendorDetector(options.candidates)
     const decided = this.#detector.decided
     if (decided !== null) this.#use(decided)
@@ -181,7 +215,9 @@ export class LiveCall {
   /** One WebSocket message from the vendor; a refused one closes the connection, never the process. */
   receive (data: Buffer, isBinary: boolean): void {
     this.#messages++
-    this.#receive(data, isBinary)
+    this.#bytes += data.length
+    if (this.#messageRate.take(1)) this.#receive(data, isBinary)
+    else this.#limit('message_rate', `more than ${this.#options.inbound.maxMessagesPerS} messages a second`)
   }
 
   #receive (data: Buffer, isBinary: boolean): void {
@@ -228,16 +264,45 @@ export class LiveCall {
     this.#refuse(err)
   }
 
-  #refuse (err: ProtocolError): void {
-    const reason = truncate(err.message)
+  /** Closes a connection that passed one of its limits with 1008; like a refusal, but counted apart from bad input. */
+  #limit (limit: Limit, reason: string): void {
+    if (this.#state === 'ended') return
+    if (this.#state === 'claiming') {
+      this.#endedWhileClaiming ??= () => this.#limit(limit, reason)
+      return
+    }
+    this.#refuse(new ProtocolError(CloseCode.POLICY_VIOLATION, reason), limit)
+  }
+
+  /** The log line has the whole reason; the close frame's is cut to fit. */
+  #refuse (err: ProtocolError, limit: Limit | null = null): void {
+    const vendor = this.#adapter?.name ?? 'undetected'
     const undetected = this.#adapter === null ? { vendor_candidates: this.#options.candidates.map(({ adapter }) => adapter.name) } : {}
     const internal = err.closeCode === CloseCode.INTERNAL_ERROR
-    this.#options.metrics.inputErrors.inc({ vendor: this.#adapter?.name ?? 'undetected', reason: CLOSE_REASONS[err.closeCode] ?? 'other' })
-    this.#log.warn({ close_code: err.closeCode, reason, ...undetected }, internal ? 'closing connection: internal error' : 'closing connection: bad input')
+    const { metrics } = this.#options
+    if (limit === null) {
+      metrics.inputErrors.inc({ vendor, reason: CLOSE_REASONS[err.closeCode] ?? 'other' })
+      this.#log.warn({ close_code: err.closeCode, reason: err.message, ...undetected }, internal ? 'closing connection: internal error' : 'closing connection: bad input')
+    } else {
+      metrics.connectionsLimited.inc({ vendor, reason: limit })
+      this.#log.warn({ close_code: err.closeCode, reason: err.message, limit, messages: this.#messages, bytes: this.#bytes, ...undetected },
+        'closing connection: limit passed')
+    }
     this.#end(internal ? 'internal_error' : 'protocol_error')
     const explanation = this.#decoder?.rejected?.(err)
     if (explanation !== undefined) this.#socket.send(explanation)
-    this.#socket.close(err.closeCode, reason)
+    this.#socket.close(err.closeCode, truncate(err.message))
+    if (limit !== null) this.#drop()
+  }
+
+  /**
+   * A limited peer is not trusted with the close handshake: a flood has megabytes on the way, which the handshake
+   * would read first, and a peer that never answers would keep its slot for ws's 30 s. So the connection is read no
+   * further, and dropped once its close frame has had time to go out.
+   */
+  #drop (): void {
+    this.#socket.pause()
+    setTimeout(() => this.#socket.terminate(), LIMITED_DROP_MS).unref()
   }
 
   /** Ends the call for a reason of the gateway's own and closes its connection. */
@@ -274,9 +339,18 @@ export class LiveCall {
     this.hangup('duplicate', CloseCode.POLICY_VIOLATION, `call ${this.#call?.info.interactionId ?? ''} is streaming elsewhere`)
   }
 
-  /** Pings, and ends a connection whose pong is overdue or that has sent nothing for too long. */
-  keepalive (now: number, { pingIntervalMs, pongTimeoutMs, idleTimeoutMs }: KeepaliveSettings): void {
-    if (this.#pongDueAt !== null && now >= this.#pongDueAt) {
+  /**
+   * Refills the rate limits, pings, and ends a connection that has not started in time, whose pong is overdue or that
+   * has sent nothing for too long.
+   */
+  keepalive (now: number, { pingIntervalMs, pongTimeoutMs, idleTimeoutMs, startTimeoutMs }: KeepaliveSettings): void {
+    const elapsed = now - this.#refilledAt
+    this.#refilledAt = now
+    this.#messageRate.refill(elapsed)
+    this.#call?.audioRate.refill(elapsed)
+    if (this.#state === 'awaiting-start' && now - this.#openedAt >= startTimeoutMs) {
+      this.#limit('start_timeout', `no start within ${startTimeoutMs} ms`)
+    } else if (this.#pongDueAt !== null && now >= this.#pongDueAt) {
       this.#endConnection('keepalive_timeout')
       this.#socket.terminate()
     } else if (this.#messages !== this.#messagesSeen) {
@@ -346,9 +420,12 @@ export class LiveCall {
 
   #handle (event: InboundEvent): void {
     switch (event.kind) {
-      case 'media':
-        this.#audio(this.#live('media'), event.pcm, event.vendorSeq, event.timestampMs, event.chunk ?? null)
+      case 'media': {
+        const call = this.#live('media')
+        if (call.audioRate.take(event.pcm.length)) this.#audio(call, event.pcm, event.vendorSeq, event.timestampMs, event.chunk ?? null)
+        else this.#limit('audio_rate', `audio faster than ${this.#options.inbound.maxAudioSpeed} times real time`)
         return
+      }
       case 'start':
         this.#start(event.start)
         return
@@ -440,10 +517,11 @@ export class LiveCall {
   }
 
   #goLive (start: StreamStart, info: CallInfo): void {
-    const { bus, metrics, owner } = this.#options
+    const { bus, metrics, owner, inbound } = this.#options
     const labels = metrics.callLabels(info.vendor, info.tenantId, info.tenantVerified)
     const stats = new CallStats(metrics, labels, (err, first) => this.#frameLost(err, first))
-    this.#call = { info, stats, labels, startedAt: Date.now() }
+    const audioRate = new TokenBucket(inbound.maxAudioSpeed * pcmBytesPerMs(info.sampleRate), INBOUND_BURST_MS)
+    this.#call = { info, stats, labels, startedAt: Date.now(), audioRate }
     this.#state = 'live'
     // Subscribed before call.start goes out, so a worker that answers call.start at once is heard.
     this.#startPlayback(info)

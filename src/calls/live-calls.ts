@@ -8,7 +8,7 @@ import type { Log } from '../logger.js'
 import type { Metrics } from '../metrics.js'
 import { CloseCode, ProtocolError } from '../vendors/protocol-error.js'
 import type { Candidate } from '../vendors/vendor-detector.js'
-import { LiveCall, type CallOwner, type CallSnapshot, type ClaimResult, type KeepaliveSettings } from './live-call.js'
+import { LiveCall, type CallOwner, type CallSnapshot, type ClaimResult, type InboundLimits, type KeepaliveSettings } from './live-call.js'
 import type { PlaybackSettings } from './playback.js'
 
 export interface LiveCallsOptions {
@@ -19,10 +19,14 @@ export interface LiveCallsOptions {
   /** Connections this process holds at most; admission refuses beyond it. */
   maxCalls: number
   keepalive: KeepaliveSettings
+  inbound: InboundLimits
   playback: PlaybackSettings
   /** How long a claim outlives its last renewal: a replica that dies without releasing its calls frees them then. */
   claimTtlMs: number
 }
+
+/** The sweep runs at least this often, so a start deadline fires promptly and the rate limits refill smoothly. */
+const MAX_SWEEP_MS = 500
 
 /** Why a new connection is refused: the process is shutting down, or full. */
 export type Refusal = 'shutting_down' | 'max_calls'
@@ -82,8 +86,9 @@ export class LiveCalls extends EventEmitter<LiveCallsEvents> {
     options.bus.onReconnect(() => this.#renewClaims())
     options.bus.receivePlayback((interactionId, message) => this.#playback(interactionId, message))
     options.metrics.foldBeforeScrape(() => this.fold())
-    const { pingIntervalMs, pongTimeoutMs, idleTimeoutMs } = options.keepalive
-    this.#sweeper = setInterval(() => this.#sweep(), Math.max(10, Math.min(pingIntervalMs, pongTimeoutMs, idleTimeoutMs) / 4))
+    const { pingIntervalMs, pongTimeoutMs, idleTimeoutMs, startTimeoutMs } = options.keepalive
+    const sweepMs = Math.min(MAX_SWEEP_MS, Math.max(10, Math.min(pingIntervalMs, pongTimeoutMs, idleTimeoutMs, startTimeoutMs) / 4))
+    this.#sweeper = setInterval(() => this.#sweep(), sweepMs)
     this.#sweeper.unref()
     this.#renewer = setInterval(() => this.#renewClaims(), options.claimTtlMs / 3)
     this.#renewer.unref()
@@ -103,8 +108,8 @@ export class LiveCalls extends EventEmitter<LiveCallsEvents> {
 
   /** Takes an upgraded vendor connection: its call lives here until the socket closes. */
   open (socket: WebSocket, connection: { candidates: Candidate[], log: Log }): LiveCall {
-    const { bus, metrics, playback } = this.#options
-    const call = new LiveCall({ socket, ...connection, owner: this.#owner, bus, metrics, playback })
+    const { bus, metrics, playback, inbound } = this.#options
+    const call = new LiveCall({ socket, ...connection, owner: this.#owner, bus, metrics, playback, inbound })
     this.#connections.add(call)
     // Listeners are attached synchronously, so no message can arrive before them; ws hands over Buffers.
     socket.on('message', (data, isBinary) => call.receive(data as Buffer, isBinary))
