@@ -162,7 +162,10 @@ t.test('a stalled Redis marks the instance unready, shows in the buffer gauge, a
 t.test('a stall longer than the buffer drops the oldest waiting audio, never the call.stop behind it', async (t) => {
   const redis = await ownRedis(t)
   const prefix = uniquePrefix()
-  const gateway = await startReplica(t, { REDIS_URL: redis.url, REDIS_PREFIX: prefix, LOG_LEVEL: 'info', REDIS_BUFFER_MAX_BYTES: String(256 * 1024) })
+  // 40 s of audio goes in at once: the inbound audio limit must not close the call first.
+  const gateway = await startReplica(t, {
+    REDIS_URL: redis.url, REDIS_PREFIX: prefix, LOG_LEVEL: 'info', REDIS_BUFFER_MAX_BYTES: String(256 * 1024), INBOUND_MAX_AUDIO_SPEED: '1000'
+  })
   const subscriber = await Subscriber.start(t, redis.url, prefix)
   const client = await ProviderClient.connect(`${gateway.wsUrl}/v1/ingest?sample-rate=8000`)
   client.send(exotelStrings.start('CAlongstall'))

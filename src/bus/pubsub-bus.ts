@@ -93,7 +93,7 @@ interface Pending {
  * costs, not only the payloads: the Pending and its queue slot, and the headroom the garbage collector takes on top
  * (test/outage-memory.test.ts; docs/operations.md, "Redis outages").
  */
-const ENTRY_OVERHEAD_BYTES = 640
+const ENTRY_OVERHEAD_BYTES = 896
 /**
  * The share of the bound that audio may not take in flight, kept for events: during a stall, frames already written
  * cannot be dropped, and a call.stop must still find room while the oldest waiting frames go.
