@@ -26,6 +26,7 @@ t.test('/health and /ready follow Redis down and back up', async (t) => {
   const connects = gateway.logs.items.filter((line) => line.msg === 'redis connected').length
   await redis.start()
   await gateway.logs.waitFor((line) => line.msg === 'redis connected' && gateway.logs.items.filter((l) => l.msg === 'redis connected').length > connects)
+  await gateway.logs.waitFor((line) => line.msg === 'playback subscriber reconnected')
   t.same(await get(`${gateway.url}/ready`), { status: 200, body: { status: 'ready' } }, 'ready again after Redis returns')
 })
 

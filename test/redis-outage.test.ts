@@ -40,6 +40,8 @@ t.test('cut off from Redis mid-call, the gateway holds every frame and publishes
   t.same(frames.map((f) => f.header.seq), Array.from({ length: 20 }, (_, i) => i + 1), 'every frame, in order')
   t.ok(frames.every((f, i) => f.pcm.equals(pcmFrame(1600, i))), 'each with its own audio')
   t.same(subscriber.sequence('CAoutage').at(-1), 'stop', 'call.stop after the last frame')
+  // The playback subscriber went through the cut proxy too; readiness waits for it.
+  await gateway.logs.waitFor((line) => line.msg === 'playback subscriber reconnected')
   t.equal((await fetch(`${gateway.url}/ready`)).status, 200)
   t.equal(total(await scrape(gateway.url), 'rtaa_redis_buffer_bytes'), 0)
 })
@@ -85,5 +87,6 @@ t.test('the real redis-server stopped and restarted mid-call: no crash, readines
   client.send(exotelStrings.stop('CArestart', 'MZCArestart', 4))
   t.equal((await client.closed).code, 1000)
   t.match(await subscriber.waitForEvent('call.stop', 'CArestart'), { frames: 2, frames_lost: 0 })
+  await gateway.logs.waitFor((line) => String(line.msg).startsWith('playback subscriber reconnected'))
   t.equal((await fetch(`${gateway.url}/ready`)).status, 200)
 })

@@ -585,7 +585,14 @@ export class PubSubBus implements Bus {
     this.#subscriberUp = true
     const reconnected = this.#subscriberConnectedOnce
     this.#subscriberConnectedOnce = true
-    if (!reconnected || this.#subscribed.size === 0) return
+    if (!reconnected) {
+      this.#subscriberLog.info('playback subscriber connected')
+      return
+    }
+    if (this.#subscribed.size === 0) {
+      this.#subscriberLog.info('playback subscriber reconnected')
+      return
+    }
     this.#subscriberLog.warn({ calls: this.#subscribed.size }, 'playback subscriber reconnected; resubscribing every live call')
     this.#subscriber.subscribe(...this.#subscribed).catch((err: Error) => this.#subscriberLog.warn({ err }, 'playback resubscribe failed'))
   }

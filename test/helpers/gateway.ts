@@ -47,10 +47,14 @@ export async function startGateway (t: Test, redisUrl: string, env: Record<strin
   return { app, url: `http${scheme}://127.0.0.1:${port}`, wsUrl: `ws${scheme}://127.0.0.1:${port}`, logs, prefix }
 }
 
-/** Waits until the app's publisher has connected to Redis (from the log line, so LOG_LEVEL must show info). */
+/**
+ * Waits until the app's publisher and playback subscriber have connected to Redis, so /ready answers 200 (from the
+ * log lines, so LOG_LEVEL must show info).
+ */
 export async function waitReady (gateway: Gateway): Promise<void> {
-  if (gateway.app.publisher.connected) return
+  if (gateway.app.publisher.problems.length === 0) return
   await gateway.logs.waitFor((line) => line.msg === 'redis connected', 'redis connected')
+  await gateway.logs.waitFor((line) => line.msg === 'playback subscriber connected', 'playback subscriber connected')
 }
 
 /** The usual start of a call test: a gateway connected to Redis, and a subscriber to everything it publishes. */

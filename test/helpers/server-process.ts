@@ -56,6 +56,7 @@ export async function startReplica (t: Test, env: Record<string, string>): Promi
   const died = server.exited.then((code) => { throw new Error(`the replica exited with ${code}: ${server.stderr()}`) })
   await Promise.race([died, Promise.all([
     server.lines.waitFor((line) => line.msg === 'redis connected', 'redis connected', 30_000),
+    server.lines.waitFor((line) => line.msg === 'playback subscriber connected', 'playback subscriber connected', 30_000),
     server.lines.waitFor((line) => String(line.msg).startsWith('Server listening'), 'listening', 30_000)
   ])])
   died.catch(() => {})
