@@ -1,7 +1,6 @@
-import { execFileSync, spawn } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { connect as connectTcp, type Socket } from 'node:net'
-import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { performance } from 'node:perf_hooks'
 import { connect as connectTls } from 'node:tls'
@@ -12,6 +11,7 @@ import { startGateway, type Gateway, type LogLine } from './helpers/gateway.js'
 import { inSeconds, signJwt } from './helpers/jwt.js'
 import { TestRedis } from './helpers/redis-server.js'
 import { runServer, startReplica } from './helpers/server-process.js'
+import { selfSignedCertificate } from './helpers/tls.js'
 
 const redis = await TestRedis.start()
 t.teardown(() => redis.stop())
@@ -70,11 +70,7 @@ function portOf (url: string): number {
 }
 
 t.test('a handshake whose headers dribble in is cut by the server at 10-11 s, over HTTP and TLS', async (t) => {
-  const dir = t.testdir()
-  const cert = join(dir, 'cert.pem')
-  const key = join(dir, 'key.pem')
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1',
-    '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' })
+  const { cert, key } = selfSignedCertificate(t.testdir())
   const [plain, tls] = await Promise.all([
     startReplica(t, { REDIS_URL: redis.url }),
     startReplica(t, { REDIS_URL: redis.url, TLS_CERT_FILE: cert, TLS_KEY_FILE: key })

@@ -26,6 +26,25 @@ async function ownRedis (t: Test): Promise<TestRedis> {
 let prefixes = 0
 const uniquePrefix = (): string => `faults${process.pid}-${++prefixes}:`
 
+/** A gateway process on a Redis of the test's own, a subscriber to all it publishes, and one Exotel call started. */
+async function startedCall (t: Test, callSid: string, env: Record<string, string> = {}) {
+  const redis = await ownRedis(t)
+  const prefix = uniquePrefix()
+  const gateway = await startReplica(t, { REDIS_URL: redis.url, REDIS_PREFIX: prefix, LOG_LEVEL: 'info', ...env })
+  const subscriber = await Subscriber.start(t, redis.url, prefix)
+  const client = await ProviderClient.connect(`${gateway.wsUrl}/v1/ingest?sample-rate=8000`)
+  client.send(exotelStrings.start(callSid))
+  await subscriber.waitForEvent('call.start', callSid)
+  /** Sends `count` frames of 100 ms, numbered from 1, and returns their PCM. */
+  const sendFrames = (count: number): Buffer[] => Array.from({ length: count }, (_, i) => {
+    const pcm = pcmFrame(1600, i)
+    client.send(exotelStrings.media(`MZ${callSid}`, i + 2, i + 1, i * 100, pcm))
+    return pcm
+  })
+  const stop = (): void => client.send(exotelStrings.stop(callSid, `MZ${callSid}`, 100_000))
+  return { redis, gateway, subscriber, client, sendFrames, stop }
+}
+
 async function timed<T> (work: Promise<T>): Promise<{ value: T, ms: number }> {
   const started = performance.now()
   const value = await work
@@ -132,17 +151,9 @@ t.test('the bound drops audio first, then dtmf and mark events, keeps call event
 })
 
 t.test('a stalled Redis marks the instance unready, shows in the buffer gauge, and is logged', async (t) => {
-  const redis = await ownRedis(t)
-  const prefix = uniquePrefix()
-  const gateway = await startReplica(t, { REDIS_URL: redis.url, REDIS_PREFIX: prefix, LOG_LEVEL: 'info', REDIS_STALL_TIMEOUT_MS: '500' })
-  const subscriber = await Subscriber.start(t, redis.url, prefix)
-  const client = await ProviderClient.connect(`${gateway.wsUrl}/v1/ingest?sample-rate=8000`)
-  client.send(exotelStrings.start('CAstall'))
-  await subscriber.waitForEvent('call.start', 'CAstall')
-
+  const { redis, gateway, subscriber, sendFrames, stop } = await startedCall(t, 'CAstall', { REDIS_STALL_TIMEOUT_MS: '500' })
   redis.pause()
-  const sent = Array.from({ length: 10 }, (_, i) => pcmFrame(1600, i))
-  sent.forEach((pcm, i) => client.send(exotelStrings.media('MZCAstall', i + 2, i + 1, i * 100, pcm)))
+  const sent = sendFrames(10)
   const warning = await gateway.lines.waitFor((line) => line.msg === 'redis stalled: a publish has waited past REDIS_STALL_TIMEOUT_MS; not ready')
   t.equal(warning.level, 40, 'at warn')
   const ready = await fetch(`${gateway.url}/ready`)
@@ -154,27 +165,20 @@ t.test('a stalled Redis marks the instance unready, shows in the buffer gauge, a
   redis.resume()
   await gateway.lines.waitFor((line) => line.msg === 'redis answering again')
   t.equal((await fetch(`${gateway.url}/ready`)).status, 200, 'ready again')
-  client.send(exotelStrings.stop('CAstall', 'MZCAstall', 20))
+  stop()
   t.match(await subscriber.waitForEvent('call.stop', 'CAstall'), { frames: 10, frames_lost: 0 })
   t.same(subscriber.frames('CAstall').map(({ pcm }) => pcm), sent, 'every frame, in order')
 })
 
 t.test('a stall longer than the buffer drops the oldest waiting audio, never the call.stop behind it', async (t) => {
-  const redis = await ownRedis(t)
-  const prefix = uniquePrefix()
   // 40 s of audio goes in at once: the inbound audio limit must not close the call first.
-  const gateway = await startReplica(t, {
-    REDIS_URL: redis.url, REDIS_PREFIX: prefix, LOG_LEVEL: 'info', REDIS_BUFFER_MAX_BYTES: String(256 * 1024), INBOUND_MAX_AUDIO_SPEED: '1000'
+  const { redis, subscriber, client, sendFrames, stop: stopCall } = await startedCall(t, 'CAlongstall', {
+    REDIS_BUFFER_MAX_BYTES: String(256 * 1024), INBOUND_MAX_AUDIO_SPEED: '1000'
   })
-  const subscriber = await Subscriber.start(t, redis.url, prefix)
-  const client = await ProviderClient.connect(`${gateway.wsUrl}/v1/ingest?sample-rate=8000`)
-  client.send(exotelStrings.start('CAlongstall'))
-  await subscriber.waitForEvent('call.start', 'CAlongstall')
-
   redis.pause()
   // 400 frames of 100 ms: far more than 256 KiB, most of it written to the stalled connection, where it stays.
-  for (let i = 0; i < 400; i++) client.send(exotelStrings.media('MZCAlongstall', i + 2, i + 1, i * 100, pcmFrame(1600, i)))
-  client.send(exotelStrings.stop('CAlongstall', 'MZCAlongstall', 500))
+  sendFrames(400)
+  stopCall()
   t.equal((await client.closed).code, 1000)
   redis.resume()
   const stop = await subscriber.waitForEvent('call.stop', 'CAlongstall') as { frames: number, frames_lost: number }
@@ -208,18 +212,10 @@ t.test('a Redis that cannot be reached at start is a warning at once, with the p
 })
 
 t.test('SIGTERM while Redis is paused: the drain keeps flushing, and everything arrives once Redis is back', async (t) => {
-  const redis = await ownRedis(t)
-  const prefix = uniquePrefix()
-  const gateway = await startReplica(t, { REDIS_URL: redis.url, REDIS_PREFIX: prefix, LOG_LEVEL: 'info', DRAIN_TIMEOUT_MS: '30000' })
-  const subscriber = await Subscriber.start(t, redis.url, prefix)
-  const client = await ProviderClient.connect(`${gateway.wsUrl}/v1/ingest?sample-rate=8000`)
-  client.send(exotelStrings.start('CAdrain'))
-  await subscriber.waitForEvent('call.start', 'CAdrain')
-
+  const { redis, gateway, subscriber, client, sendFrames, stop } = await startedCall(t, 'CAdrain', { DRAIN_TIMEOUT_MS: '30000' })
   redis.pause()
-  const sent = Array.from({ length: 10 }, (_, i) => pcmFrame(1600, i))
-  sent.forEach((pcm, i) => client.send(exotelStrings.media('MZCAdrain', i + 2, i + 1, i * 100, pcm)))
-  client.send(exotelStrings.stop('CAdrain', 'MZCAdrain', 20))
+  const sent = sendFrames(10)
+  stop()
   await client.closed
   gateway.child.kill('SIGTERM')
   await gateway.lines.waitFor((line) => line.msg === 'closing: waiting for redis to take what is buffered')
@@ -231,17 +227,10 @@ t.test('SIGTERM while Redis is paused: the drain keeps flushing, and everything 
 })
 
 t.test('SIGTERM while Redis never comes back: what is dropped at the end is logged call by call', async (t) => {
-  const redis = await ownRedis(t)
-  const prefix = uniquePrefix()
-  const gateway = await startReplica(t, { REDIS_URL: redis.url, REDIS_PREFIX: prefix, LOG_LEVEL: 'info', DRAIN_TIMEOUT_MS: '1000' })
-  const subscriber = await Subscriber.start(t, redis.url, prefix)
-  const client = await ProviderClient.connect(`${gateway.wsUrl}/v1/ingest?sample-rate=8000`)
-  client.send(exotelStrings.start('CAlost'))
-  await subscriber.waitForEvent('call.start', 'CAlost')
-
+  const { redis, gateway, client, sendFrames, stop } = await startedCall(t, 'CAlost', { DRAIN_TIMEOUT_MS: '1000' })
   redis.pause()
-  for (let i = 0; i < 5; i++) client.send(exotelStrings.media('MZCAlost', i + 2, i + 1, i * 100, pcmFrame(1600, i)))
-  client.send(exotelStrings.stop('CAlost', 'MZCAlost', 20))
+  sendFrames(5)
+  stop()
   await client.closed
   gateway.child.kill('SIGTERM')
   const report = await gateway.lines.waitFor((line) => line.msg === 'dropped at shutdown: never reached redis', 'the drop report', 15_000)

@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
@@ -7,6 +6,7 @@ import { startListenedGateway } from './helpers/gateway.js'
 import { Subscriber } from './helpers/subscriber.js'
 import { ProviderClient, exotelStrings, pcmFrame, refusedUpgrade } from './helpers/exotel.js'
 import { runServer } from './helpers/server-process.js'
+import { selfSignedCertificate } from './helpers/tls.js'
 
 const redis = await TestRedis.start()
 t.teardown(() => redis.stop())
@@ -83,11 +83,7 @@ t.test('SIGTERM drains: /ready fails, new calls are refused, live calls finish; 
 })
 
 t.test('with TLS_CERT_FILE and TLS_KEY_FILE the gateway serves wss and https', async (t) => {
-  const dir = t.testdir()
-  const cert = join(dir, 'cert.pem')
-  const key = join(dir, 'key.pem')
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1',
-    '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' })
+  const { cert, key } = selfSignedCertificate(t.testdir())
   const { gateway, subscriber } = await startListenedGateway(t, redis.url, { TLS_CERT_FILE: cert, TLS_KEY_FILE: key })
   t.match(gateway.wsUrl, /^wss:/)
 
