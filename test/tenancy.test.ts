@@ -202,6 +202,8 @@ t.test('a replica killed while it owns a call: the call can stream again once th
   again.send(exotelStrings.start('CAkill'))
   again.send(exotelStrings.stop('CAkill', 'MZCAkill', 2))
   t.same(await again.closed, { code: 1000, reason: 'stream stopped' }, 'once it expired, the call streams again')
+  // The socket closes before Redis delivers the second stream's events: wait for its call.stop.
+  await subscriber.published.waitFor(() => subscriber.events('CAkill').some((event) => event.type === 'call.stop'), 'the second stream\'s call.stop')
   t.equal(subscriber.events('CAkill').filter((event) => event.type === 'call.start').length, 2)
 })
 
