@@ -221,7 +221,15 @@ export class PubSubBus implements Bus {
     this.#claims = new Redis(options.url, { connectionName: 'rtaa-ingest:claims', enableOfflineQueue: false, maxRetriesPerRequest: 0 }) as ClaimingRedis
     this.#claims.defineCommand('claimCall', { numberOfKeys: 1, lua: CLAIM })
     this.#claims.defineCommand('releaseCall', { numberOfKeys: 1, lua: RELEASE })
-    this.#claims.on('ready', () => { for (const listener of this.#reconnected) listener() })
+    let claimsUp = false
+    this.#claims.on('ready', () => {
+      claimsUp = true
+      for (const listener of this.#reconnected) listener()
+    })
+    this.#claims.on('close', () => {
+      if (claimsUp && !this.#closing) this.#metrics.redisDisconnects.inc({ connection: 'claims' })
+      claimsUp = false
+    })
     this.#claims.on('error', (err) => this.#log.debug({ err }, 'claims connection error'))
 
     this.#stallWatch = setInterval(() => this.#watchStall(), Math.min(500, this.#stallTimeoutMs / 2))
