@@ -199,7 +199,7 @@ export class PubSubBus implements Bus {
       this.#flush()
     })
     this.#redis.on('close', () => {
-      if (this.#wasConnected) {
+      if (this.#wasConnected && !this.#quitting) {
         this.#log.warn({ redis: redactUrl(this.#url) }, 'redis connection lost, reconnecting')
         this.#metrics.redisDisconnects.inc({ connection: 'publisher' })
         this.#lastUnreachableLog = Date.now()
