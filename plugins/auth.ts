@@ -27,6 +27,8 @@ declare module 'fastify' {
 }
 
 const REALM = 'rtaa-ingest'
+const BASIC_CHALLENGE = `Basic realm="${REALM}"`
+const BEARER_CHALLENGE = `Bearer realm="${REALM}"`
 
 /** An issuer's clock may run a little ahead: a token minted for exactly JWT_MAX_AGE_S still passes. */
 const JWT_CLOCK_TOLERANCE_S = 60
@@ -121,15 +123,18 @@ export default fp(async (fastify) => {
         const auth = toAuthRequest(request)
         const method = methods.find((candidate) => candidate.applies(auth)) ?? ip
         if (method === ip && request.headers.authorization !== undefined) {
-          return deny(request, reply, 'unknown', { status: 401, reason: 'unsupported_scheme', message: 'unsupported authorization scheme' })
+          return deny(request, reply, 'unknown', { status: 401, reason: 'unsupported_scheme', message: 'unsupported authorization scheme' }, challenges(accepted))
         }
         if (!accepted.includes(method.name)) {
           return deny(request, reply, method.name, method === ip
             ? { status: 401, reason: 'credentials_required', message: `credentials required: ${accepted.join(' or ')}` }
-            : { status: 401, reason: 'method_not_accepted', message: `${method.name} is not accepted here; use ${accepted.join(' or ')}` })
+            : { status: 401, reason: 'method_not_accepted', message: `${method.name} is not accepted here; use ${accepted.join(' or ')}` }, challenges(accepted))
         }
         const outcome = await method.verify(request, reply, auth)
-        if ('status' in outcome) return deny(request, reply, method.name, outcome)
+        if ('status' in outcome) {
+          // The credential sent failed: the challenge names its scheme (RFC 6750's invalid_token for a Bearer token).
+          return deny(request, reply, method.name, outcome, method === jwt ? [`${BEARER_CHALLENGE}, error="invalid_token"`] : challenges([method.name]))
+        }
         request.principal = outcome
       }
     }
@@ -234,9 +239,16 @@ function bearerToken (request: AuthRequest): string | undefined {
   return typeof token === 'string' && token !== '' ? token : undefined
 }
 
-function deny (request: FastifyRequest, reply: FastifyReply, method: string, failure: AuthFailure): FastifyReply {
+/** RFC 7235: a 401 names the schemes the client may answer with, here those of these methods. */
+function challenges (methods: readonly string[]): string[] {
+  const schemes = methods.flatMap((name) => name === 'jwt' ? [BEARER_CHALLENGE] : name === 'basic' ? [BASIC_CHALLENGE] : [])
+  // A signature and the allowlist have no scheme of their own; Basic is the one a vendor's client knows.
+  return schemes.length > 0 ? schemes : [BASIC_CHALLENGE]
+}
+
+function deny (request: FastifyRequest, reply: FastifyReply, method: string, failure: AuthFailure, challenge: string[]): FastifyReply {
   request.server.metrics.authFailures.inc({ method, reason: failure.reason })
   request.log.warn({ auth_method: method, reason: failure.reason, detail: failure.detail, ip: request.ip, status: failure.status }, 'authentication failed')
-  if (failure.status === 401) reply.header('www-authenticate', `Basic realm="${REALM}"`)
+  if (failure.status === 401) reply.header('www-authenticate', challenge)
   return reply.code(failure.status).send({ statusCode: failure.status, error: failure.status === 401 ? 'Unauthorized' : 'Forbidden', message: failure.message })
 }

@@ -30,9 +30,12 @@ type TypedInstance = Parameters<FastifyPluginAsyncTypebox>[0]
 
 function addIngestRoute (fastify: TypedInstance, path: string, vendors: readonly VendorAdapter[]): void {
   const { liveCalls } = fastify
+  // Every line about the upgrade, refusals included, names the route's vendor or candidates: `grep exotel` finds it.
+  const named = vendors.length === 1 ? { vendor: vendors[0].name } : { vendor_candidates: vendors.map(({ name }) => name) }
 
   fastify.get(path, {
     websocket: true,
+    childLoggerFactory: (logger, bindings, options) => logger.child({ ...bindings, ...named }, options),
     schema: { querystring: IngestQuery },
     // Admission first: a refused upgrade costs no credential check.
     onRequest: [fastify.admitCall, fastify.auth.authenticate([...new Set(vendors.flatMap((adapter) => adapter.auth))])],
@@ -46,7 +49,8 @@ function addIngestRoute (fastify: TypedInstance, path: string, vendors: readonly
         if (!adapter.auth.includes(method)) continue
         const context = adapter.accept({ query: request.query, principal })
         if ('error' in context) {
-          request.log.warn({ vendor: adapter.name, reason: context.error }, 'upgrade refused: bad request')
+          // On the shared route, which of the candidates refused it.
+          request.log.warn({ ...(vendors.length > 1 ? { vendor: adapter.name } : {}), reason: context.error }, 'upgrade refused: bad request')
           return reply.code(400).send({ statusCode: 400, error: 'Bad Request', message: context.error })
         }
         candidates.push({ adapter, context })
@@ -54,8 +58,10 @@ function addIngestRoute (fastify: TypedInstance, path: string, vendors: readonly
       request.candidates = candidates
     }
   }, (socket, request) => {
-    // Every line about the connection says which credential it came with (a Basic key, never a secret).
-    const log = request.principal === null ? request.log : request.log.child(credentialFields(request.principal))
+    // Every line about the connection says which credential it came with (a Basic key, never a secret). The call
+    // names its vendor itself once it knows it, so its logger starts from the request id, not the route's names.
+    const connection = fastify.log.child({ reqId: request.id })
+    const log = request.principal === null ? connection : connection.child(credentialFields(request.principal))
     liveCalls.open(socket, { candidates: request.candidates ?? [], log })
   })
 }

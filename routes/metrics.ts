@@ -3,7 +3,7 @@ import { createIpAllowlist, parseCidrList } from '../src/auth/ip-allowlist.js'
 
 /**
  * Prometheus scrape endpoint. It shares the ingest port, which faces the internet, so only METRICS_ALLOWLIST
- * (loopback and private ranges by default) may read it.
+ * (loopback and private ranges by default) may read it; on the admin port too, which may be reachable more widely.
  */
 const metricsRoutes: FastifyPluginAsync = async (fastify) => {
   const { metrics, publisher, config } = fastify

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs'
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
 import authPlugin from '../plugins/auth.js'
 import forwardedForPlugin from '../plugins/forwarded-for.js'
@@ -41,6 +41,9 @@ const HANDSHAKE_TIMEOUT_MS = 10_000
  */
 const NODE_SERVER_TIMEOUTS = { headersTimeout: HANDSHAKE_TIMEOUT_MS, connectionsCheckingInterval: 1000 }
 
+/** An HTTP socket silent this long is closed; a request (an upgrade's included) gets this long in all. */
+const SERVER_TIMEOUTS = { connectionTimeout: HANDSHAKE_TIMEOUT_MS, requestTimeout: HANDSHAKE_TIMEOUT_MS, keepAliveTimeout: 5_000 }
+
 /** Builds the gateway from a validated config, ready to listen; it never listens itself. */
 export async function buildApp (config: Config, options: BuildAppOptions = {}): Promise<FastifyInstance> {
   const trustedProxies = parseCidrList(config.TRUST_PROXY)
@@ -50,10 +53,7 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
     // Fastify (proxy-addr) walks X-Forwarded-For only through these hops; from anyone else the header is ignored.
     // Matched as the allowlists are: proxy-addr's own matcher refuses ::/0 and matches no IPv4 hop with it.
     trustProxy: trustedProxies.length > 0 ? createIpAllowlist(trustedProxies) : false,
-    // An HTTP socket silent this long is closed; a request (an upgrade's included) gets this long in all.
-    connectionTimeout: HANDSHAKE_TIMEOUT_MS,
-    requestTimeout: HANDSHAKE_TIMEOUT_MS,
-    keepAliveTimeout: 5_000
+    ...SERVER_TIMEOUTS
   }
   // Node's own server options go in `http`, or with the certificate in `https`.
   const tls = readTls(config)
@@ -70,16 +70,47 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
   await app.register(vendorsPlugin, { vendors: options.vendors ?? builtInVendors })
   await app.register(authPlugin)
 
-  // Fastify's own 404 echoes the URL into the log line and the body; a token in the query must reach neither.
-  app.setNotFoundHandler((request, reply) => {
-    request.log.info({ method: request.method, url: redactUrl(request.url) }, 'route not found')
-    return reply.code(404).send({ statusCode: 404, error: 'Not Found', message: 'no such route' })
-  })
+  app.setNotFoundHandler(notFound)
 
   await app.register(healthRoutes)
   await app.register(metricsRoutes)
   await app.register(ingestRoutes)
   return app
+}
+
+/**
+ * The admin port, when ADMIN_PORT is set: /health, /ready and /metrics of the gateway `app`, over plain HTTP, so the
+ * kubelet and Prometheus need no certificate when the ingest port serves TLS. It takes no WebSocket, and its client
+ * address is the socket peer (no TRUST_PROXY): METRICS_ALLOWLIST holds here too. It closes with `app`; it never
+ * listens itself.
+ */
+export async function buildAdminApp (app: FastifyInstance): Promise<FastifyInstance | null> {
+  const { config } = app
+  if (config.ADMIN_PORT === undefined) return null
+  if (config.ADMIN_PORT === config.PORT) throw new ConfigError('invalid configuration: env/ADMIN_PORT must differ from PORT')
+  const admin = Fastify({ loggerInstance: app.log.child({ server: 'admin' }), ...SERVER_TIMEOUTS, http: NODE_SERVER_TIMEOUTS })
+  // The routes read the gateway's own state: the same readiness, the same metrics registry.
+  admin.decorate('config', config)
+  admin.decorate('metrics', app.metrics)
+  admin.decorate('publisher', app.publisher)
+  admin.decorate('liveCalls', app.liveCalls)
+  // Node hands an upgrade to the routes as a plain GET when no one listens for upgrades; it is refused instead.
+  admin.addHook('onRequest', async (request, reply) => {
+    if (request.headers.upgrade === undefined) return
+    request.log.warn({ url: redactUrl(request.url) }, 'upgrade refused: no WebSocket on the admin port')
+    return reply.code(404).send({ statusCode: 404, error: 'Not Found', message: 'no WebSocket on the admin port' })
+  })
+  admin.setNotFoundHandler(notFound)
+  await admin.register(healthRoutes)
+  await admin.register(metricsRoutes)
+  app.addHook('onClose', async () => admin.close())
+  return admin
+}
+
+/** Fastify's own 404 echoes the URL into the log line and the body; a token in the query must reach neither. */
+async function notFound (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+  request.log.info({ method: request.method, url: redactUrl(request.url) }, 'route not found')
+  return reply.code(404).send({ statusCode: 404, error: 'Not Found', message: 'no such route' })
 }
 
 function readTls (config: Config): { cert: Buffer, key: Buffer } | null {

@@ -11,6 +11,10 @@ export const CoreConfigSchema = Type.Object({
   HOST: Type.String({ minLength: 1, default: '0.0.0.0' }),
   TLS_CERT_FILE: Type.Optional(Type.String({ minLength: 1 })),
   TLS_KEY_FILE: Type.Optional(Type.String({ minLength: 1 })),
+  /** Plain HTTP for /health, /ready and /metrics only, so probes and scrapes need no certificate; unset: off. */
+  ADMIN_PORT: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
+  /** Where the admin port listens; unset: HOST. */
+  ADMIN_HOST: Type.Optional(Type.String({ minLength: 1 })),
 
   REDIS_URL: Type.String({ pattern: '^rediss?://', default: 'redis://127.0.0.1:6379' }),
   // No braces: a call's tag in its Redis names is the Cluster hash tag, and it must be the first one.

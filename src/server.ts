@@ -1,5 +1,5 @@
 import closeWithGrace from 'close-with-grace'
-import { buildApp } from './app.js'
+import { buildAdminApp, buildApp } from './app.js'
 import { loadConfig, type Config } from './config.js'
 import { ConfigError } from './core-config.js'
 
@@ -12,7 +12,7 @@ try {
   process.exit(78) // EX_CONFIG
 }
 
-const app = await buildApp(config).catch((err: unknown) => {
+const { app, admin } = await buildApp(config).then(async (app) => ({ app, admin: await buildAdminApp(app) })).catch((err: unknown) => {
   process.stderr.write(`rtaa-ingest: ${(err as Error).message}\n`)
   process.exit(err instanceof ConfigError ? 78 : 1)
 })
@@ -32,7 +32,9 @@ closeWithGrace({ delay: config.DRAIN_TIMEOUT_MS + 15_000 }, async ({ signal, err
 
 try {
   await app.listen({ port: config.PORT, host: config.HOST })
+  if (admin !== null) await admin.listen({ port: config.ADMIN_PORT, host: config.ADMIN_HOST ?? config.HOST })
 } catch (err) {
+  // One fatal line: closing what never listened, nor reached Redis, has nothing to report.
   app.log.fatal({ err }, 'cannot listen')
   await app.close()
   process.exit(1)

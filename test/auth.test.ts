@@ -3,6 +3,7 @@ import { TestRedis } from './helpers/redis-server.js'
 import { startGateway, waitReady, type Gateway } from './helpers/gateway.js'
 import { Subscriber } from './helpers/subscriber.js'
 import { ProviderClient, basicAuth, exotelStrings, refusedUpgrade } from './helpers/exotel.js'
+import { inSeconds, signJwt } from './helpers/jwt.js'
 
 const redis = await TestRedis.start()
 t.teardown(() => redis.stop())
@@ -144,4 +145,28 @@ t.test('probes need no credentials', async (t) => {
   const gateway = await startGateway(t, redis.url, { AUTH_IP_ALLOWLIST: '' })
   const response = await fetch(`${gateway.url}/health`)
   t.equal(response.status, 200)
+})
+
+t.test('WWW-Authenticate names the scheme that failed, or those the route takes', async (t) => {
+  const secret = 'a-jwt-secret-of-at-least-32-characters'
+  const gateway = await startGateway(t, redis.url, {
+    SUPPORT_NATIVE: 'true', JWT_SECRET: secret, BASIC_AUTH_CREDENTIALS: `${KEY}:${TOKEN}`, BASIC_AUTH_ACCOUNTS: `${KEY}=*`, AUTH_IP_ALLOWLIST: ''
+  })
+  const bearer = `Bearer ${signJwt({ tenant_id: 't', exp: inSeconds(60) }, 'another-secret-of-at-least-32-characters')}`
+  const basic = basicAuth(KEY, 'wrong')
+  const cases: Array<[string, string, string | undefined, string]> = [
+    ['a bad Bearer token on the native route', '/v1/ingest/native', bearer, 'Bearer realm="rtaa-ingest", error="invalid_token"'],
+    ['a bad Bearer token on /v1/ingest', '/v1/ingest', bearer, 'Bearer realm="rtaa-ingest", error="invalid_token"'],
+    ['bad Basic credentials on the Exotel route', '/v1/ingest/exotel', basic, 'Basic realm="rtaa-ingest"'],
+    ['bad Basic credentials on /v1/ingest', '/v1/ingest', basic, 'Basic realm="rtaa-ingest"'],
+    ['no credential on the native route', '/v1/ingest/native', undefined, 'Bearer realm="rtaa-ingest"'],
+    ['Basic on the native route', '/v1/ingest/native', basicAuth(KEY, TOKEN), 'Bearer realm="rtaa-ingest"'],
+    ['a Bearer token on the Exotel route', '/v1/ingest/exotel', bearer, 'Basic realm="rtaa-ingest"'],
+    ['another scheme on /v1/ingest', '/v1/ingest', 'Digest username="x"', 'Basic realm="rtaa-ingest", Bearer realm="rtaa-ingest"']
+  ]
+  for (const [name, path, authorization, challenge] of cases) {
+    const refused = await refusedUpgrade(`${gateway.wsUrl}${path}`, authorization === undefined ? {} : { headers: { authorization } })
+    t.equal(refused.status, 401, name)
+    t.equal(refused.headers['www-authenticate'], challenge, name)
+  }
 })

@@ -41,18 +41,21 @@ t.test('defaults: loopback-only allowlist, no Basic credentials, Exotel on', asy
     PLAYBACK_MAX_TOTAL_BYTES: 134217728,
     LOG_LEVEL: 'info',
     MAX_MESSAGE_BYTES: 65536
-  })
+  }, 'ADMIN_PORT and ADMIN_HOST are unset: no admin port')
 })
 
 t.test('values from the environment are coerced', async (t) => {
-  t.match(load({ PORT: '9000', SUPPORT_EXOTEL: 'false', EXOTEL_DEFAULT_SAMPLE_RATE: '24000', MAX_MESSAGE_BYTES: '4096' }),
-    { PORT: 9000, SUPPORT_EXOTEL: false, EXOTEL_DEFAULT_SAMPLE_RATE: 24000, MAX_MESSAGE_BYTES: 4096 })
+  t.match(load({ PORT: '9000', SUPPORT_EXOTEL: 'false', EXOTEL_DEFAULT_SAMPLE_RATE: '24000', MAX_MESSAGE_BYTES: '4096', ADMIN_PORT: '8080' }),
+    { PORT: 9000, SUPPORT_EXOTEL: false, EXOTEL_DEFAULT_SAMPLE_RATE: 24000, MAX_MESSAGE_BYTES: 4096, ADMIN_PORT: 8080 })
 })
 
 t.test('a bad value is refused with a message naming the variable', async (t) => {
   const bad: Array<[Record<string, string>, RegExp]> = [
     [{ PORT: 'http' }, /PORT/],
     [{ PORT: '70000' }, /PORT/],
+    [{ ADMIN_PORT: '0' }, /env\/ADMIN_PORT must be >= 1/],
+    [{ ADMIN_PORT: 'admin' }, /env\/ADMIN_PORT must be integer/],
+    [{ ADMIN_HOST: '' }, /env\/ADMIN_HOST/],
     [{ EXOTEL_DEFAULT_SAMPLE_RATE: '44100' }, /EXOTEL_DEFAULT_SAMPLE_RATE must be equal to one of the allowed values \(8000, 16000, 24000\)/],
     [{ SUPPORT_EXOTEL: 'maybe' }, /SUPPORT_EXOTEL/],
     [{ REDIS_URL: 'http://localhost' }, /REDIS_URL/],

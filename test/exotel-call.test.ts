@@ -1,7 +1,10 @@
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import t from 'tap'
 import { TestRedis } from './helpers/redis-server.js'
 import { startGateway, startListenedGateway, waitReady } from './helpers/gateway.js'
-import { ProviderClient, exotelNumbers, exotelStrings, pcmFrame, refusedUpgrade } from './helpers/exotel.js'
+import { ProviderClient, basicAuth, exotelNumbers, exotelStrings, pcmFrame, refusedUpgrade } from './helpers/exotel.js'
+import { startReplica } from './helpers/server-process.js'
 import type { CallStartEvent, CallStopEvent } from '../src/bus/call-events.js'
 
 const redis = await TestRedis.start()
@@ -167,4 +170,56 @@ t.test('one log line per call start and end, naming the call and the vendor', as
   t.type(ended.duration_ms, 'number')
   t.notOk(gateway.logs.items.some((line) => line.level === 30 && line.msg !== undefined && /frame/.test(line.msg)),
     'nothing is logged per frame at info')
+})
+
+t.test('grep exotel on LOG_FILE finds every line of an Exotel connection, from the upgrade to the close, refusals too', async (t) => {
+  const logFile = join(t.testdir(), 'gateway.log')
+  const replica = await startReplica(t, { REDIS_URL: redis.url, REDIS_PREFIX: 'grep:', LOG_FILE: logFile, LOG_LEVEL: 'info' })
+  const expected = new Map<string, string[]>()
+  for (const path of ['/v1/ingest', '/v1/ingest/exotel']) {
+    const url = (probe: string, sampleRate = '8000'): string => {
+      expected.set(probe, [])
+      return `${replica.wsUrl}${path}?sample-rate=${sampleRate}&probe=${probe}`
+    }
+    const call = `${path}-call`
+    const client = await ProviderClient.connect(url(call))
+    client.send(exotelStrings.connected())
+    client.send(exotelStrings.start(`CAgrep${path.length}`))
+    client.send(exotelStrings.media(`MZCAgrep${path.length}`, 2, 1, 0, pcmFrame(320, 1)))
+    client.send(exotelStrings.stop(`CAgrep${path.length}`, `MZCAgrep${path.length}`, 3))
+    t.equal((await client.closed).code, 1000)
+    expected.set(call, ['incoming request', 'connection opened', 'call started', 'call ended'])
+
+    t.equal((await refusedUpgrade(url(`${path}-rate`, '16000.0'))).status, 400)
+    expected.set(`${path}-rate`, ['incoming request', 'upgrade refused: bad request'])
+    t.equal((await refusedUpgrade(url(`${path}-auth`), { headers: { authorization: basicAuth('key', 'token') } })).status, 401)
+    expected.set(`${path}-auth`, ['incoming request', 'authentication failed'])
+
+    const bad = await ProviderClient.connect(url(`${path}-bad`))
+    bad.send({ event: 'start', hello: 'world' })
+    t.equal((await bad.closed).code, 1007)
+    expected.set(`${path}-bad`, ['incoming request', 'connection opened', 'closing connection: bad input'])
+
+    const silent = await ProviderClient.connect(url(`${path}-silent`))
+    silent.close()
+    await silent.closed
+    expected.set(`${path}-silent`, ['incoming request', 'connection opened', 'connection closed before start'])
+  }
+  await replica.lines.waitFor((line) => line.msg === 'connection closed before start' && line.reqId !== undefined &&
+    replica.lines.items.some((other) => other.reqId === line.reqId && String((other.req as { url?: string } | undefined)?.url).includes('/v1/ingest/exotel-silent')),
+  'the last connection closed')
+  replica.child.kill('SIGTERM')
+  t.equal(await replica.exited, 0)
+
+  const lines = readFileSync(logFile, 'utf8').trim().split('\n')
+  for (const [probe, messages] of expected) {
+    const upgrade = lines.find((line) => line.includes('"incoming request"') && line.includes(`probe=${probe}`))
+    t.ok(upgrade, `${probe}: the upgrade is logged`)
+    const reqId = (JSON.parse(upgrade ?? '{}') as { reqId?: string }).reqId
+    const connection = lines.filter((line) => (JSON.parse(line) as { reqId?: string }).reqId === reqId)
+    const without = connection.filter((line) => !line.includes('exotel'))
+    t.same(without, [], `${probe}: every line about the connection names exotel`)
+    const logged = connection.map((line) => (JSON.parse(line) as { msg: string }).msg)
+    for (const message of messages) t.ok(logged.includes(message), `${probe}: ${message}`)
+  }
 })

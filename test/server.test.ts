@@ -1,4 +1,6 @@
+import { once } from 'node:events'
 import { readFileSync, writeFileSync } from 'node:fs'
+import { createServer } from 'node:net'
 import { join } from 'node:path'
 import t from 'tap'
 import { TestRedis, freePort } from './helpers/redis-server.js'
@@ -107,4 +109,20 @@ t.test('an unreadable TLS file stops the process naming the variable', async (t)
   const server = runServer(t.testdir(), { TLS_CERT_FILE: '/nonexistent/cert.pem', TLS_KEY_FILE: '/nonexistent/key.pem' })
   t.equal(await server.exited, 78)
   t.match(server.stderr(), /TLS_CERT_FILE cannot be read/)
+})
+
+t.test('a port already taken: one fatal line and exit 1, no warning about a Redis never reached', async (t) => {
+  const port = await freePort()
+  const taken = createServer().listen(port, '127.0.0.1')
+  await once(taken, 'listening')
+  t.teardown(() => taken.close())
+  for (const redisUrl of [redis.url, 'redis://127.0.0.1:1']) {
+    const server = runServer(t.testdir(), { REDIS_URL: redisUrl, HOST: '127.0.0.1', PORT: String(port) })
+    t.teardown(() => server.child.kill('SIGKILL'))
+    t.equal(await server.exited, 1, redisUrl)
+    const loud = server.lines.items.filter((line) => (line.level as number) >= 40)
+    t.match(loud, [{ level: 60, msg: 'cannot listen', err: { code: 'EADDRINUSE' } }], `${redisUrl}: the fatal line only`)
+    t.equal(loud.length, 1)
+    t.equal(server.stderr(), '')
+  }
 })

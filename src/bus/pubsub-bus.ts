@@ -359,7 +359,10 @@ export class PubSubBus implements Bus {
     this.#quitting = true
     // ioredis writes QUIT at once but auto-pipelined publishes a turn later: QUIT must follow them.
     await new Promise((resolve) => setImmediate(resolve))
-    if (this.#redis.status !== 'end') {
+    if (!this.#everConnected) {
+      // Never reached (a start that failed to listen, a wrong REDIS_URL): there is nothing for QUIT to flush.
+      this.#redis.disconnect()
+    } else if (this.#redis.status !== 'end') {
       let timer: NodeJS.Timeout | undefined
       const timeout = new Promise<'timeout'>((resolve) => { timer = setTimeout(resolve, this.#quitTimeoutMs, 'timeout') })
       // QUIT is queued behind every publish already sent, so it flushes them; a dead Redis must not hold shutdown.

@@ -46,7 +46,7 @@ export interface LiveCallOptions {
   socket: CallSocket
   /** The vendors this connection may be: one on a vendor's own route, every admitted one on /v1/ingest. */
   candidates: Candidate[]
-  /** The connection's logger (it carries the request id). */
+  /** The connection's logger (it carries the request id); the call adds its vendor or candidates to it. */
   log: Log
   owner: CallOwner
   bus: Bus
@@ -199,7 +199,10 @@ export class LiveCall {
     this.#messageRate = new TokenBucket(options.inbound.maxMessagesPerS / 1000, INBOUND_BURST_MS)
     this.#detector = new VendorDetector(options.candidates)
     const decided = this.#detector.decided
+    // Every line names the vendor, or while it is being detected the candidates, so a grep for one finds them all.
     if (decided !== null) this.#use(decided)
+    else this.#log = options.log.child({ vendor_candidates: options.candidates.map(({ adapter }) => adapter.name) })
+    this.#log.info('connection opened')
   }
 
   /** The call's identity once its start message is accepted; null before. */
@@ -277,16 +280,14 @@ export class LiveCall {
   /** The log line has the whole reason; the close frame's is cut to fit. */
   #refuse (err: ProtocolError, limit: Limit | null = null): void {
     const vendor = this.#adapter?.name ?? 'undetected'
-    const undetected = this.#adapter === null ? { vendor_candidates: this.#options.candidates.map(({ adapter }) => adapter.name) } : {}
     const internal = err.closeCode === CloseCode.INTERNAL_ERROR
     const { metrics } = this.#options
     if (limit === null) {
       metrics.inputErrors.inc({ vendor, reason: CLOSE_REASONS[err.closeCode] ?? 'other' })
-      this.#log.warn({ close_code: err.closeCode, reason: err.message, ...undetected }, internal ? 'closing connection: internal error' : 'closing connection: bad input')
+      this.#log.warn({ close_code: err.closeCode, reason: err.message }, internal ? 'closing connection: internal error' : 'closing connection: bad input')
     } else {
       metrics.connectionsLimited.inc({ vendor, reason: limit })
-      this.#log.warn({ close_code: err.closeCode, reason: err.message, limit, messages: this.#messages, bytes: this.#bytes, ...undetected },
-        'closing connection: limit passed')
+      this.#log.warn({ close_code: err.closeCode, reason: err.message, limit, messages: this.#messages, bytes: this.#bytes }, 'closing connection: limit passed')
     }
     this.#end(internal ? 'internal_error' : 'protocol_error')
     const explanation = this.#decoder?.rejected?.(err)
