@@ -20,6 +20,7 @@ import { Redis } from 'ioredis'
 import WebSocket from 'ws'
 import { TestRedis, freePort } from '../test/helpers/redis-server.js'
 import { mediaMessage, openingMessages } from './exotel-frames.js'
+import { onStop, track } from './children.js'
 import { removeWorktrees, serverCommand, untilReady, type Variant } from './servers.js'
 
 const CALLS = Number(process.env.BENCH_CALLS ?? 20)
@@ -35,9 +36,10 @@ async function count (variant: Variant, redisUrl: string): Promise<{ variant: Va
   const port = await freePort()
   const out = mkdtempSync(join(tmpdir(), 'rtaa-callgrind-'))
   // One thread for V8's compiler and GC, so their work is not spread by timing across runs.
-  const command = serverCommand(variant, port, redisUrl, ['--single-threaded'])
-  const server = spawn('valgrind', ['--tool=callgrind', `--callgrind-out-file=${join(out, 'callgrind.out')}`, process.execPath, ...command.args],
-    { cwd: command.cwd, env: command.env, stdio: ['ignore', 'pipe', 'pipe'] })
+  const command = await serverCommand(variant, port, redisUrl, ['--single-threaded'])
+  // Tracked: killed with the benchmark, on exit or a signal (bench/children.ts); valgrind runs node in its own process.
+  const server = track(spawn('valgrind', ['--tool=callgrind', `--callgrind-out-file=${join(out, 'callgrind.out')}`, process.execPath, ...command.args],
+    { cwd: command.cwd, env: command.env, stdio: ['ignore', 'pipe', 'pipe'] }))
   // vgdb, which callgrind_control talks through, names its pipes after USER and HOST (the gateway's HOST, here):
   // the control side must see the server's environment.
   const control = (flag: string): void => {
@@ -128,6 +130,9 @@ async function connect (port: number, variant: Variant, index: number): Promise<
 }
 
 const redis = await TestRedis.start()
+// On SIGINT, SIGTERM or SIGHUP every child is killed first (bench/children.ts), then these.
+onStop(() => redis.stop())
+onStop(removeWorktrees)
 try {
   const variants = process.env.BENCH_VARIANTS?.split(',') ?? ['baseline', 'gateway']
   const results = []

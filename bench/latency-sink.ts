@@ -6,6 +6,9 @@
 import hdr from 'hdr-histogram-js'
 import { Redis } from 'ioredis'
 import { nowNs, readStamp } from './frame-stamp.js'
+import { exitWithParent } from './lifeline.js'
+
+exitWithParent()
 
 const prefix = process.env.REDIS_PREFIX ?? 'rtaa:'
 const latency = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 })

@@ -8,6 +8,9 @@ import hdr from 'hdr-histogram-js'
 import WebSocket from 'ws'
 import { mediaMessage, openingMessages } from './exotel-frames.js'
 import { nowNs, stamp } from './frame-stamp.js'
+import { exitWithParent } from './lifeline.js'
+
+exitWithParent()
 
 interface Options {
   url: string

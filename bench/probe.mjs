@@ -3,6 +3,14 @@
 import { appendFileSync } from 'node:fs'
 import { PerformanceObserver, constants, monitorEventLoopDelay, performance } from 'node:perf_hooks'
 
+// The server ends when the benchmark that started it is gone, even killed with SIGKILL (bench/lifeline.ts): a stopped
+// run must not leave a server pinned to a core. BENCH_PARENT_PID is the benchmark's pid, so a benchmark that dies
+// before this line runs is seen too.
+const parent = Number(process.env.BENCH_PARENT_PID) || process.ppid
+setInterval(() => {
+  if (process.ppid !== parent) process.kill(process.pid, 'SIGKILL')
+}, 500).unref()
+
 const file = process.env.PROBE_FILE
 if (file) {
   const delay = monitorEventLoopDelay({ resolution: 10 })

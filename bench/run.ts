@@ -18,6 +18,7 @@ import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { TestRedis, freePort } from '../test/helpers/redis-server.js'
 import { Collected } from '../test/helpers/waiter.js'
+import { onStop, track } from './children.js'
 import { removeWorktrees, root, serverCommand, untilReady, type Variant } from './servers.js'
 
 type Mode = 'full' | 'quick' | 'smoke'
@@ -64,7 +65,8 @@ function pinned (cpu: number, command: string, args: string[]): [string, string[
 
 function start (cpu: number, args: string[], env: Record<string, string>, cwd = root): ChildProcess {
   const [command, argv] = pinned(cpu, process.execPath, args)
-  return spawn(command, argv, { cwd, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'inherit'] })
+  // BENCH_PARENT_PID: each child ends itself when this process is gone (bench/lifeline.ts, bench/probe.mjs).
+  return track(spawn(command, argv, { cwd, env: { PATH: process.env.PATH ?? '', ...env, BENCH_PARENT_PID: String(process.pid) }, stdio: ['ignore', 'pipe', 'inherit'] }))
 }
 
 const output = new WeakMap<ChildProcess, Collected<string>>()
@@ -95,7 +97,7 @@ async function startServer (variant: Variant, port: number, redisUrl: string, pr
     : []
   // BENCH_NODE_FLAGS (e.g. --max-semi-space-size=64) go to every server alike, to compare runtime settings.
   const flags = process.env.BENCH_NODE_FLAGS?.split(' ').filter((flag) => flag !== '') ?? []
-  const command = serverCommand(variant, port, redisUrl, [...flags, ...profile, '--import', join(root, 'bench', 'probe.mjs')])
+  const command = await serverCommand(variant, port, redisUrl, [...flags, ...profile, '--import', join(root, 'bench', 'probe.mjs')])
   const server = start(1, command.args, { ...command.env, PROBE_FILE: probeFile }, command.cwd)
   if (command.readyLine !== undefined) await firstLine(server, (line) => line === command.readyLine)
   else await untilReady(port)
@@ -221,6 +223,9 @@ function cpuAt (results: StepResult[], calls: number): number | null {
 }
 
 const redis = await TestRedis.start()
+// On SIGINT, SIGTERM or SIGHUP every child is killed first (bench/children.ts), then these.
+onStop(() => redis.stop())
+onStop(removeWorktrees)
 try {
   const order = process.env.BENCH_VARIANTS?.split(',') ?? (mode === 'full' ? ['baseline', 'gateway', 'gateway', 'baseline'] : ['baseline', 'gateway'])
   const loads = process.env.BENCH_LOADS?.split(',').map(Number) ?? (mode === 'smoke' ? [20] : [100, 200, 400].map((calls) => calls * CALLS_SCALE))

@@ -2,11 +2,13 @@
  * What the benchmarks run: the hand-written baseline, this checkout's gateway, or the gateway of a git ref
  * (`gateway@<ref>`, from a temporary worktree), each compiled and given as a node command line with its environment.
  */
-import { spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
+import { once } from 'node:events'
 import { mkdtempSync, rmSync, symlinkSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { track } from './children.js'
 
 /** 'baseline', 'gateway' (this checkout) or 'gateway@<git ref>'. */
 export type Variant = string
@@ -25,11 +27,11 @@ export interface ServerCommand {
  * Both servers run compiled JavaScript, as production does (`npm start` runs dist/): under tsx, each would also
  * carry the transpiler and its source maps on its heap, and heap size is what lengthens garbage-collection pauses.
  */
-export function serverCommand (variant: Variant, port: number, redisUrl: string, nodeOptions: string[] = []): ServerCommand {
+export async function serverCommand (variant: Variant, port: number, redisUrl: string, nodeOptions: string[] = []): Promise<ServerCommand> {
   const env = { PATH: process.env.PATH ?? '', PORT: String(port), REDIS_URL: redisUrl, REDIS_PREFIX: 'bench:' }
   if (variant === 'baseline') {
     return {
-      args: [...nodeOptions, join(compiled(root), 'bench', 'baseline-server.js')],
+      args: [...nodeOptions, join(await compiled(root), 'bench', 'baseline-server.js')],
       env: { ...env, BASELINE_BALLAST_MB: process.env.BASELINE_BALLAST_MB ?? '0' },
       cwd: root,
       readyLine: 'listening'
@@ -37,7 +39,7 @@ export function serverCommand (variant: Variant, port: number, redisUrl: string,
   }
   const dir = gatewayDir(variant)
   return {
-    args: [...nodeOptions, join(compiled(dir), 'src', 'server.js')],
+    args: [...nodeOptions, join(await compiled(dir), 'src', 'server.js')],
     // As shipped, less what would refuse or slow a benchmark's load: info logs, admission limits, Twilio detection,
     // and the inbound rate limits, which a closed-loop driver (bench/instructions.ts) passes by design; their
     // buckets are still counted on every message, only never emptied.
@@ -58,14 +60,18 @@ export function serverCommand (variant: Variant, port: number, redisUrl: string,
 
 const builds = new Map<string, string>()
 
-/** Compiles a tree once per benchmark run, inside it (bench/results/ is ignored), so its node_modules resolve. */
-function compiled (dir: string): string {
+/**
+ * Compiles a tree once per benchmark run, inside it (bench/results/ is ignored), so its node_modules resolve. tsc
+ * runs as a tracked child, not spawnSync, so a signal during the compile ends it at once (bench/children.ts).
+ */
+async function compiled (dir: string): Promise<string> {
   let out = builds.get(dir)
   if (out === undefined) {
     out = join(dir, 'bench', 'results', 'dist')
     rmSync(out, { recursive: true, force: true })
-    const tsc = spawnSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json', '--outDir', out], { cwd: dir, stdio: ['ignore', 'inherit', 'inherit'] })
-    if (tsc.status !== 0) throw new Error(`compiling ${dir} failed`)
+    const tsc = track(spawn(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json', '--outDir', out], { cwd: dir, stdio: ['ignore', 'inherit', 'inherit'] }))
+    const [code] = await once(tsc, 'exit') as [number | null]
+    if (code !== 0) throw new Error(`compiling ${dir} failed`)
     builds.set(dir, out)
   }
   return out
