@@ -57,7 +57,8 @@ export const CoreConfigSchema = Type.Object({
   /** A replica holds each live call's claim in Redis; one that dies without releasing them frees them after this. */
   CALL_CLAIM_TTL_MS: Type.Integer({ minimum: 1000, maximum: 600_000, default: 30_000 }),
   /** Admission control: connections beyond this, or while the event loop lags past the limit, get 503. */
-  MAX_CONCURRENT_CALLS: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 500 }),
+  // 80 % of the calls per core measured at 20 ms frames (docs/operations.md, "Sizing").
+  MAX_CONCURRENT_CALLS: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 120 }),
   EVENT_LOOP_DELAY_LIMIT_MS: Type.Integer({ minimum: 10, maximum: 60_000, default: 200 }),
 
   /** Who may scrape /metrics: loopback and the private ranges a cluster's Prometheus lives in, not the internet. */

@@ -31,7 +31,7 @@ t.test('defaults: loopback-only allowlist, no Basic credentials, Exotel on', asy
     INBOUND_MAX_AUDIO_SPEED: 4,
     INBOUND_MAX_MESSAGES_PER_S: 250,
     DRAIN_TIMEOUT_MS: 600000,
-    MAX_CONCURRENT_CALLS: 500,
+    MAX_CONCURRENT_CALLS: 120,
     EVENT_LOOP_DELAY_LIMIT_MS: 200,
     METRICS_ALLOWLIST: '127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7',
     METRICS_TENANT_LABEL: false,
