@@ -2,32 +2,16 @@
 // `npm start`'s build step: compiles to dist/ (tsconfig.build.json) only when a source is newer than the last build,
 // so a restart does not pay for tsc (over 20 s on a loaded machine). `npm run build` always compiles.
 //
-// The last build is dist/.build-stamp, dated when that build began. Its inputs are every file and directory under
-// src/, plugins/ and routes/ (a directory's date changes when a file in it is added, removed or renamed), the two
-// tsconfig files and package-lock.json (a new TypeScript or @types). A source given an older date than the stamp
-// (cp -p, tar, rsync -t) is not seen: run `npm run build`.
+// The last build is dist/.build-stamp, dated when that build began; its inputs are in newest-source.mjs. A source
+// given an older date than the stamp (cp -p, tar, rsync -t) is not seen: run `npm run build`.
 import { spawnSync } from 'node:child_process'
-import { existsSync, mkdirSync, readdirSync, statSync, utimesSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, statSync, utimesSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { newestSourceMs, root } from './newest-source.mjs'
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const stamp = join(root, 'dist', '.build-stamp')
 const entry = join(root, 'dist', 'src', 'server.js')
-
-function newest (path) {
-  const stats = statSync(path)
-  let latest = stats.mtimeMs
-  if (stats.isDirectory()) {
-    for (const name of readdirSync(path)) latest = Math.max(latest, newest(join(path, name)))
-  }
-  return latest
-}
-
-const inputs = ['src', 'plugins', 'routes', 'tsconfig.json', 'tsconfig.build.json', 'package-lock.json']
-  .map((name) => join(root, name))
-  .filter((path) => existsSync(path))
-const sources = Math.max(...inputs.map(newest))
+const sources = newestSourceMs()
 const built = existsSync(stamp) && existsSync(entry) ? statSync(stamp).mtimeMs : -Infinity
 
 if (built >= sources) {
