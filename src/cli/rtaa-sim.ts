@@ -262,4 +262,4 @@ function sleep (ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)))
 }
 
-await runCli(USAGE, main)
+await runCli('rtaa-sim', USAGE, main)
