@@ -30,21 +30,9 @@ export interface LoadConfigOptions {
 
 /** Reads, validates and defaults the configuration; throws ConfigError naming the bad variable. */
 export function loadConfig (options: LoadConfigOptions = {}): Config {
-  const { dotenvFiles = ['.env.local', '.env'], env } = options
   const vendors: readonly Vendor[] = options.vendors ?? builtInVendors
   const schema = vendors === builtInVendors ? ConfigSchema : Type.Composite([CoreConfigSchema, ...vendors.map(({ config }) => config)])
-  const files = dotenvFiles.filter((file) => existsSync(file))
-  let config: Config
-  try {
-    config = envSchema<Config>({
-      schema: { ...schema },
-      env: env === undefined,
-      data: env ?? {},
-      dotenv: env === undefined && files.length > 0 ? { path: files, quiet: true } : false
-    })
-  } catch (err) {
-    throw new ConfigError(`invalid configuration: ${describe(err as SchemaError)}`)
-  }
+  const config = readSettings<Config>(schema, options)
   check('AUTH_IP_ALLOWLIST', () => parseCidrList(config.AUTH_IP_ALLOWLIST))
   check('TRUST_PROXY', () => parseCidrList(config.TRUST_PROXY))
   check('METRICS_ALLOWLIST', () => parseCidrList(config.METRICS_ALLOWLIST))
@@ -61,6 +49,28 @@ export function loadConfig (options: LoadConfigOptions = {}): Config {
     if (problem !== null) throw new ConfigError(`invalid configuration: ${problem}`)
   }
   return config
+}
+
+/**
+ * Only the named settings, read from the same places and checked by the same schema: a tool that needs two of them
+ * is not stopped by a bad value in another (the cross-setting checks of loadConfig are not run).
+ */
+export function loadSettings<K extends keyof Config> (keys: readonly K[], options: Omit<LoadConfigOptions, 'vendors'> = {}): Pick<Config, K> {
+  return readSettings<Pick<Config, K>>(Type.Pick(ConfigSchema, keys as K[]), options)
+}
+
+function readSettings<T> (schema: TObject, { dotenvFiles = ['.env.local', '.env'], env }: LoadConfigOptions): T {
+  const files = dotenvFiles.filter((file) => existsSync(file))
+  try {
+    return envSchema<T>({
+      schema: { ...schema },
+      env: env === undefined,
+      data: env ?? {},
+      dotenv: env === undefined && files.length > 0 ? { path: files, quiet: true } : false
+    })
+  } catch (err) {
+    throw new ConfigError(`invalid configuration: ${describe(err as SchemaError)}`)
+  }
 }
 
 interface SchemaError extends Error {

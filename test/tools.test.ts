@@ -1,8 +1,5 @@
-import { spawn } from 'node:child_process'
-import { once } from 'node:events'
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { Redis } from 'ioredis'
 import t from 'tap'
 import type { CallStartEvent } from '../src/bus/call-events.js'
@@ -11,37 +8,10 @@ import { TestRedis } from './helpers/redis-server.js'
 import { startGateway, waitReady } from './helpers/gateway.js'
 import { pcmFrame } from './helpers/exotel.js'
 import { Subscriber } from './helpers/subscriber.js'
+import { tool } from './helpers/tools.js'
 
 const redis = await TestRedis.start()
 t.teardown(() => redis.stop())
-
-const bin = (name: string): string => fileURLToPath(new URL(`../bin/${name}.mjs`, import.meta.url))
-
-interface Run {
-  code: number | null
-  stdout: string
-  stderr: string
-}
-
-/** Runs a tool as a user would: its own process, its own working directory, config from the environment. */
-function tool (name: string, args: string[], cwd: string, env: Record<string, string> = {}): { done: Promise<Run>, stderrHas: (text: string) => Promise<void> } {
-  const child = spawn(process.execPath, [bin(name), ...args], { cwd, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
-  let stdout = ''
-  let stderr = ''
-  child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString() })
-  child.stderr.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString()
-    child.emit('stderr-grew')
-  })
-  const done = once(child, 'exit').then(([code]) => ({ code: code as number | null, stdout, stderr }))
-  const stderrHas = async (text: string): Promise<void> => {
-    while (!stderr.includes(text)) {
-      if (child.exitCode !== null) throw new Error(`${name} exited before printing "${text}": ${stderr}`)
-      await once(child, 'stderr-grew')
-    }
-  }
-  return { done, stderrHas }
-}
 
 t.test('round trip: rtaa-sim → gateway → rtaa-record holds exactly the simulated PCM, with no gaps', async (t) => {
   const dir = t.testdir()
@@ -52,7 +22,7 @@ t.test('round trip: rtaa-sim → gateway → rtaa-record holds exactly the simul
   writeFileSync(join(dir, 'input.wav'), writeWav(pcm, 16000))
 
   const recorder = tool('rtaa-record', ['--calls', '1', '--out', 'recordings'], dir, env)
-  await recorder.stderrHas('listening on')
+  await recorder.stderrHas('ready: subscribed')
   const sim = await tool('rtaa-sim', ['--url', `${gateway.wsUrl}/v1/ingest`, '--sample-rate', '16000', '--chunk-ms', '20', '--wav', 'input.wav', '--dtmf', '4', '--call-prefix', 'roundtrip'], dir).done
   t.equal(sim.code, 0, sim.stderr)
   t.match(JSON.parse(sim.stdout), { vendor: 'exotel', calls: 1, completed: 1, failed: 0, frames_sent: 60 })
@@ -72,7 +42,7 @@ t.test('--calls 20 gives 20 recordings', async (t) => {
   await waitReady(gateway)
   const env = { REDIS_URL: redis.url, REDIS_PREFIX: gateway.prefix }
   const recorder = tool('rtaa-record', ['--calls', '20', '--out', 'out'], dir, env)
-  await recorder.stderrHas('listening on')
+  await recorder.stderrHas('ready: subscribed')
   const sim = await tool('rtaa-sim', ['--url', `${gateway.wsUrl}/v1/ingest`, '--calls', '20', '--ramp-ms', '10', '--duration', '0.6', '--call-prefix', 'many'], dir).done
   t.equal(sim.code, 0, sim.stderr)
   t.match(JSON.parse(sim.stdout), { calls: 20, completed: 20 })

@@ -1,24 +1,26 @@
-import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs'
+import { createWriteStream, mkdirSync, renameSync, rmSync, writeFileSync, type WriteStream } from 'node:fs'
 import { open, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Redis } from 'ioredis'
 import type { CallEvent, CallStartEvent } from '../bus/call-events.js'
-import { loadConfig } from '../config.js'
+import { loadSettings } from '../config.js'
 import { decodeAudioFrame } from '../bus/audio-frame.js'
 import { audioChannel, audioChannelPattern, callsChannel } from '../bus/channels.js'
 import { wavHeader, WAV_HEADER_BYTES } from '../audio/wav.js'
-import { integerOption, parseOptions, runCli } from './cli.js'
+import { UsageError, integerOption, parseOptions, runCli } from './cli.js'
 
 const USAGE = `Usage: rtaa-record [options]
 
 Records every call the gateway publishes: recordings/<tenant_id>/<interaction_id>.wav (_ for a call without a
-tenant), plus a .json sidecar with the call's events, frame count, sequence gaps and duration. REDIS_URL and REDIS_PREFIX come from the environment, .env.local
-or .env, as for the gateway.
+tenant), plus a .json sidecar with the call's events, frame count, sequence gaps and duration. REDIS_URL and
+REDIS_PREFIX come from the environment, .env.local or .env, as for the gateway; no other setting is read. Once
+subscribed it prints "ready: …" on stderr. Exit status 0, 2 for bad arguments, 78 for a bad REDIS_URL or REDIS_PREFIX.
 
   --out <dir>          where recordings go (default recordings)
   --calls <n>          exit after n calls have ended (default: run until interrupted)
   --redis-url <url>    instead of REDIS_URL
   --prefix <prefix>    instead of REDIS_PREFIX
+  --ready-file <path>  create this file once subscribed (removed at start and on exit), for scripts to wait on
   --help`
 
 interface Recording {
@@ -39,6 +41,7 @@ async function main (argv: string[]): Promise<number> {
     calls: { type: 'string' },
     'redis-url': { type: 'string' },
     prefix: { type: 'string' },
+    'ready-file': { type: 'string' },
     help: { type: 'boolean' }
   })
   if (args.help === true) {
@@ -47,13 +50,27 @@ async function main (argv: string[]): Promise<number> {
   }
   const wanted = integerOption(args.calls, 'calls', Infinity, 1)
   const out = args.out ?? 'recordings'
-  const config = loadConfig()
+  // Only the two settings it uses, so a bad PORT or TLS file meant for the gateway does not stop it.
+  const config = loadSettings(['REDIS_URL', 'REDIS_PREFIX'])
+  const readyFile = args['ready-file']
+  if (readyFile !== undefined) prepareReadyFile(readyFile)
   const prefix = args.prefix ?? config.REDIS_PREFIX
-  mkdirSync(out, { recursive: true })
+  try {
+    mkdirSync(out, { recursive: true })
+  } catch (err) {
+    throw new UsageError(`--out ${out}: ${(err as Error).message}`, { usage: false })
+  }
 
   const recordings = new Map<string, Recording>()
   let ended = 0
   const redis = new Redis(args['redis-url'] ?? config.REDIS_URL)
+  // ioredis retries on its own; say what is wrong once per cause instead of its unhandled-error stack traces.
+  let lastError = ''
+  redis.on('error', (err: Error) => {
+    if (err.message === lastError) return
+    lastError = err.message
+    process.stderr.write(`rtaa-record: redis: ${err.message} (retrying)\n`)
+  })
   const done = new Promise<void>((resolve) => {
     // One connection, in publish order: call.start always comes before the call's first frame.
     redis.on('pmessageBuffer', (_pattern: Buffer, channelBytes: Buffer, message: Buffer) => {
@@ -93,11 +110,35 @@ async function main (argv: string[]): Promise<number> {
       }, (err: Error) => process.stderr.write(`cannot save ${recording.path}: ${err.message}\n`))
     })
   })
+  // Resolved once Redis has answered the subscription: a call published after this is recorded.
   await redis.psubscribe(callsChannel(prefix), audioChannelPattern(prefix))
-  process.stderr.write(`listening on ${prefix}calls; recordings go to ${out}/\n`)
+  process.stderr.write(`ready: subscribed to ${callsChannel(prefix)} and ${audioChannelPattern(prefix)}; recordings go to ${out}/\n`)
+  if (readyFile !== undefined) renameSync(`${readyFile}.tmp`, readyFile)
   await done
   redis.disconnect()
   return 0
+}
+
+/**
+ * Removes a ready file left by an earlier run, which would say ready before this one is, and writes the new one
+ * aside, to be renamed into place once subscribed: a path that cannot be written fails now, and a script never sees
+ * the file half written. Both go when the process exits, by the end of its calls or by SIGINT/SIGTERM.
+ */
+function prepareReadyFile (path: string): void {
+  const remove = (): void => {
+    rmSync(path, { force: true })
+    rmSync(`${path}.tmp`, { force: true })
+  }
+  try {
+    remove()
+    writeFileSync(`${path}.tmp`, `${process.pid}\n`)
+  } catch (err) {
+    throw new UsageError(`--ready-file ${path}: ${(err as Error).message}`, { usage: false })
+  }
+  process.once('exit', remove)
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => process.exit(signal === 'SIGINT' ? 130 : 143))
+  }
 }
 
 /** Closes the WAV, patches its sizes now that they are known, and writes the sidecar. */
@@ -121,4 +162,4 @@ async function finish (recording: Recording, stop: CallEvent & { type: 'call.sto
   await writeFile(recording.path.replace(/\.wav$/, '.json'), `${JSON.stringify(sidecar, null, 2)}\n`)
 }
 
-await runCli(USAGE, main)
+await runCli('rtaa-record', USAGE, main)

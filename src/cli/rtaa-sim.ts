@@ -1,12 +1,13 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
-import WebSocket from 'ws'
+import WebSocket, { type ClientOptions } from 'ws'
 import { Resampler } from '../audio/resampler.js'
 import { isTenantId } from '../auth/tenancy.js'
+import { loadSettings, type Config } from '../config.js'
 import { firstChannel, readWav, writeWav } from '../audio/wav.js'
 import { builtInVendors } from '../vendors/built-in-vendors.js'
-import type { VendorSimulator } from '../vendors/vendor-simulator.js'
+import type { UpgradeSigning, VendorSimulator } from '../vendors/vendor-simulator.js'
 import { UsageError, integerOption, parseOptions, runCli } from './cli.js'
 
 /** The vendors the simulator can play, by name. */
@@ -16,13 +17,23 @@ const vendorList = `${names.slice(0, -1).join(', ')} or ${names[names.length - 1
 const defaultVendor = names[0]
 const rateList = [...simulators].map(([name, { sampleRates, defaultSampleRate }]) =>
   `\n                        ${name}: ${sampleRates.join(', ')} (default ${defaultSampleRate})`).join('')
+/** The vendors that sign their upgrades, each with its option for the secret (--twilio-auth-token). */
+const signings = [...simulators].flatMap(([name, { signing }]) => (signing === undefined ? [] : [[name, signing] as const]))
+const signingUsage = signings.map(([name, { option, setting }]) =>
+  `\n  --${option} <secret>\n                        sign the upgrade as ${name} does (default ${setting} from the environment,\n                        .env.local or .env), for a gateway that has it set`).join('')
 
 const USAGE = `Usage: rtaa-sim [options]
 
 Plays a telephony provider: opens calls to the gateway, streams audio in real time in the vendor's message
-shapes, and prints a JSON summary. Exit status 0 when every call completed, 1 otherwise, 2 for bad arguments.
+shapes, and prints a JSON summary.
 
-  --url <ws-url>        gateway endpoint (default ws://127.0.0.1:8443/v1/ingest)
+Exit status: 0 when every call completed (upgraded, sent all its audio and its stop, and the gateway closed with
+1000; with --voicebot, a worker's hang-up completes a call too); 1 when any did not (upgrade refused, connection
+or certificate failure, closed by the gateway before the stop or with another code, no close within 5 s of the
+stop); 2 for bad arguments; 78 for a bad setting read from the environment.
+
+  --url <ws-url>        gateway endpoint (default ws://127.0.0.1:8443/v1/ingest); a sample-rate it names is the
+                        call's rate
   --vendor <name>       ${vendorList} (default ${defaultVendor})
   --sample-rate <hz>    the call's rate:${rateList}
   --wav <file>          16-bit PCM WAV to stream (resampled to the call's rate); default: a tone sweep
@@ -30,7 +41,9 @@ shapes, and prints a JSON summary. Exit status 0 when every call completed, 1 ot
   --chunk-ms <ms>       20 or 100 (default: the vendor's usual cadence)
   --account <id>        the account the start names (default ACsimulator): one the credential may stream for
   --basic <key:token>   HTTP Basic credentials
-  --token <jwt>         Bearer token (native; see rtaa-token)
+  --token <jwt>         Bearer token (native; see rtaa-token)${signingUsage}
+  --ca <file>           PEM certificate(s) to trust for wss:// (a self-signed or private CA's certificate)
+  --insecure            wss:// without checking the gateway's certificate (warns on stderr)
   --calls <n>           concurrent calls (default 1), started --ramp-ms apart (default 50)
   --dtmf <digits>       e.g. 1,2,# : sent spread over the call (vendors that report key presses)
   --voicebot            answer marks as the vendor would, and save the audio played back to a WAV
@@ -40,6 +53,7 @@ shapes, and prints a JSON summary. Exit status 0 when every call completed, 1 ot
 
 interface Options {
   url: string
+  tls: Pick<ClientOptions, 'ca' | 'rejectUnauthorized'>
   vendor: string
   simulator: VendorSimulator
   sampleRate: number
@@ -61,6 +75,7 @@ interface CallResult {
   frames_sent: number
   bytes_sent: number
   close_code: number | null
+  close_reason?: string
   error?: string
   playback_bytes?: number
   playback_file?: string
@@ -110,6 +125,9 @@ function resolveOptions (argv: string[]): Options | null {
     account: { type: 'string' },
     basic: { type: 'string' },
     token: { type: 'string' },
+    ca: { type: 'string' },
+    insecure: { type: 'boolean' },
+    ...Object.fromEntries(signings.map(([, { option }]) => [option, { type: 'string' }] as const)),
     calls: { type: 'string' },
     'ramp-ms': { type: 'string' },
     dtmf: { type: 'string' },
@@ -122,8 +140,9 @@ function resolveOptions (argv: string[]): Options | null {
   const vendor = args.vendor ?? defaultVendor
   const simulator = simulators.get(vendor)
   if (simulator === undefined) throw new UsageError(`--vendor must be ${vendorList}, not "${vendor}"`)
-  const sampleRate = integerOption(args['sample-rate'], 'sample-rate', simulator.defaultSampleRate)
-  if (!simulator.sampleRates.includes(sampleRate)) throw new UsageError(`--sample-rate for ${vendor} must be one of ${simulator.sampleRates.join(', ')}`)
+  const url = args.url ?? 'ws://127.0.0.1:8443/v1/ingest'
+  if (!/^wss?:\/\//.test(url) || !URL.canParse(url)) throw new UsageError('--url must be a ws:// or wss:// URL')
+  const sampleRate = callRate(simulator, vendor, url, args['sample-rate'])
   const chunkMs = integerOption(args['chunk-ms'], 'chunk-ms', simulator.chunkMs)
   if (chunkMs !== 20 && chunkMs !== 100) throw new UsageError('--chunk-ms must be 20 or 100')
   const headers: Record<string, string> = {}
@@ -132,12 +151,19 @@ function resolveOptions (argv: string[]): Options | null {
     headers.authorization = `Basic ${Buffer.from(args.basic).toString('base64')}`
   }
   if (args.token !== undefined) headers.authorization = `Bearer ${args.token}`
-  const url = args.url ?? 'ws://127.0.0.1:8443/v1/ingest'
-  if (!/^wss?:\/\//.test(url)) throw new UsageError('--url must start with ws:// or wss://')
+  const callUrl = simulator.url?.(url, sampleRate) ?? url
+  const given = args as Record<string, string | boolean | undefined>
+  const unused = signings.find(([name, { option }]) => name !== vendor && given[option] !== undefined)
+  if (unused !== undefined) throw new UsageError(`--${unused[1].option} signs ${unused[0]} calls; add --vendor ${unused[0]}`, { usage: false })
+  if (simulator.signing !== undefined) {
+    const secret = signingSecret(simulator.signing, given[simulator.signing.option])
+    if (secret !== undefined) Object.assign(headers, simulator.signing.headers(callUrl, secret))
+  }
   const seconds = args.duration === undefined ? null : Number(args.duration)
   if (seconds !== null && !(seconds > 0)) throw new UsageError('--duration must be a positive number of seconds')
   return {
-    url: simulator.url?.(url, sampleRate) ?? url,
+    url: callUrl,
+    tls: tlsOptions(url, args.ca, args.insecure === true),
     vendor,
     simulator,
     sampleRate,
@@ -151,6 +177,41 @@ function resolveOptions (argv: string[]): Options | null {
     voicebot: args.voicebot === true,
     playbackDir: args['playback-dir'] ?? join('recordings', 'playback'),
     callPrefix: args['call-prefix'] ?? `sim-${Date.now()}`
+  }
+}
+
+/** The call's rate: the one --url names (Exotel's sample-rate), which --sample-rate may repeat but not contradict. */
+function callRate (simulator: VendorSimulator, vendor: string, url: string, option: string | undefined): number {
+  const given = option === undefined ? null : integerOption(option, 'sample-rate', 0)
+  if (given !== null && !simulator.sampleRates.includes(given)) throw new UsageError(`--sample-rate for ${vendor} must be one of ${simulator.sampleRates.join(', ')}`)
+  const named = simulator.urlSampleRate?.(new URL(url)) ?? null
+  if (named === null) return given ?? simulator.defaultSampleRate
+  if ('error' in named) throw new UsageError(`--url: ${named.error}`, { usage: false })
+  if (given !== null && given !== named.rate) {
+    throw new UsageError(`--sample-rate ${given} contradicts sample-rate=${named.rate} in --url: the gateway would take the audio as ${named.rate} Hz`, { usage: false })
+  }
+  return named.rate
+}
+
+/** The vendor's signing secret: its option, else the gateway's setting from env and dotenv files (checked as it checks it). */
+function signingSecret (signing: UpgradeSigning, option: string | boolean | undefined): string | undefined {
+  if (typeof option === 'string') return option
+  const setting = signing.setting as keyof Config
+  return loadSettings([setting])[setting] as string | undefined
+}
+
+function tlsOptions (url: string, ca: string | undefined, insecure: boolean): Options['tls'] {
+  if (ca === undefined && !insecure) return {}
+  if (!url.startsWith('wss://')) throw new UsageError('--ca and --insecure apply to wss:// URLs only', { usage: false })
+  if (ca !== undefined && insecure) throw new UsageError('--ca or --insecure, not both', { usage: false })
+  if (insecure) {
+    process.stderr.write('rtaa-sim: warning: --insecure: the gateway\'s certificate is not verified; anyone in the path can read the calls\n')
+    return { rejectUnauthorized: false }
+  }
+  try {
+    return { ca: readFileSync(ca as string) }
+  } catch (err) {
+    throw new UsageError(`--ca ${ca}: ${(err as Error).message}`, { usage: false })
   }
 }
 
@@ -190,19 +251,32 @@ function loadAudio (file: string | undefined, rate: number, seconds: number | nu
 async function runCall (options: Options, id: string): Promise<CallResult> {
   const result: CallResult = { interaction_id: id, ok: false, frames_sent: 0, bytes_sent: 0, close_code: null }
   const call = options.simulator.call(id, options.sampleRate, options.account)
-  const ws = new WebSocket(options.url, { headers: options.headers, perMessageDeflate: false })
+  const ws = new WebSocket(options.url, { headers: options.headers, perMessageDeflate: false, ...options.tls })
   const playback: Buffer[] = []
-  const send = (message: Record<string, unknown> | Buffer): void => {
-    if (ws.readyState !== WebSocket.OPEN) return
+  /** False when the socket had already closed: the message was not sent. */
+  const send = (message: Record<string, unknown> | Buffer): boolean => {
+    if (ws.readyState !== WebSocket.OPEN) return false
     if (Buffer.isBuffer(message)) ws.send(message, { binary: true })
     else ws.send(JSON.stringify(message))
+    return true
   }
-  const closed = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)))
+  const closed = new Promise<number>((resolve) => ws.once('close', (code, reason) => {
+    if (reason.length > 0) result.close_reason = reason.toString()
+    resolve(code)
+  }))
   ws.on('unexpected-response', (_request, response) => {
-    result.error = `upgrade refused: HTTP ${response.statusCode ?? '?'}`
-    ws.terminate()
+    // The gateway's answer says why (bad_signature, a sample-rate it refuses…): keep its start.
+    let body = ''
+    response.on('data', (chunk: Buffer) => { body += chunk.toString() })
+    response.on('end', () => {
+      result.error = `upgrade refused: HTTP ${response.statusCode ?? '?'}${body === '' ? '' : ` ${body.slice(0, 200)}`}`
+      ws.terminate()
+    })
   })
-  ws.on('error', (err) => { result.error ??= err.message })
+  ws.on('error', (err: Error & { code?: string }) => {
+    const certificate = err.code !== undefined && /CERT|SELF_SIGNED|UNABLE_TO_VERIFY/.test(err.code)
+    result.error ??= certificate ? `${err.message} (see --ca, --insecure)` : err.message
+  })
   ws.on('message', (data, isBinary) => {
     if (!options.voicebot || isBinary || call.hear === undefined) return
     const heard = call.hear(JSON.parse(data.toString()) as Record<string, unknown>)
@@ -238,15 +312,27 @@ async function runCall (options: Options, id: string): Promise<CallResult> {
     if (digit !== undefined && call.dtmf !== undefined) send(call.dtmf(digit))
   }
   if (options.voicebot) await sleep(500) // let the last playback and marks arrive
-  send(call.stop())
-  const timeout = setTimeout(() => ws.terminate(), 5000)
+  const stopSent = send(call.stop())
+  let timedOut = false
+  const timeout = setTimeout(() => {
+    timedOut = true
+    ws.terminate()
+  }, 5000)
   result.close_code = await closed
   clearTimeout(timeout)
   stats.live--
-  result.ok = result.close_code === 1000 && result.error === undefined
+  // Completed as sent: the gateway let the whole call through and answered the stop with a normal close. A close
+  // before the stop cut the call short, whatever its code, except a worker's hang-up, which ends a voicebot call.
+  const hungUp = options.voicebot && result.close_code === 1000 && result.close_reason === 'hangup'
+  result.ok = result.error === undefined && result.close_code === 1000 && (stopSent || hungUp)
   if (!result.ok) {
     stats.errors++
-    result.error ??= `closed with ${result.close_code}`
+    const how = `${result.close_code}${result.close_reason === undefined ? '' : ` ${result.close_reason}`}`
+    result.error ??= timedOut
+      ? 'the gateway did not close within 5 s of the stop'
+      : stopSent
+        ? `closed with ${how} after the stop; 1000 was expected`
+        : `the gateway closed the call (${how}) after ${result.frames_sent} of ${chunks} media messages, before the stop`
   }
   if (options.voicebot) {
     const pcm = Buffer.concat(playback)
@@ -262,4 +348,4 @@ function sleep (ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)))
 }
 
-await runCli(USAGE, main)
+await runCli('rtaa-sim', USAGE, main)

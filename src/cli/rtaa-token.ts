@@ -1,12 +1,14 @@
 import { readFileSync } from 'node:fs'
 import { signJwt } from '../auth/jwt-sign.js'
-import { loadConfig } from '../config.js'
+import { loadSettings } from '../config.js'
+import { ConfigError } from '../core-config.js'
 import { UsageError, integerOption, parseOptions, runCli } from './cli.js'
 
 const USAGE = `Usage: rtaa-token --tenant <id> [options]
 
 Mints a JWT for the native protocol (docs/native-protocol.md), signed with JWT_SECRET (HS256) from the
-environment, .env.local or .env, or with --private-key (RS256 for an RSA key, ES256 for a P-256 key).
+environment, .env.local or .env, or with --private-key (RS256 for an RSA key, ES256 for a P-256 key). Only the JWT_*
+settings are read. Exit status 0, 2 for bad arguments, 78 with no key or a bad JWT_* value.
 
   --tenant <id>          tenant_id claim (required)
   --expires-in <s>       seconds until exp, at most JWT_MAX_AGE_S (default 3600, or JWT_MAX_AGE_S if shorter;
@@ -32,9 +34,10 @@ async function main (argv: string[]): Promise<number> {
     return 0
   }
   if (args.tenant === undefined || args.tenant === '') throw new UsageError('--tenant is required')
-  const config = loadConfig()
-  const key = args['private-key'] !== undefined ? readFileSync(args['private-key'], 'utf8') : config.JWT_SECRET
-  if (key === undefined) throw new UsageError('no key: set JWT_SECRET (or use --private-key)')
+  // Only what a token needs: the gateway's other settings (SUPPORT_NATIVE, PORT…) are not this tool's to check.
+  const config = loadSettings(['JWT_SECRET', 'JWT_ISSUER', 'JWT_AUDIENCE', 'JWT_MAX_AGE_S'])
+  const key = args['private-key'] !== undefined ? readKey(args['private-key']) : config.JWT_SECRET
+  if (key === undefined) throw new ConfigError('no key: set JWT_SECRET (or use --private-key)')
   // The gateway refuses a token whose exp lies further ahead than its JWT_MAX_AGE_S, read here from the same places.
   const expiresIn = integerOption(args['expires-in'], 'expires-in', Math.min(3600, config.JWT_MAX_AGE_S))
   if (expiresIn > config.JWT_MAX_AGE_S) {
@@ -51,8 +54,22 @@ async function main (argv: string[]): Promise<number> {
   const audience = args.audience ?? config.JWT_AUDIENCE
   if (issuer !== undefined) claims.iss = issuer
   if (audience !== undefined) claims.aud = audience
-  process.stdout.write(`${signJwt(claims, key)}\n`)
+  let token
+  try {
+    token = signJwt(claims, key)
+  } catch (err) {
+    throw new UsageError(`--private-key: ${(err as Error).message}`, { usage: false })
+  }
+  process.stdout.write(`${token}\n`)
   return 0
 }
 
-await runCli(USAGE, main)
+function readKey (file: string): string {
+  try {
+    return readFileSync(file, 'utf8')
+  } catch (err) {
+    throw new UsageError(`--private-key ${file}: ${(err as Error).message}`, { usage: false })
+  }
+}
+
+await runCli('rtaa-token', USAGE, main)

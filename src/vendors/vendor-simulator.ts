@@ -8,10 +8,26 @@ export interface VendorSimulator {
   readonly defaultSampleRate: number
   /** The cadence of media messages when --chunk-ms is not given. */
   readonly chunkMs: number
+  /**
+   * The rate a gateway URL names for this vendor's stream, as the gateway reads it: null when it names none, or
+   * why the gateway would refuse it. rtaa-sim streams at that rate, so audio and URL cannot disagree.
+   */
+  urlSampleRate? (url: URL): { rate: number } | { error: string } | null
   /** The URL to connect to, from the one given: adds what the vendor puts there (a sample rate, say). */
   url? (url: string, sampleRate: number): string
+  /** For a vendor that signs its upgrade with a secret (Twilio): how rtaa-sim takes the secret, and signs. */
+  readonly signing?: UpgradeSigning
   /** One call's messages, numbered as the vendor numbers them; `accountId` is the account its start names. */
   call (callId: string, sampleRate: number, accountId: string): SimulatedCall
+}
+
+export interface UpgradeSigning {
+  /** rtaa-sim's option for the secret, e.g. `twilio-auth-token`. */
+  readonly option: string
+  /** The gateway setting holding the same secret: the option's default, read as the gateway reads it. */
+  readonly setting: string
+  /** The headers that sign an upgrade to `url`, the URL as connected to. */
+  headers (url: string, secret: string): Record<string, string>
 }
 
 export interface SimulatedCall {

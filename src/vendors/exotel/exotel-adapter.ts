@@ -45,9 +45,9 @@ export function createExotelAdapter (defaultSampleRate: number, ipAccounts: read
 
 /**
  * `sample-rate` (or `sample_rate`) from the URL, written exactly as one of the rates; null for anything else, such as
- * 0x3E80, 16000.0 or 1.6e4, which Number() reads as 16000 too, or a parameter given twice.
+ * 0x3E80, 16000.0 or 1.6e4, which Number() reads as 16000 too, or a parameter given twice. rtaa-sim reads the URL with it.
  */
-function requestedRate (query: Query, defaultSampleRate: number): number | null {
+export function requestedRate (query: Query, defaultSampleRate: number): number | null {
   const raw = query['sample-rate'] ?? query.sample_rate
   if (raw === undefined) return defaultSampleRate
   return EXOTEL_SAMPLE_RATES.find((rate) => raw === String(rate)) ?? null

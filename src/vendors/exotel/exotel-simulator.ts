@@ -1,12 +1,21 @@
 import { hearMediaAndMarks, type SimulatedCall, type VendorSimulator } from '../vendor-simulator.js'
-import { EXOTEL_SAMPLE_RATES } from './exotel-adapter.js'
+import { EXOTEL_SAMPLE_RATES, requestedRate } from './exotel-adapter.js'
 
 /** Exotel's messages as its docs show them, counters as strings (https://developer.exotel.com/docs/agentstream/websocket-protocol). */
 export const exotelSimulator: VendorSimulator = {
   sampleRates: EXOTEL_SAMPLE_RATES,
   defaultSampleRate: 8000,
   chunkMs: 100,
-  // Exotel streams at the rate the applet's URL names.
+  // Exotel streams at the rate the applet's URL names, read here as the gateway reads it.
+  urlSampleRate (url) {
+    const query = Object.fromEntries([...new Set(url.searchParams.keys())].map((key) => {
+      const values = url.searchParams.getAll(key)
+      return [key, values.length === 1 ? values[0] : values]
+    }))
+    if (query['sample-rate'] === undefined && query.sample_rate === undefined) return null
+    const rate = requestedRate(query, 0)
+    return rate === null ? { error: `sample-rate must be one of ${EXOTEL_SAMPLE_RATES.join(', ')}, given once` } : { rate }
+  },
   url: (url, sampleRate) => (/[?&]sample[-_]rate=/.test(url) ? url : `${url}${url.includes('?') ? '&' : '?'}sample-rate=${sampleRate}`),
 
   call (callId: string, sampleRate: number, accountId: string): SimulatedCall {

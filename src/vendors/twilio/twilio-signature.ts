@@ -24,6 +24,11 @@ function signedUrls (url: string): string[] {
   return [`wss://${hostname}${path}`, `wss://${hostname}:443${path}`]
 }
 
+/** The signature Twilio sends when its <Stream url> is `url` (rtaa-sim's signing): of the URL as wss, as verified. */
+export function signTwilioUrl (authToken: string, url: string): string {
+  return twilioSignature(authToken, signedUrls(url)[0])
+}
+
 /** `accountSid`: the account the auth token belongs to (TWILIO_ACCOUNT_SID); null: the start's accountSid stands. */
 export function createTwilioSignatureMethod (authToken: string, accountSid: string | null = null): AuthMethod {
   const tenancy: Tenancy = accountSid === null ? { kind: 'claimed' } : { kind: 'accounts', accounts: [accountSid] }

@@ -1,12 +1,19 @@
 import { decodeMulaw, encodeMulaw } from '../../audio/mulaw.js'
 import { hearMediaAndMarks, type SimulatedCall, type VendorSimulator } from '../vendor-simulator.js'
 import { TWILIO_SAMPLE_RATE } from './twilio-adapter.js'
+import { signTwilioUrl } from './twilio-signature.js'
 
 /** Twilio's messages as a logged session shows them (https://github.com/twilio/media-streams). */
 export const twilioSimulator: VendorSimulator = {
   sampleRates: [TWILIO_SAMPLE_RATE],
   defaultSampleRate: TWILIO_SAMPLE_RATE,
   chunkMs: 20,
+  // A gateway with TWILIO_AUTH_TOKEN admits Twilio by X-Twilio-Signature only.
+  signing: {
+    option: 'twilio-auth-token',
+    setting: 'TWILIO_AUTH_TOKEN',
+    headers: (url, authToken) => ({ 'x-twilio-signature': signTwilioUrl(authToken, url) })
+  },
 
   call (callId: string, _sampleRate: number, accountId: string): SimulatedCall {
     const sid = `MZ${callId}`
