@@ -36,6 +36,10 @@ export function runServer (cwd: string, env: Record<string, string>): ServerProc
   let stderr = ''
   child.stderr?.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
   const exited = once(child, 'exit').then(([code]) => code as number | null)
+  // A test file that times out never runs its teardowns: the server must not outlive it.
+  const orphaned = (): void => { child.kill('SIGKILL') }
+  process.once('exit', orphaned)
+  exited.then(() => process.off('exit', orphaned), () => {})
   return { child, lines, stderr: () => stderr, exited }
 }
 
