@@ -153,6 +153,8 @@ export class PubSubBus implements Bus {
 
   #wasConnected = false
   #everConnected = false
+  /** An attempt to connect has failed: with #everConnected false, Redis has not been reached since the start. */
+  #attemptFailed = false
   #lastUnreachableLog = 0
   #stalled = false
   readonly #stallWatch: NodeJS.Timeout
@@ -245,7 +247,7 @@ export class PubSubBus implements Bus {
   }
 
   get unreachableSinceStart (): boolean {
-    return !this.#everConnected && this.#lastUnreachableLog !== 0
+    return !this.#everConnected && this.#attemptFailed
   }
 
   get problems (): BusProblem[] {
@@ -579,6 +581,7 @@ export class PubSubBus implements Bus {
       this.#log.debug({ err }, 'redis connection error')
       return
     }
+    this.#attemptFailed = true
     const now = Date.now()
     if (now - this.#lastUnreachableLog < UNREACHABLE_LOG_INTERVAL_MS) {
       this.#log.debug({ err }, 'redis connection error')
