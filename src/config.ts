@@ -4,6 +4,7 @@ import envSchema from 'env-schema'
 import { parseCredentials } from './auth/basic-credentials.js'
 import { parseCidrList } from './auth/ip-allowlist.js'
 import { parseBasicAccounts } from './auth/tenancy.js'
+import { parseClusterNodes } from './bus/cluster-nodes.js'
 import { ConfigError, CoreConfigSchema, type CoreConfig } from './core-config.js'
 import { builtInVendors } from './vendors/built-in-vendors.js'
 import type { Vendor } from './vendors/vendor.js'
@@ -36,6 +37,7 @@ export function loadConfig (options: LoadConfigOptions = {}): Config {
   check('AUTH_IP_ALLOWLIST', () => parseCidrList(config.AUTH_IP_ALLOWLIST))
   check('TRUST_PROXY', () => parseCidrList(config.TRUST_PROXY))
   check('METRICS_ALLOWLIST', () => parseCidrList(config.METRICS_ALLOWLIST))
+  if (config.REDIS_CLUSTER_NODES !== undefined) check('REDIS_CLUSTER_NODES', () => parseClusterNodes(config.REDIS_CLUSTER_NODES as string))
   check('BASIC_AUTH_CREDENTIALS', () => parseCredentials(config.BASIC_AUTH_CREDENTIALS))
   check('BASIC_AUTH_ACCOUNTS', () => parseBasicAccounts(config.BASIC_AUTH_ACCOUNTS, parseCredentials(config.BASIC_AUTH_CREDENTIALS).map(({ key }) => key)))
   if ((config.TLS_CERT_FILE === undefined) !== (config.TLS_KEY_FILE === undefined)) {

@@ -1,6 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox'
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
+const REDIS_TRANSPORTS = ['pubsub', 'streams'] as const
 
 /**
  * The gateway's own settings. Each vendor adds its part (SUPPORT_<NAME> and its own settings) in its folder;
@@ -25,6 +26,18 @@ export const CoreConfigSchema = Type.Object({
   REDIS_BUFFER_MAX_EVENTS_PER_CALL: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 100 }),
   /** A publish unacknowledged for this long means Redis is stalled: /ready fails and a warning is logged. */
   REDIS_STALL_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 2000 }),
+  /** How frames and call events travel: pub/sub (PUBLISH, nothing kept) or Redis Streams (XADD, kept and replayable). */
+  REDIS_TRANSPORT: Type.Unsafe<(typeof REDIS_TRANSPORTS)[number]>({ type: 'string', enum: REDIS_TRANSPORTS, default: 'pubsub' }),
+  /** Comma-separated host:port seeds of a Redis Cluster, checked by parseClusterNodes; unset: the one Redis of REDIS_URL. */
+  REDIS_CLUSTER_NODES: Type.Optional(Type.String({ minLength: 1 })),
+  /** Streams mode: a call's audio stream keeps about this many frames while the call lives (XADD MAXLEN ~). */
+  REDIS_STREAM_MAXLEN: Type.Integer({ minimum: 100, maximum: 10_000_000, default: 15_000 }),
+  /** Streams mode: a call's audio stream expires this long after the call ends. */
+  REDIS_STREAM_TTL_S: Type.Integer({ minimum: 1, maximum: 30 * 86_400, default: 600 }),
+  /** Streams mode: the call events stream keeps about this many events (XADD MAXLEN ~). */
+  REDIS_EVENTS_MAXLEN: Type.Integer({ minimum: 100, maximum: 100_000_000, default: 100_000 }),
+  /** Processes that serve calls: 1, a number, or auto (one per core). */
+  WORKERS: Type.String({ pattern: '^(auto|[1-9][0-9]{0,2})$', default: '1' }),
 
   JWT_SECRET: Type.Optional(Type.String({ minLength: 32 })),
   JWT_PUBLIC_KEY_FILE: Type.Optional(Type.String({ minLength: 1 })),

@@ -1,0 +1,22 @@
+import type { CoreConfig } from '../core-config.js'
+import type { Log } from '../logger.js'
+import type { Metrics } from '../metrics.js'
+import type { Bus } from './bus.js'
+import { PubSubBus } from './pubsub-bus.js'
+
+/** The settings a bus is built from. */
+export type BusConfig = Pick<CoreConfig, 'REDIS_URL' | 'REDIS_PREFIX' | 'REDIS_BUFFER_MAX_BYTES' | 'REDIS_BUFFER_MAX_EVENTS_PER_CALL' |
+'REDIS_STALL_TIMEOUT_MS' | 'REDIS_TRANSPORT' | 'REDIS_CLUSTER_NODES' | 'REDIS_STREAM_MAXLEN' | 'REDIS_STREAM_TTL_S' | 'REDIS_EVENTS_MAXLEN'>
+
+/** The bus the configuration asks for: pub/sub or Streams, over one Redis or a Redis Cluster. */
+export function createBus (config: BusConfig, log: Log, metrics: Metrics): Bus {
+  return new PubSubBus({
+    url: config.REDIS_URL,
+    prefix: config.REDIS_PREFIX,
+    log,
+    metrics,
+    bufferMaxBytes: config.REDIS_BUFFER_MAX_BYTES,
+    maxEventsPerCall: config.REDIS_BUFFER_MAX_EVENTS_PER_CALL,
+    stallTimeoutMs: config.REDIS_STALL_TIMEOUT_MS
+  })
+}
