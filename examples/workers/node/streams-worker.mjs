@@ -12,11 +12,14 @@ const events = `${process.env.REDIS_PREFIX ?? 'rtaa:'}calls`
 const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379')
 const calls = new Map() // audio stream key -> { start: the call.start event, startId: its entry id on the events stream }
 
+// Creates a consumer group on a stream; false when it exists already (BUSYGROUP), and then it keeps its place.
 async function createGroup (key, from) {
   try {
     await redis.xgroup('CREATE', key, group, from, 'MKSTREAM')
+    return true
   } catch (err) {
-    if (!err.message.startsWith('BUSYGROUP')) throw err // BUSYGROUP: the group exists, keep its place
+    if (err.message.startsWith('BUSYGROUP')) return false
+    throw err
   }
 }
 
@@ -25,15 +28,15 @@ async function readPending (key) {
   for (let after = '0'; ;) {
     const [[, entries]] = await redis.xreadgroupBuffer('GROUP', group, consumer, 'COUNT', 100, 'STREAMS', key, after)
     if (entries.length === 0) return
-    for (const [id, fields] of entries) await handle(key, id.toString(), fields)
+    for (const [id, fields] of entries) await handle(key, id.toString(), fields, true)
     after = entries.at(-1)[0].toString()
   }
 }
 
-async function handle (key, id, fieldList) {
+async function handle (key, id, fieldList, pending) {
   const fields = {}
   for (let i = 0; i < (fieldList?.length ?? 0); i += 2) fields[fieldList[i].toString()] = fieldList[i + 1]
-  if (key === events) return await handleEvent(id, JSON.parse(fields.event))
+  if (key === events) return await handleEvent(id, JSON.parse(fields.event), pending)
 
   const { start, startId } = calls.get(key)
   const call = `${start.tenant_id ?? '-'} ${start.interaction_id}`
@@ -50,7 +53,7 @@ async function handle (key, id, fieldList) {
   await redis.xack(key, group, id)
 }
 
-async function handleEvent (id, event) {
+async function handleEvent (id, event, pending) {
   const call = `${event.tenant_id ?? '-'} ${event.interaction_id}`
   if (event.type !== 'call.start' || event.audio_stream === null) {
     console.log(`event ${event.type} ${call}`)
@@ -63,10 +66,16 @@ async function handleEvent (id, event) {
     console.log(`gone ${call}`)
     return await redis.xack(events, group, id)
   }
+  // The consumer that creates the call's group, from its first frame, takes the call. One that finds the group made
+  // has it already (its own call.start, read again after a restart) or has a repeat of the event (events repeat after
+  // a Redis failure): two readers in one group would split the call's frames, so a repeat is skipped.
+  if (!await createGroup(key, '0') && !pending) {
+    console.log(`repeat ${call}`)
+    return await redis.xack(events, group, id)
+  }
   // The call.start stays pending until the call's end has been handled: a restart finds the call again there.
   console.log(`start ${call} ${key}`)
   calls.set(key, { start: event, startId: id })
-  await createGroup(key, '0') // from the call's first frame, whenever we join
   await readPending(key)
 }
 
@@ -78,6 +87,6 @@ for (;;) {
   const keys = [events, ...calls.keys()]
   const streams = await redis.xreadgroupBuffer('GROUP', group, consumer, 'COUNT', 100, 'BLOCK', 5000, 'STREAMS', ...keys, ...keys.map(() => '>'))
   for (const [key, entries] of streams ?? []) {
-    for (const [id, fields] of entries) await handle(key.toString(), id.toString(), fields)
+    for (const [id, fields] of entries) await handle(key.toString(), id.toString(), fields, false)
   }
 }

@@ -30,16 +30,18 @@ def say(*words):
 
 
 def create_group(key, start_id):
+    """Creates a consumer group on a stream; False when it exists already (BUSYGROUP), and then it keeps its place."""
     try:
-        r.xgroup_create(key, group, start_id, mkstream=True)
+        return r.xgroup_create(key, group, start_id, mkstream=True)
     except redis.ResponseError as err:
-        if not str(err).startswith("BUSYGROUP"):  # BUSYGROUP: the group exists, keep its place
-            raise
+        if str(err).startswith("BUSYGROUP"):
+            return False
+        raise
 
 
 def read(key, handle):
-    """Hands `handle` one stream's entries until it returns True. One stream per command: on a cluster, streams in
-    other slots cannot be read together."""
+    """Hands `handle` one stream's entries, and whether it had been given them before, until it returns True. One
+    stream per command: on a cluster, streams in other slots cannot be read together."""
     # First the entries this consumer was given earlier and never acknowledged (it died, or was killed)...
     after = b"0"
     while True:
@@ -47,14 +49,14 @@ def read(key, handle):
         if not entries:
             break
         for entry_id, fields in entries:
-            if handle(entry_id, fields):
+            if handle(entry_id, fields, True):
                 return
         after = entries[-1][0]
     # ...then those no consumer of the group has been given.
     while True:
         for _, entries in r.xreadgroup(group, consumer, {key: ">"}, count=100, block=5000):
             for entry_id, fields in entries:
-                if handle(entry_id, fields):
+                if handle(entry_id, fields, False):
                     return
 
 
@@ -63,7 +65,7 @@ def follow(start, start_id):
     key = start["audio_stream"]
     call = f"{start['tenant_id'] or '-'} {start['interaction_id']}"
 
-    def handle(entry_id, fields):
+    def handle(entry_id, fields, _pending):
         if b"end" in fields:
             say("end", call, fields[b"end"].decode(), int(fields[b"frames"]), int(fields[b"frames_lost"]))
             # Two shards, two XACKs: the call.start first, so a crash in between leaves only the end entry pending,
@@ -77,11 +79,10 @@ def follow(start, start_id):
         r.xack(key, group, entry_id)
         return False
 
-    create_group(key, "0")  # from the call's first frame, whenever we join
     read(key, handle)
 
 
-def handle_event(entry_id, fields):
+def handle_event(entry_id, fields, pending):
     event = json.loads(fields[b"event"])
     call = f"{event['tenant_id'] or '-'} {event['interaction_id']}"
     if event["type"] != "call.start" or event["audio_stream"] is None:
@@ -91,6 +92,12 @@ def handle_event(entry_id, fields):
     # A call.start read long after its call ended may have outlived its audio (see streams_worker.py).
     if not r.exists(event["audio_stream"]) and time.time() * 1000 - event["ts"] > 60_000:
         say("gone", call)
+        r.xack(events, group, entry_id)
+        return False
+    # The consumer that creates the call's group (from its first frame, however late) takes the call; a repeat of the
+    # event is skipped (see streams_worker.py).
+    if not create_group(event["audio_stream"], "0") and not pending:
+        say("repeat", call)
         r.xack(events, group, entry_id)
         return False
     # The call.start stays pending until the call's end has been handled: a restart finds the call again there.

@@ -24,11 +24,13 @@ def say(*words):
 
 
 def create_group(key, start_id):
+    """Creates a consumer group on a stream; False when it exists already (BUSYGROUP), and then it keeps its place."""
     try:
-        r.xgroup_create(key, group, start_id, mkstream=True)
+        return r.xgroup_create(key, group, start_id, mkstream=True)
     except redis.ResponseError as err:
-        if not str(err).startswith("BUSYGROUP"):  # BUSYGROUP: the group exists, keep its place
-            raise
+        if str(err).startswith("BUSYGROUP"):
+            return False
+        raise
 
 
 def read_pending(key):
@@ -39,13 +41,13 @@ def read_pending(key):
         if not entries:
             return
         for entry_id, fields in entries:
-            handle(key, entry_id, fields)
+            handle(key, entry_id, fields, True)
         after = entries[-1][0]
 
 
-def handle(key, entry_id, fields):
+def handle(key, entry_id, fields, pending):
     if key == events:
-        return handle_event(entry_id, json.loads(fields[b"event"]))
+        return handle_event(entry_id, json.loads(fields[b"event"]), pending)
     start, start_id = calls[key]
     call = f"{start['tenant_id'] or '-'} {start['interaction_id']}"
     if b"end" in fields:
@@ -61,7 +63,7 @@ def handle(key, entry_id, fields):
     r.xack(key, group, entry_id)
 
 
-def handle_event(entry_id, event):
+def handle_event(entry_id, event, pending):
     call = f"{event['tenant_id'] or '-'} {event['interaction_id']}"
     if event["type"] != "call.start" or event["audio_stream"] is None:
         say("event", event["type"], call)
@@ -74,10 +76,16 @@ def handle_event(entry_id, event):
         say("gone", call)
         r.xack(events, group, entry_id)
         return
+    # The consumer that creates the call's group, from its first frame, takes the call. One that finds the group made
+    # has it already (its own call.start, read again after a restart) or has a repeat of the event (events repeat after
+    # a Redis failure): two readers in one group would split the call's frames, so a repeat is skipped.
+    if not create_group(key, "0") and not pending:
+        say("repeat", call)
+        r.xack(events, group, entry_id)
+        return
     # The call.start stays pending until the call's end has been handled: a restart finds the call again there.
     say("start", call, key.decode())
     calls[key] = (event, entry_id)
-    create_group(key, "0")  # from the call's first frame, whenever we join
     read_pending(key)
 
 
@@ -89,4 +97,4 @@ while True:
     streams = {events: ">", **{key: ">" for key in calls}}
     for key, entries in r.xreadgroup(group, consumer, streams, count=100, block=5000):
         for entry_id, fields in entries:
-            handle(key, entry_id, fields)
+            handle(key, entry_id, fields, False)
