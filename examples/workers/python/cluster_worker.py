@@ -14,6 +14,7 @@ import time
 
 import redis
 from redis.cluster import ClusterNode, RedisCluster
+from redis.exceptions import ClusterError, RedisClusterException
 
 group = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("WORKER_GROUP", "asr")
 consumer = sys.argv[2] if len(sys.argv) > 2 else os.environ.get("WORKER_CONSUMER", socket.gethostname())
@@ -22,6 +23,7 @@ seeds = [node.rsplit(":", 1) for node in os.environ.get("REDIS_CLUSTER_NODES", "
 # Bytes in, bytes out (no decode_responses: the PCM is binary). For a password or TLS: password=…, ssl=True.
 r = RedisCluster(startup_nodes=[ClusterNode(host, int(port)) for host, port in seeds])
 printing = threading.Lock()
+following = set()  # the audio streams a thread of ours reads
 
 
 def say(*words):
@@ -42,22 +44,26 @@ def create_group(key, start_id):
 def read(key, handle):
     """Hands `handle` one stream's entries, and whether it had been given them before, until it returns True. One
     stream per command: on a cluster, streams in other slots cannot be read together."""
-    # First the entries this consumer was given earlier and never acknowledged (it died, or was killed)...
-    after = b"0"
     while True:
-        [[_, entries]] = r.xreadgroup(group, consumer, {key: after}, count=100)
-        if not entries:
-            break
-        for entry_id, fields in entries:
-            if handle(entry_id, fields, True):
-                return
-        after = entries[-1][0]
-    # ...then those no consumer of the group has been given.
-    while True:
-        for _, entries in r.xreadgroup(group, consumer, {key: ">"}, count=100, block=5000):
-            for entry_id, fields in entries:
-                if handle(entry_id, fields, False):
-                    return
+        try:
+            # First the entries this consumer was given earlier and never acknowledged (it died, was killed, or lost
+            # a reply with its connection)...
+            after = b"0"
+            while entries := r.xreadgroup(group, consumer, {key: after}, count=100)[0][1]:
+                for entry_id, fields in entries:
+                    if handle(entry_id, fields, True):
+                        return
+                after = entries[-1][0]
+            # ...then those no consumer of the group has been given.
+            while True:
+                for _, entries in r.xreadgroup(group, consumer, {key: ">"}, count=100, block=5000):
+                    for entry_id, fields in entries:
+                        if handle(entry_id, fields, False):
+                            return
+        except (redis.ConnectionError, redis.TimeoutError, ClusterError, RedisClusterException) as err:
+            # A shard failing over (a few seconds): read again, from the pending entries.
+            print(f"{key}: {err!r}; reading again in 1 s", file=sys.stderr, flush=True)
+            time.sleep(1)
 
 
 def follow(start, start_id):
@@ -80,6 +86,7 @@ def follow(start, start_id):
         return False
 
     read(key, handle)
+    following.discard(key)
 
 
 def handle_event(entry_id, fields, pending):
@@ -100,9 +107,12 @@ def handle_event(entry_id, fields, pending):
         say("repeat", call)
         r.xack(events, group, entry_id)
         return False
-    # The call.start stays pending until the call's end has been handled: a restart finds the call again there.
-    say("start", call, event["audio_stream"])
-    threading.Thread(target=follow, args=(event, entry_id), daemon=True).start()
+    # The call.start stays pending until the call's end has been handled: a restart finds the call again there (and
+    # so does this loop when it reads its pending entries again after a failover, while the call's thread reads on).
+    if event["audio_stream"] not in following:
+        following.add(event["audio_stream"])
+        say("start", call, event["audio_stream"])
+        threading.Thread(target=follow, args=(event, entry_id), daemon=True).start()
     return False
 
 
