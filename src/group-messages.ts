@@ -19,9 +19,10 @@ export type WorkerMessage =
   | { type: 'rtaa:ready' }
   /**
    * call.start is published. `claim` is the token the worker holds the call's claim in Redis with, so the primary can
-   * give it up should the worker die; `started_at` (epoch ms) gives call.stop its duration.
+   * give it up should the worker die; `started_at` (epoch ms) gives call.stop its duration; `epoch` names the call's
+   * audio stream in Streams mode (CallRef.epoch).
    */
-  | { type: 'rtaa:call-start', call: number, identity: CallIdentity, started_at: number, claim: string | null }
+  | { type: 'rtaa:call-start', call: number, identity: CallIdentity, epoch: number | null, started_at: number, claim: string | null }
   /** call.stop is published: the worker ended the call itself. */
   | { type: 'rtaa:call-end', call: number }
   /** Once a second while the worker has live calls, one message for all of them: their counts so far. */

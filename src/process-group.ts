@@ -2,6 +2,7 @@ import cluster, { type Worker } from 'node:cluster'
 import { availableParallelism } from 'node:os'
 import type { Bus } from './bus/bus.js'
 import type { CallStopEvent } from './bus/call-events.js'
+import type { CallRef } from './bus/channels.js'
 import { createBus, type BusConfig } from './bus/create-bus.js'
 import type { CoreConfig } from './core-config.js'
 import { isWorkerMessage, type CallCounts, type CallIdentity, type PrimaryMessage, type WorkerMessage } from './group-messages.js'
@@ -38,6 +39,8 @@ export interface ProcessGroupOptions {
 /** A call a worker holds, as the primary knows it. */
 interface HeldCall {
   identity: CallIdentity
+  /** Its CallRef.epoch, which names its audio stream in Streams mode. */
+  epoch: number | null
   startedAt: number
   claim: string | null
   /** As of the worker's last report, up to a second old. */
@@ -156,7 +159,7 @@ export class ProcessGroup {
         this.#ready(member)
         break
       case 'rtaa:call-start':
-        member.calls.set(message.call, { identity: message.identity, startedAt: message.started_at, claim: message.claim, counts: [0, 0, 0, 0, 0, 0] })
+        member.calls.set(message.call, { identity: message.identity, epoch: message.epoch, startedAt: message.started_at, claim: message.claim, counts: [0, 0, 0, 0, 0, 0] })
         break
       case 'rtaa:call-end':
         member.calls.delete(message.call)
@@ -254,7 +257,7 @@ export class ProcessGroup {
    * reconnect to another worker at once.
    */
   #endCalls (member: Member): void {
-    for (const { identity, startedAt, claim, counts } of member.calls.values()) {
+    for (const { identity, epoch, startedAt, claim, counts } of member.calls.values()) {
       const [frames, bytes, framesLost, gaps, duplicates, reordered] = counts
       const now = Date.now()
       const stop: CallStopEvent = {
@@ -270,11 +273,11 @@ export class ProcessGroup {
         duplicates,
         reordered
       }
-      const call = { tenantId: identity.tenant_id, tenantVerified: identity.tenant_verified, interactionId: identity.interaction_id }
+      const call: CallRef = { tenantId: identity.tenant_id, tenantVerified: identity.tenant_verified, interactionId: identity.interaction_id, epoch: epoch ?? undefined }
       const log = this.#log.child({ interaction_id: identity.interaction_id, tenant_id: identity.tenant_id, vendor: identity.vendor })
       // The claim goes once call.stop is out, so a new stream of the call cannot announce its call.start before it.
       const release = (): void => { if (claim !== null) this.#bus.releaseCall(call, claim) }
-      this.#bus.publishEvent(stop).then(release, (err: unknown) => {
+      this.#bus.publishEvent(call, stop).then(release, (err: unknown) => {
         log.warn({ err }, 'call.stop of a call whose worker exited not published to redis')
         release()
       })

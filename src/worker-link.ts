@@ -67,6 +67,7 @@ export class WorkerLink {
       type: 'rtaa:call-start',
       call: number,
       identity: { interaction_id: info.interactionId, tenant_id: info.tenantId, tenant_verified: info.tenantVerified, vendor: info.vendor, stream_id: info.streamId },
+      epoch: info.epoch ?? null,
       started_at: call.snapshot().started_at ?? Date.now(),
       claim: this.#options.liveCalls.claimToken(call)
     })

@@ -53,9 +53,17 @@ async function eventsUntil (client: Redis, gateway: Gateway, done: (events: Arra
   }
 }
 
-/** Exotel's sample start names an account that no credential vouches for: the call's tag says so with `~`. */
-function audioKey (gateway: Gateway, callSid: string): string {
-  return `${gateway.prefix}audio:{~ACxxxxxxxxxxxxxxxxxxxxxxxx:${callSid}}`
+/**
+ * Starts an Exotel call and waits for its call.start on the events stream (messages before the call is accepted are
+ * few by design): its audio stream's key.
+ */
+async function startCall (worker: Redis, gateway: Gateway, client: ProviderClient, callSid: string): Promise<string> {
+  const starts = (events: Array<CallStartEvent | CallStopEvent>) => events.filter((event) => event.type === 'call.start' && event.interaction_id === callSid)
+  const before = (await worker.xrange(`${gateway.prefix}calls`, '-', '+'))
+    .filter(([, fields]) => fields[1] === 'call.start' && (JSON.parse(fields[3]) as CallStartEvent).interaction_id === callSid).length
+  client.send(exotelStrings.start(callSid))
+  const seen = (await eventsUntil(worker, gateway, (events) => starts(events).length > before))
+  return (starts(seen).at(-1) as CallStartEvent).audio_stream as string
 }
 
 function frameEntries (entries: Entry[]): Entry[] {
@@ -74,7 +82,9 @@ t.test('a worker that joins after the call started reads every frame from seq 1,
   const client = await ProviderClient.connect(`${gateway.wsUrl}/v1/ingest?sample-rate=8000`)
   client.send(exotelStrings.start('CAlate'))
   const [start] = await eventsUntil(worker, gateway, (events) => events.length >= 1) as [CallStartEvent]
-  t.match(start, { type: 'call.start', transport: 'streams', sharded: false, audio_channel: null, audio_stream: audioKey(gateway, 'CAlate') })
+  t.match(start, { type: 'call.start', transport: 'streams', sharded: false, audio_channel: null })
+  t.match(start.audio_stream, new RegExp(`^${gateway.prefix}audio:\\{~ACxxxxxxxxxxxxxxxxxxxxxxxx:CAlate\\}:\\d{13}$`),
+    'one stream per call.start: the call tag and when this stream of the call started')
   const audio = start.audio_stream as string
   for (let i = 0; i < 30; i++) client.send(exotelStrings.media('MZCAlate', i + 2, i + 1, i * 20, pcmFrame(320, i)))
 
@@ -103,10 +113,8 @@ t.test('the audio stream expires from its first frame, and REDIS_STREAM_TTL_S af
   const events = await reader(t, redis.url)
   await worker.config('SET', 'notify-keyspace-events', 'Egx')
   const client = await ProviderClient.connect(`${gateway.wsUrl}/v1/ingest?sample-rate=8000`)
-  client.send(exotelStrings.start('CAexpire'))
-  await eventsUntil(worker, gateway, (events) => events.length === 1)
+  const audio = await startCall(worker, gateway, client, 'CAexpire')
   client.send(exotelStrings.media('MZCAexpire', 2, 1, 0, pcmFrame(320, 0)))
-  const audio = audioKey(gateway, 'CAexpire')
   await readUntil(worker, audio, (entries) => entries.length === 1)
   const live = await worker.pttl(audio)
   t.ok(live > 1000 && live <= 6000, `while the call lives, the stream outlives its claim: ${live} ms`)
@@ -128,13 +136,10 @@ t.test('REDIS_STREAM_MAXLEN bounds a live call\'s stream, keeping the newest fra
   const gateway = await streamsGateway(t, redis.url, { REDIS_STREAM_MAXLEN: '100' })
   const worker = await reader(t, redis.url)
   const client = await ProviderClient.connect(`${gateway.wsUrl}/v1/ingest?sample-rate=8000`)
-  client.send(exotelStrings.start('CAmaxlen'))
-  // Messages before the call is accepted are few by design: start streaming once it is.
-  await eventsUntil(worker, gateway, (events) => events.length === 1)
+  const audio = await startCall(worker, gateway, client, 'CAmaxlen')
   for (let i = 0; i < 400; i++) client.send(exotelStrings.media('MZCAmaxlen', i + 2, i + 1, i * 20, pcmFrame(320, i)))
   client.send(exotelStrings.stop('CAmaxlen', 'MZCAmaxlen', 500))
   await client.closed
-  const audio = audioKey(gateway, 'CAmaxlen')
   const entries = await readUntil(worker, audio, (entries) => entries.some(({ fields }) => fields.end !== undefined))
   const kept = frameEntries(entries)
   t.ok(kept.length >= 100 && kept.length < 300, `about MAXLEN frames are kept: ${kept.length} of 400`)
@@ -148,14 +153,14 @@ t.test('a Redis restart mid-call: what waited goes out in order after it, and wh
   // Room for about 20 of the 40 frames sent while Redis is down.
   const gateway = await streamsGateway(t, own.url, { REDIS_BUFFER_MAX_BYTES: String(20 * (320 + 896) + 8 * 1024) })
   const client = await ProviderClient.connect(`${gateway.wsUrl}/v1/ingest?sample-rate=8000`)
-  client.send(exotelStrings.start('CArestart'))
+  const before = await reader(t, own.url)
+  const audio = await startCall(before, gateway, client, 'CArestart')
   let seq = 1
   const send = (count: number): void => {
     for (let i = 0; i < count; i++, seq++) client.send(exotelStrings.media('MZCArestart', seq + 1, seq, (seq - 1) * 20, pcmFrame(320, seq)))
   }
   send(5)
-  const before = await reader(t, own.url)
-  await readUntil(before, audioKey(gateway, 'CArestart'), (entries) => entries.length === 5)
+  await readUntil(before, audio, (entries) => entries.length === 5)
   before.disconnect()
 
   await own.stop()
@@ -168,7 +173,7 @@ t.test('a Redis restart mid-call: what waited goes out in order after it, and wh
   t.equal((await client.closed).code, 1000, 'the call never noticed')
 
   const worker = await reader(t, own.url)
-  const entries = await readUntil(worker, audioKey(gateway, 'CArestart'), (entries) => entries.some(({ fields }) => fields.end !== undefined))
+  const entries = await readUntil(worker, audio, (entries) => entries.some(({ fields }) => fields.end !== undefined))
   const [stop] = (await eventsUntil(worker, gateway, (events) => events.some((event) => event.type === 'call.stop')))
     .filter((event) => event.type === 'call.stop') as [CallStopEvent]
   const seqs = frameEntries(entries).map(({ fields }) => Number(fields.seq))
@@ -180,4 +185,25 @@ t.test('a Redis restart mid-call: what waited goes out in order after it, and wh
   t.match(stop, { frames: 50 })
   t.match(Object.fromEntries(Object.entries(entries[entries.length - 1].fields).map(([k, v]) => [k, v.toString()])),
     { frames: '50', frames_lost: String(stop.frames_lost) })
+})
+
+t.test('a later stream of the same call gets a stream of its own: neither call loses a frame to the other', async (t) => {
+  const gateway = await streamsGateway(t, redis.url)
+  const worker = await reader(t, redis.url)
+  const audios: string[] = []
+  for (const [round, frames] of [[0, 50], [1, 70]]) {
+    const client = await ProviderClient.connect(`${gateway.wsUrl}/v1/ingest?sample-rate=8000`)
+    audios.push(await startCall(worker, gateway, client, 'CAagain'))
+    for (let i = 0; i < frames; i++) client.send(exotelStrings.media('MZCAagain', i + 2, i + 1, i * 20, pcmFrame(320, round * 1000 + i)))
+    client.send(exotelStrings.stop('CAagain', 'MZCAagain', frames + 2))
+    t.equal((await client.closed).code, 1000)
+  }
+  t.not(audios[0], audios[1], 'two streams')
+  for (const [round, frames] of [[0, 50], [1, 70]]) {
+    const entries = await readUntil(worker, audios[round], (entries) => entries.some(({ fields }) => fields.end !== undefined))
+    const kept = frameEntries(entries)
+    t.equal(kept.length, frames, `call ${round + 1}: every frame`)
+    t.ok(kept.every(({ fields }, i) => Number(fields.seq) === i + 1 && fields.pcm.equals(pcmFrame(320, round * 1000 + i))), `call ${round + 1}: its own audio, in order`)
+    t.equal(entries.at(-1)?.fields.frames.toString(), String(frames))
+  }
 })

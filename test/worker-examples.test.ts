@@ -97,7 +97,11 @@ t.test('Streams mode', async (t) => {
   const env = { REDIS_URL: redis.url, REDIS_PREFIX: gateway.prefix }
   const admin = new Redis(redis.url)
   t.teardown(() => admin.disconnect())
-  const audioStream = (id: string): string => `${gateway.prefix}audio:{~ACsimulator:${id}}` // rtaa-sim's account, unverified here
+  // A call's stream is named by its call.start: the call's tag, and when that stream of it started.
+  const audioStream = async (id: string): Promise<string> => {
+    const starts = (await admin.xrange(`${gateway.prefix}calls`, '-', '+')).filter(([, [, type, , json]]) => type === 'call.start' && JSON.parse(json).interaction_id === id)
+    return (JSON.parse(starts[0][1][3]) as { audio_stream: string }).audio_stream
+  }
 
   t.test('every worker gets every frame of every call once: a group each, a group shared by Node and Python, and a late joiner', async (t) => {
     const calls = ids('each', 4)
@@ -151,7 +155,7 @@ t.test('Streams mode', async (t) => {
 
     for (const group of ['own-node', 'own-python', 'shared', 'late-node', 'late-python']) {
       t.equal(await pendingCount(admin, `${gateway.prefix}calls`, group), 0, `${group}: no call.start left pending once every call ended`)
-      for (const id of calls) t.equal(await pendingCount(admin, audioStream(id), group), 0, `${group}: nothing of ${id} left pending`)
+      for (const id of calls) t.equal(await pendingCount(admin, await audioStream(id), group), 0, `${group}: nothing of ${id} left pending`)
     }
   })
 
@@ -159,7 +163,7 @@ t.test('Streams mode', async (t) => {
     t.test(`${language}: a worker killed mid-call (SIGKILL) and restarted in the same consumer group ends with every frame exactly once (acked)`, async (t) => {
       const id = `kill-${language}-1`
       const group = `kill-${language}`
-      const key = audioStream(id)
+      let key = ''
       const first = await startWorker(t, language, 'streams', [group, 'w'], env)
       const sim = simulate(t, gateway.wsUrl, `kill-${language}`, 1, 3)
 
@@ -169,6 +173,7 @@ t.test('Streams mode', async (t) => {
       let pending: number[] = []
       for (let after = 40; pending.length === 0; after += 5) {
         const [, , , seq] = await first.lines.waitFor(([word, , callId, printed]) => word === 'frame' && callId === id && Number(printed) >= after, `frame ${after}`)
+        key ||= await audioStream(id)
         first.child.kill('SIGSTOP')
         await admin.xread('BLOCK', 10_000, 'STREAMS', key, `0-${Number(seq) + 3}`)
         pending = (await admin.xpending(key, group, '-', '+', 1000) as Array<[string, string]>).map(([entryId]) => Number(entryId.split('-')[1]))
