@@ -79,6 +79,7 @@ t.test('the real redis-server stopped and restarted mid-call: no crash, readines
   await waitReady(gateway)
   const client = await ProviderClient.connect(`${gateway.wsUrl}/v1/ingest?sample-rate=8000`)
   client.send(exotelStrings.start('CArestart'))
+  await gateway.logs.waitFor((line) => line.msg === 'call started')
   await own.stop()
   await gateway.logs.waitFor((line) => line.msg === 'redis connection lost, reconnecting')
   client.send(exotelStrings.media('MZCArestart', 2, 1, 0, pcmFrame(1600, 1)))

@@ -17,8 +17,11 @@ export interface Bus {
   publishEvent (call: CallRef, event: CallEvent): Promise<void>
   /** Publishes one frame of a call and reports its fate to `outcome`; within a call, publish order is call order. */
   publishAudio (call: CallRef, header: AudioFrameHeader, pcm: Buffer, outcome: PublishOutcome): void
-  /** Starts delivering one call's playback messages to the receiver; until then nothing is subscribed. */
-  subscribePlayback (call: CallRef): void
+  /**
+   * Starts delivering one call's playback messages to the receiver; until then nothing is subscribed. Resolves once
+   * Redis has acknowledged the subscription (or it failed, which is logged): it never rejects.
+   */
+  subscribePlayback (call: CallRef): Promise<void>
   unsubscribePlayback (call: CallRef): void
   /** The one receiver of every call's playback messages, which finds the call by its tag (`callTag`). */
   receivePlayback (receiver: PlaybackReceiver): void

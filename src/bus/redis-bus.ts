@@ -373,11 +373,15 @@ export class RedisBus implements Bus {
     this.#receiver = receiver
   }
 
-  subscribePlayback (call: CallRef): void {
+  async subscribePlayback (call: CallRef): Promise<void> {
     const channel = playbackChannel(this.#prefix, call)
     this.#subscribed.add(channel)
-    const subscribed = this.#sharded ? this.#subscriber.ssubscribe(channel) : this.#subscriber.subscribe(channel)
-    subscribed.catch((err: Error) => this.#subscriberLog.warn({ err, channel }, 'playback subscribe failed'))
+    try {
+      // On a cluster, the first channel of a shard also connects that shard's subscriber.
+      await (this.#sharded ? this.#subscriber.ssubscribe(channel) : this.#subscriber.subscribe(channel))
+    } catch (err) {
+      this.#subscriberLog.warn({ err, channel }, 'playback subscribe failed')
+    }
   }
 
   unsubscribePlayback (call: CallRef): void {

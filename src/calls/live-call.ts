@@ -165,6 +165,8 @@ export class LiveCall {
 
   /** The start while its claim is checked, and how the connection ended meanwhile, to be told once it is answered. */
   #claiming: { start: StreamStart, info: CallInfo } | null = null
+  /** The call whose playback this connection subscribed, until its end gives the subscription up. */
+  #subscribed: CallInfo | null = null
   #endedWhileClaiming: (() => void) | null = null
   #call: Started | null = null
   /** call.stop while it waits to be sent: frames lost meanwhile still show in it. */
@@ -480,15 +482,28 @@ export class LiveCall {
     this.#state = 'claiming'
     this.#claiming = { start, info }
     this.#log = this.#options.log.child({ interaction_id: info.interactionId, tenant_id: info.tenantId, vendor: info.vendor })
-    const timer = setTimeout(() => this.#claimAnswered('unconfirmed'), CLAIM_WAIT_MS)
-    owner.claim(this).then((result) => {
+    // A two-way call is subscribed to its playback before call.start goes out, so a worker that answers call.start
+    // at once is heard: it goes live once Redis has answered the claim and acknowledged the subscription.
+    const subscribed = adapter.outbound === undefined ? null : this.#subscribePlayback(info)
+    let claimed: ClaimResult = 'unconfirmed'
+    const timer = setTimeout(() => this.#claimAnswered(claimed), CLAIM_WAIT_MS)
+    const claim = owner.claim(this).then((result) => {
+      claimed = result
+      return result
+    }, (err: unknown) => {
+      this.#log.error({ err }, 'claiming the call failed')
+      return 'unconfirmed' as const
+    })
+    Promise.all([claim, subscribed]).then(([result]) => {
       clearTimeout(timer)
       this.#claimAnswered(result)
-    }, (err: unknown) => {
-      clearTimeout(timer)
-      this.#log.error({ err }, 'claiming the call failed')
-      this.#claimAnswered('unconfirmed')
     })
+  }
+
+  /** Subscribes the call's playback; #end gives the subscription up, whether or not the call went live. */
+  #subscribePlayback (info: CallInfo): Promise<void> {
+    this.#subscribed = info
+    return this.#options.bus.subscribePlayback(info)
   }
 
   /** The claim's answer, or its stand-in when Redis takes too long; it may come once the call is already live. */
@@ -525,7 +540,7 @@ export class LiveCall {
     const audioRate = new TokenBucket(inbound.maxAudioSpeed * pcmBytesPerMs(info.sampleRate), INBOUND_BURST_MS)
     this.#call = { info, stats, labels, startedAt: Date.now(), audioRate }
     this.#state = 'live'
-    // Subscribed before call.start goes out, so a worker that answers call.start at once is heard.
+    // Its playback was subscribed while the call was claimed (#start), so a worker answering call.start is heard.
     this.#startPlayback(info)
     this.#publishEvent({
       type: 'call.start',
@@ -557,7 +572,7 @@ export class LiveCall {
   #startPlayback (info: CallInfo): void {
     const encoder = this.#adapter?.outbound
     if (encoder === undefined) return
-    const { bus, metrics, playback } = this.#options
+    const { metrics, playback } = this.#options
     this.#playback = new Playback({
       host: {
         send: (text) => this.#socket.send(text),
@@ -572,7 +587,6 @@ export class LiveCall {
       vendor: info.vendor,
       log: this.#log
     })
-    bus.subscribePlayback(info)
   }
 
   /**
@@ -636,6 +650,8 @@ export class LiveCall {
       const call = this.#call
       if (was === 'live' && call !== null) this.#stopCall(call, reason)
     } finally {
+      if (this.#subscribed !== null) this.#options.bus.unsubscribePlayback(this.#subscribed)
+      this.#subscribed = null
       this.#options.owner.ended(this, was === 'live')
     }
   }
@@ -658,11 +674,10 @@ export class LiveCall {
     }
     this.#publishEvent(this.#stopEvent)
     stats.close()
-    const { metrics, bus } = this.#options
+    const { metrics } = this.#options
     metrics.callsActive.dec(labels)
     metrics.callsEnded.inc({ ...labels, reason: metrics.endReason(reason) })
     this.#log.info(this.#summary(call), 'call ended')
-    if (this.#playback !== null) bus.unsubscribePlayback(info)
   }
 
   /** The start and end lines carry these besides the bound identity, so one line tells the whole call. */
