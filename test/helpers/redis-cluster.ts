@@ -5,7 +5,10 @@ import { createServer, type Server } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { Redis } from 'ioredis'
+import { Cluster, Redis } from 'ioredis'
+import type { Test } from 'tap'
+import type { Published } from './subscriber.js'
+import { Collected } from './waiter.js'
 
 const run = promisify(execFile)
 
@@ -163,6 +166,15 @@ export class TestRedisCluster {
     }
     node.process.kill(signal)
     if (signal === 'SIGKILL') await node.exited
+  }
+
+  /** Freezes a node (SIGSTOP): it neither answers nor takes part in the cluster until resume(). */
+  pause (port: number): void {
+    this.#node(port).process.kill('SIGSTOP')
+  }
+
+  resume (port: number): void {
+    this.#node(port).process.kill('SIGCONT')
   }
 
   /**
@@ -328,4 +340,82 @@ async function until<T> (what: string, timeoutMs: number, check: () => Promise<T
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last === undefined ? '' : `: ${String(last)}`}`)
     await new Promise((resolve) => setTimeout(resolve, 50))
   }
+}
+
+/** A worker's sharded subscriber: SSUBSCRIBE, one channel at a time (each may be on another shard), keeping what arrives. */
+export class ShardedSubscriber {
+  readonly published = new Collected<Published>()
+  readonly client: Cluster
+
+  private constructor (cluster: TestRedisCluster) {
+    this.client = new Cluster(cluster.startupNodes, { shardedSubscribers: true })
+    this.client.on('error', () => {})
+    this.client.on('smessageBuffer', (channel: Buffer, message: Buffer) => {
+      this.published.push({ channel: channel.toString(), message })
+    })
+  }
+
+  static async start (t: Test, cluster: TestRedisCluster, channels: string[]): Promise<ShardedSubscriber> {
+    const subscriber = new ShardedSubscriber(cluster)
+    t.teardown(() => subscriber.client.disconnect())
+    // SSUBSCRIBE answers once the shard has the subscription: what is SPUBLISHed after it is delivered.
+    for (const channel of channels) await subscriber.client.ssubscribe(channel)
+    return subscriber
+  }
+
+  on (channel: string): Buffer[] {
+    return this.published.items.filter((item) => item.channel === channel).map(({ message }) => message)
+  }
+}
+
+export interface StreamEntry {
+  id: string
+  fields: Record<string, Buffer>
+}
+
+/** Reads streams through a Cluster client of its own (XREAD BLOCK holds its connection to the key's shard). */
+export class StreamReader {
+  readonly client: Cluster
+
+  constructor (t: Test, cluster: TestRedisCluster) {
+    this.client = new Cluster(cluster.startupNodes)
+    this.client.on('error', () => {})
+    t.teardown(() => this.client.disconnect())
+  }
+
+  async range (key: string): Promise<StreamEntry[]> {
+    return (await this.client.xrangeBuffer(key, '-', '+')).map(toEntry)
+  }
+
+  /**
+   * Waits, with XREAD BLOCK, for an entry of `key` that matches; entries already there count. An error (the shard
+   * failing over) is retried until the deadline.
+   */
+  async waitFor (key: string, match: (entry: StreamEntry) => boolean, what: string, timeoutMs = 10_000): Promise<StreamEntry> {
+    const deadline = Date.now() + timeoutMs
+    let last = '0'
+    let error: unknown
+    while (Date.now() < deadline) {
+      try {
+        const reply = await this.client.xreadBuffer('BLOCK', Math.max(1, Math.min(500, deadline - Date.now())), 'STREAMS', key, last)
+        for (const [, entries] of reply ?? []) {
+          for (const raw of entries) {
+            const entry = toEntry(raw)
+            last = entry.id
+            if (match(entry)) return entry
+          }
+        }
+      } catch (err) {
+        error = err
+        await new Promise((resolve) => setTimeout(resolve, 50))
+      }
+    }
+    throw new Error(`timed out waiting for ${what} on ${key}${error === undefined ? '' : `: ${String(error)}`}`)
+  }
+}
+
+function toEntry ([id, flat]: [Buffer, Buffer[]]): StreamEntry {
+  const fields: Record<string, Buffer> = {}
+  for (let i = 0; i < flat.length; i += 2) fields[flat[i].toString()] = flat[i + 1]
+  return { id: id.toString(), fields }
 }
