@@ -5,6 +5,7 @@ const NotReadyReasonSchema = Type.Union([
   Type.Literal('redis_disconnected'),
   Type.Literal('redis_stalled'),
   Type.Literal('playback_disconnected'),
+  Type.Literal('redis_cluster_down'),
   Type.Literal('shutting_down')
 ])
 type NotReadyReason = Static<typeof NotReadyReasonSchema>

@@ -2,7 +2,8 @@ import { performance } from 'node:perf_hooks'
 import { Writable } from 'node:stream'
 import pino from 'pino'
 import t, { type Test } from 'tap'
-import { PubSubBus } from '../src/bus/pubsub-bus.js'
+import { RedisBus } from '../src/bus/redis-bus.js'
+import { pubSubTransport } from '../src/bus/transports.js'
 import type { CallEvent } from '../src/bus/call-events.js'
 import { createMetrics } from '../src/metrics.js'
 import { ProviderClient, exotelStrings, pcmFrame, refusedUpgrade } from './helpers/exotel.js'
@@ -112,7 +113,7 @@ t.test('the bound drops audio first, then dtmf and mark events, keeps call event
   // Cut off, not paused, so that everything waits in the buffer rather than in flight, where nothing can be dropped.
   const proxy = await TcpProxy.start(redis.port)
   t.teardown(() => proxy.close())
-  const bus = new PubSubBus({ url: proxy.url, prefix, log, metrics, bufferMaxBytes: 64 * 1024, maxEventsPerCall: 1_000_000, stallTimeoutMs: 60_000 })
+  const bus = new RedisBus({ target: { url: proxy.url, clusterNodes: null }, transport: pubSubTransport(prefix, false), prefix, log, metrics, bufferMaxBytes: 64 * 1024, maxEventsPerCall: 1_000_000, stallTimeoutMs: 60_000 })
   t.teardown(() => bus.close())
   const subscriber = await Subscriber.start(t, redis.url, prefix)
   await logs.waitFor((line) => line.msg === 'redis connected')
@@ -129,7 +130,7 @@ t.test('the bound drops audio first, then dtmf and mark events, keeps call event
       { interaction_id: 'CA1', tenant_id: null, seq: i + 1, vendor_seq: null, timestamp_ms: i * 20, sample_rate: 8000, encoding: 'pcm_s16le', channels: 1 },
       pcmFrame(320, i), outcome)
   }
-  for (let call = 0; call < 40; call++) publish({ type: 'call.start', ...identity(`CA${call}`), sample_rate: 8000, encoding: 'pcm_s16le', channels: 1, from: null, to: null, custom_parameters: {}, audio_channel: 'a', playback_channel: 'p', contract_version: 2 })
+  for (let call = 0; call < 40; call++) publish({ type: 'call.start', ...identity(`CA${call}`), sample_rate: 8000, encoding: 'pcm_s16le', channels: 1, from: null, to: null, custom_parameters: {}, transport: 'pubsub', sharded: false, audio_channel: 'a', audio_stream: null, playback_channel: 'p', contract_version: 2 })
   for (let i = 0; i < 400; i++) publish({ type: 'call.dtmf', ...identity(`CA${i % 40}`), digit: String(i % 10), duration_ms: null })
   t.equal(fates.published, 0, 'nothing is published while Redis is away')
   t.equal(fates.dropped, 20, 'the audio went first')

@@ -79,10 +79,10 @@ t.test('injection across tenants: the same interaction_id from another tenant is
   t.equal(victimStart.audio_channel, `${prefix}audio:{ACB:CAshared}`)
   t.equal(attackerStart.audio_channel, `${prefix}audio:{ACA:CAshared}`)
 
-  const onVictim = subscriber.framesOn(victimStart.audio_channel)
+  const onVictim = subscriber.framesOn(victimStart.audio_channel as string)
   t.same(onVictim.map(({ header }) => header.seq), [1, 2, 3, 4, 5], 'the victim\'s seq runs on, never restarted')
   t.ok(onVictim.every(({ header, pcm }, i) => header.tenant_id === 'ACB' && pcm.equals(victimFrames[i])), 'the victim\'s channel holds its own audio, byte for byte')
-  const onAttacker = subscriber.framesOn(attackerStart.audio_channel)
+  const onAttacker = subscriber.framesOn(attackerStart.audio_channel as string)
   t.ok(onAttacker.length === 2 && onAttacker.every(({ header, pcm }, i) => header.tenant_id === 'ACA' && pcm.equals(attackerFrames[i])), 'the attacker\'s audio is on its own channel')
   const stops = subscriber.events('CAshared').filter((event) => event.type === 'call.stop')
   t.match(stops.find((event) => event.tenant_id === 'ACA'), { reason: 'injected', frames: 2 })

@@ -1,16 +1,18 @@
 import type { AudioFrameHeader } from './audio-frame.js'
-import type { CallEvent } from './call-events.js'
+import type { CallEvent, CallStartEvent } from './call-events.js'
 import type { CallRef } from './channels.js'
 
+/** The fields of call.start that tell workers how to reach the call: its audio, and where to speak into it. */
+export type CallRoutes = Pick<CallStartEvent, 'transport' | 'sharded' | 'audio_channel' | 'audio_stream' | 'playback_channel'>
+
 /**
- * Where calls meet Redis: what the gateway publishes for workers, and the playback they send back. Pub/sub
- * (pubsub-bus.ts) is the one implementation today; a Streams or Cluster one implements the same members, and
- * the calls do not change.
+ * Where calls meet Redis: what the gateway publishes for workers, and the playback they send back. One
+ * implementation (redis-bus.ts) serves pub/sub and Streams, on one Redis or a Redis Cluster; the calls do not
+ * know which.
  */
 export interface Bus {
-  /** Where one call's audio goes, and where workers speak into it: both announced in its call.start. */
-  audioChannel (call: CallRef): string
-  playbackChannel (call: CallRef): string
+  /** Where one call's audio goes, and where workers speak into it, for its call.start. */
+  callRoutes (call: CallRef): CallRoutes
   publishEvent (event: CallEvent): Promise<void>
   /** Publishes one frame of a call and reports its fate to `outcome`; within a call, publish order is call order. */
   publishAudio (call: CallRef, header: AudioFrameHeader, pcm: Buffer, outcome: PublishOutcome): void
@@ -44,8 +46,9 @@ export interface Bus {
 /**
  * `redis_disconnected`: the publisher cannot reach Redis. `redis_stalled`: Redis has left a publish unacknowledged for
  * longer than REDIS_STALL_TIMEOUT_MS. `playback_disconnected`: the playback subscriber cannot reach Redis.
+ * `redis_cluster_down`: the Redis Cluster says its state is fail (a slot without a master, as during a failover).
  */
-export type BusProblem = 'redis_disconnected' | 'redis_stalled' | 'playback_disconnected'
+export type BusProblem = 'redis_disconnected' | 'redis_stalled' | 'playback_disconnected' | 'redis_cluster_down'
 
 export type PlaybackReceiver = (tag: string, message: Buffer) => void
 

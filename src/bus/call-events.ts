@@ -20,8 +20,16 @@ export interface CallStartEvent extends CallEventBase {
   from: string | null
   to: string | null
   custom_parameters: Record<string, unknown>
-  audio_channel: string
+  /** REDIS_TRANSPORT: how this call's frames and events travel. */
+  transport: 'pubsub' | 'streams'
+  /** True on a Redis Cluster: the channels are sharded (SSUBSCRIBE, SPUBLISH). */
+  sharded: boolean
+  /** Pub/sub: the channel of the call's audio; null in Streams mode. */
+  audio_channel: string | null
+  /** Streams: the key of the call's audio stream; null in pub/sub mode. */
+  audio_stream: string | null
   playback_channel: string
+
   contract_version: typeof CONTRACT_VERSION
 }
 

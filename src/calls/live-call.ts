@@ -535,8 +535,8 @@ export class LiveCall {
       from: info.from,
       to: info.to,
       custom_parameters: info.customParameters,
-      audio_channel: bus.audioChannel(info),
-      playback_channel: bus.playbackChannel(info),
+      ...bus.callRoutes(info),
+
       contract_version: CONTRACT_VERSION
     })
     metrics.callsStarted.inc(labels)

@@ -1,28 +1,32 @@
 import { performance } from 'node:perf_hooks'
 import Denque from 'denque'
-import { Redis, ReplyError } from 'ioredis'
+import { ReplyError } from 'ioredis'
 import { redactUrl, type Log } from '../logger.js'
 import type { Metrics } from '../metrics.js'
-import { encodeAudioFrame, type AudioFrameHeader } from './audio-frame.js'
-import { PublishDropped, type Bus, type BusProblem, type PlaybackReceiver, type PublishOutcome } from './bus.js'
+import type { AudioFrameHeader } from './audio-frame.js'
+import { PublishDropped, type Bus, type BusProblem, type CallRoutes, type PlaybackReceiver, type PublishOutcome } from './bus.js'
 import type { CallEvent } from './call-events.js'
-import { audioChannel, callTag, callsChannel, claimKey, playbackChannel, playbackTag, type CallRef } from './channels.js'
+import { audioChannel, callTag, claimKey, playbackChannel, playbackTag, type CallRef } from './channels.js'
+import { FrameArena, type Slab } from './frame-arena.js'
+import { connectRedis, type RedisTarget } from './redis-clients.js'
+import type { RedisClient, Transport } from './transports.js'
 
 /**
  * Takes a free claim, renews the caller's own, or takes one a younger stream holds (a claim value starts with its
  * stream's start time, so after Redis lost its keys the call's first stream wins it back): 1 when the caller holds it
- * now, 0 when an older stream does.
+ * now, 0 when an older stream does. Holding it, in Streams mode (ARGV[3] > 0), it keeps the call's audio stream
+ * (KEYS[2], in the same slot) alive that much longer than the claim, so a stream whose process died still expires.
  */
 const CLAIM = `
 local holder = redis.call('GET', KEYS[1])
-if holder == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return 1
-end
-if holder ~= false and tonumber(string.match(holder, '^(%d+):')) <= tonumber(string.match(ARGV[1], '^(%d+):')) then
+if holder ~= ARGV[1] and holder ~= false and
+   tonumber(string.match(holder, '^(%d+):')) <= tonumber(string.match(ARGV[1], '^(%d+):')) then
   return 0
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+if tonumber(ARGV[3]) > 0 then
+  redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[2]) + tonumber(ARGV[3]))
+end
 return 1`
 
 /** Deletes a claim only if the caller still holds it. */
@@ -33,13 +37,15 @@ end
 return 0`
 
 /** The claims' connection, with the claim scripts defined on it. */
-type ClaimingRedis = Redis & {
-  claimCall (key: string, owner: string, ttlMs: number): Promise<number>
+type ClaimingRedis = RedisClient & {
+  claimCall (key: string, audioKey: string, owner: string, ttlMs: number, streamTtlMs: number): Promise<number>
   releaseCall (key: string, owner: string): Promise<number>
 }
 
-export interface PubSubBusOptions {
-  url: string
+export interface RedisBusOptions {
+  target: RedisTarget
+  /** Pub/sub or Streams: how frames and events are written. */
+  transport: Transport
   prefix: string
   log: Log
   metrics: Metrics
@@ -69,6 +75,8 @@ interface Pending {
    * objects until sent, so a call.stop still waiting can learn of frames lost after it was queued.
    */
   payload: Buffer | CallEvent
+  /** An audio frame's header, which Streams writes as fields; null for events. */
+  header: AudioFrameHeader | null
   /** Where a frame lies in `payload`, and its length. */
   offset: number
   length: number
@@ -82,6 +90,9 @@ interface Pending {
   attempt: number
   /** Acknowledged or failed for good; it leaves the in-flight queue when it reaches the head. */
   settled: boolean
+  /** Lost with its connection: it goes back in line. */
+  lost: boolean
+
   call: CallRef
   outcome: PublishOutcome
   /** The arena slab holding a buffered frame's copy, released once it is sent or dropped. */
@@ -99,32 +110,37 @@ const ENTRY_OVERHEAD_BYTES = 896
  * cannot be dropped, and a call.stop must still find room while the oldest waiting frames go.
  */
 const EVENT_RESERVE_SHARE = 1 / 8
-/** Buffered frames are copied into slabs of this size, back to back. */
-const ARENA_SLAB_BYTES = 256 * 1024
 /** A flush writes at most this many publishes per turn of the event loop, so a backlog never starves it. */
 const FLUSH_BATCH = 512
 /** While Redis cannot be reached, the warning repeats at most this often. */
 const UNREACHABLE_LOG_INTERVAL_MS = 10_000
+/** Publishes lost with a cluster node's connection, while the cluster as a whole is up, are retried after this. */
+const RETRY_DELAY_MS = 100
+/** How often a cluster's own view of its state (CLUSTER INFO) is read, for readiness. */
+const CLUSTER_CHECK_INTERVAL_MS = 1000
 /** Calls named one by one in the shutdown's drop report; the rest are summed up. */
 const MAX_CALLS_REPORTED = 100
 
 /**
- * The bus over Redis pub/sub, on three connections of its own: one that publishes (PUBLISH, auto-pipelined), one
- * that holds the calls' claims, and one subscribed to the playback channels of the calls live here, so Redis
- * delivers a call's playback only to the replica that holds it.
+ * The bus over Redis, one instance or a cluster, on three connections of its own: one that writes frames and events
+ * (auto-pipelined, with the transport's commands: PUBLISH or XADD), one that holds the calls' claims, and one
+ * subscribed to the playback channels of the calls live here, so Redis delivers a call's playback only to the
+ * replica that holds it. On a cluster, pub/sub is sharded (SPUBLISH, SSUBSCRIBE).
  *
  * ioredis's offline queue is unbounded, so it is off: while Redis is away or stalled, publishes wait here, in order,
  * and go out in that order once it takes them again. Everything waiting, sent or not, counts against
  * REDIS_BUFFER_MAX_BYTES; past it the oldest audio is dropped first, then the oldest dtmf and mark events, then
  * the oldest call.start and call.stop, each in O(1). A call's dtmf and mark events are also bounded per call.
  */
-export class PubSubBus implements Bus {
-  readonly #redis: Redis
-  readonly #subscriber: Redis
+export class RedisBus implements Bus {
+  readonly #redis: RedisClient
+  readonly #subscriber: RedisClient
   readonly #claims: ClaimingRedis
   readonly #url: string
+  readonly #transport: Transport
+  /** On a Redis Cluster: sharded pub/sub, and the cluster's state in readiness. */
+  readonly #sharded: boolean
   readonly #prefix: string
-  readonly #callsChannel: string
   readonly #log: Log
   readonly #subscriberLog: Log
   readonly #metrics: Metrics
@@ -158,6 +174,14 @@ export class PubSubBus implements Bus {
   #lastUnreachableLog = 0
   #stalled = false
   readonly #stallWatch: NodeJS.Timeout
+  /** The cluster's own word on its state, read every second; true until it says otherwise. */
+  #clusterOk = true
+  #clusterCheck: NodeJS.Timeout | null = null
+  #requeueScheduled = false
+  #retryTimer: NodeJS.Timeout | null = null
+  /** Sharded pub/sub only: the newest frame Redis took per call, so a retried older one is dropped, not reordered. */
+  readonly #lastTaken = new WeakMap<CallRef, number>()
+  readonly #guardOrder: boolean
   #subscriberUp = false
   /** Whether the subscriber was ever connected: its first connection subscribes by itself, no warning. */
   #subscriberConnectedOnce = false
@@ -172,10 +196,14 @@ export class PubSubBus implements Bus {
   #closed = false
   #idle: Array<() => void> = []
 
-  constructor (options: PubSubBusOptions) {
-    this.#url = options.url
+  constructor (options: RedisBusOptions) {
+    const { target } = options
+    this.#url = target.url
+    this.#transport = options.transport
+    this.#sharded = target.clusterNodes !== null
+    this.#guardOrder = this.#sharded && options.transport.name === 'pubsub'
+
     this.#prefix = options.prefix
-    this.#callsChannel = callsChannel(options.prefix)
     this.#log = options.log.child({ component: 'publisher' })
     this.#subscriberLog = options.log.child({ component: 'playback' })
     this.#metrics = options.metrics
@@ -185,7 +213,7 @@ export class PubSubBus implements Bus {
     this.#stallTimeoutMs = options.stallTimeoutMs
     this.#quitTimeoutMs = options.quitTimeoutMs ?? 2000
 
-    this.#redis = new Redis(options.url, {
+    this.#redis = connectRedis(target, {
       enableAutoPipelining: true,
       connectionName: 'rtaa-ingest:publisher',
       enableOfflineQueue: false,
@@ -211,8 +239,12 @@ export class PubSubBus implements Bus {
     // ioredis emits an error on every failed reconnect: the first is a warning at once, then one every 10 s.
     this.#redis.on('error', (err: Error & { code?: string }) => this.#unreachable(err))
 
-    this.#subscriber = new Redis(options.url, { connectionName: 'rtaa-ingest:playback', maxRetriesPerRequest: null, autoResubscribe: false })
-    this.#subscriber.on('messageBuffer', (channel: Buffer, message: Buffer) => {
+    // One Redis: resubscribed by the bus itself after a reconnect (#subscriberReady). A cluster: ioredis keeps a
+    // subscriber per master and moves each channel to its slot's new master after a failover.
+    this.#subscriber = connectRedis(target,
+      { connectionName: 'rtaa-ingest:playback', maxRetriesPerRequest: null, autoResubscribe: this.#sharded },
+      { shardedSubscribers: true })
+    this.#subscriber.on(this.#sharded ? 'smessageBuffer' : 'messageBuffer', (channel: Buffer, message: Buffer) => {
       this.#receiver?.(playbackTag(this.#prefix, channel.toString()), message)
     })
     this.#subscriber.on('ready', () => this.#subscriberReady())
@@ -220,8 +252,8 @@ export class PubSubBus implements Bus {
     this.#subscriber.on('error', (err) => this.#subscriberLog.debug({ err }, 'playback subscriber connection error'))
 
     // Claims have a connection of their own, so they never wait behind a backlog of audio.
-    this.#claims = new Redis(options.url, { connectionName: 'rtaa-ingest:claims', enableOfflineQueue: false, maxRetriesPerRequest: 0 }) as ClaimingRedis
-    this.#claims.defineCommand('claimCall', { numberOfKeys: 1, lua: CLAIM })
+    this.#claims = connectRedis(target, { connectionName: 'rtaa-ingest:claims', enableOfflineQueue: false, maxRetriesPerRequest: 0 }) as ClaimingRedis
+    this.#claims.defineCommand('claimCall', { numberOfKeys: 2, lua: CLAIM })
     this.#claims.defineCommand('releaseCall', { numberOfKeys: 1, lua: RELEASE })
     let claimsUp = false
     this.#claims.on('ready', () => {
@@ -236,6 +268,10 @@ export class PubSubBus implements Bus {
 
     this.#stallWatch = setInterval(() => this.#watchStall(), Math.min(500, this.#stallTimeoutMs / 2))
     this.#stallWatch.unref()
+    if (this.#sharded) {
+      this.#clusterCheck = setInterval(() => this.#checkCluster(), CLUSTER_CHECK_INTERVAL_MS)
+      this.#clusterCheck.unref()
+    }
     this.#metrics.foldBeforeScrape(() => {
       this.#metrics.redisBufferBytes.set(this.#bufferedBytes + this.#inFlightBytes)
       this.#metrics.redisStalled.set(this.#stalled ? 1 : 0)
@@ -254,16 +290,20 @@ export class PubSubBus implements Bus {
     const problems: BusProblem[] = []
     if (!this.connected) problems.push('redis_disconnected')
     else if (this.#oldestUnacknowledgedMs(performance.now()) > this.#stallTimeoutMs) problems.push('redis_stalled')
+    if (this.connected && !this.#clusterOk) problems.push('redis_cluster_down')
     if (this.#subscriber.status !== 'ready') problems.push('playback_disconnected')
     return problems
   }
 
-  audioChannel (call: CallRef): string {
-    return audioChannel(this.#prefix, call)
-  }
-
-  playbackChannel (call: CallRef): string {
-    return playbackChannel(this.#prefix, call)
+  callRoutes (call: CallRef): CallRoutes {
+    const streams = this.#transport.name === 'streams'
+    return {
+      transport: this.#transport.name,
+      sharded: this.#sharded,
+      audio_channel: streams ? null : audioChannel(this.#prefix, call),
+      audio_stream: streams ? audioChannel(this.#prefix, call) : null,
+      playback_channel: playbackChannel(this.#prefix, call)
+    }
   }
 
   publishEvent (event: CallEvent): Promise<void> {
@@ -271,7 +311,7 @@ export class PubSubBus implements Bus {
       const call: CallRef = { tenantId: event.tenant_id, tenantVerified: event.tenant_verified, interactionId: event.interaction_id }
       const bytes = Buffer.byteLength(JSON.stringify(event))
       if (event.type === 'call.start' || event.type === 'call.stop') {
-        this.#publish('lifecycle', this.#callsChannel, event, bytes, -1, call, { published: resolve, failed: reject })
+        this.#publish('lifecycle', this.#audioChannelOf(call), event, null, bytes, -1, call, { published: resolve, failed: reject })
         return
       }
       // dtmf and mark events count against their call's bound while they wait, sent or not.
@@ -288,7 +328,7 @@ export class PubSubBus implements Bus {
         if (left === 0) this.#notesByCall.delete(tag)
         else this.#notesByCall.set(tag, left)
       }
-      this.#publish('note', this.#callsChannel, event, bytes, -1, call, {
+      this.#publish('note', this.#audioChannelOf(call), event, null, bytes, -1, call, {
         published: () => { done(); resolve() },
         failed: (err) => { done(); reject(err) }
       })
@@ -296,11 +336,11 @@ export class PubSubBus implements Bus {
   }
 
   publishAudio (call: CallRef, header: AudioFrameHeader, pcm: Buffer, outcome: PublishOutcome): void {
-    const message = encodeAudioFrame(header, pcm)
-    this.#publish('audio', this.#audioChannelOf(call), message, message.length, performance.now(), call, outcome)
+    const bytes = this.#transport.frameBytes(header, pcm)
+    this.#publish('audio', this.#audioChannelOf(call), bytes, header, bytes.length, performance.now(), call, outcome)
   }
 
-  /** A call's audio channel, named once per call rather than once per frame (and per waiting frame). */
+  /** A call's audio channel (or stream), named once per call rather than once per frame (and per waiting frame). */
   #audioChannelOf (call: CallRef): string {
     let channel = this.#audioChannels.get(call)
     if (channel === undefined) {
@@ -313,7 +353,7 @@ export class PubSubBus implements Bus {
   async claimCall (call: CallRef, owner: string, ttlMs: number): Promise<boolean | null> {
     if (this.#claims.status !== 'ready') return null
     try {
-      return await this.#claims.claimCall(claimKey(this.#prefix, call), owner, ttlMs) === 1
+      return await this.#claims.claimCall(claimKey(this.#prefix, call), this.#audioChannelOf(call), owner, ttlMs, this.#transport.liveStreamTtlMs) === 1
     } catch (err) {
       this.#log.debug({ err }, 'call claim not answered')
       return null
@@ -335,15 +375,17 @@ export class PubSubBus implements Bus {
   }
 
   subscribePlayback (call: CallRef): void {
-    const channel = this.playbackChannel(call)
+    const channel = playbackChannel(this.#prefix, call)
     this.#subscribed.add(channel)
-    this.#subscriber.subscribe(channel).catch((err: Error) => this.#subscriberLog.warn({ err, channel }, 'playback subscribe failed'))
+    const subscribed = this.#sharded ? this.#subscriber.ssubscribe(channel) : this.#subscriber.subscribe(channel)
+    subscribed.catch((err: Error) => this.#subscriberLog.warn({ err, channel }, 'playback subscribe failed'))
   }
 
   unsubscribePlayback (call: CallRef): void {
-    const channel = this.playbackChannel(call)
+    const channel = playbackChannel(this.#prefix, call)
     this.#subscribed.delete(channel)
-    this.#subscriber.unsubscribe(channel).catch((err: Error) => this.#subscriberLog.debug({ err, channel }, 'playback unsubscribe failed'))
+    const unsubscribed = this.#sharded ? this.#subscriber.sunsubscribe(channel) : this.#subscriber.unsubscribe(channel)
+    unsubscribed.catch((err: Error) => this.#subscriberLog.debug({ err, channel }, 'playback unsubscribe failed'))
   }
 
   /** On close, keeps trying to deliver what waits until `deadline` (epoch ms): the shutdown's drain allows that long. */
@@ -355,6 +397,8 @@ export class PubSubBus implements Bus {
     this.#closing = true
     this.#receiver = null
     clearInterval(this.#stallWatch)
+    if (this.#clusterCheck !== null) clearInterval(this.#clusterCheck)
+    if (this.#retryTimer !== null) clearTimeout(this.#retryTimer)
     this.#subscriber.disconnect()
     this.#claims.disconnect()
     await this.#waitUntilIdle(Math.max(this.#flushDeadline - Date.now(), this.#quitTimeoutMs))
@@ -396,12 +440,14 @@ export class PubSubBus implements Bus {
     return this.#waiting === 0 && this.#inFlightBytes === 0
   }
 
-  #publish (lane: Lane, channel: string, payload: Buffer | CallEvent, bytes: number, since: number, call: CallRef, outcome: PublishOutcome): void {
+  #publish (lane: Lane, channel: string, payload: Buffer | CallEvent, header: AudioFrameHeader | null, bytes: number, since: number, call: CallRef,
+    outcome: PublishOutcome): void {
     const pending: Pending = {
       id: this.#nextId++,
       lane,
       channel,
       payload,
+      header,
       offset: 0,
       length: bytes,
       bytes: bytes + ENTRY_OVERHEAD_BYTES,
@@ -409,6 +455,7 @@ export class PubSubBus implements Bus {
       sentAt: 0,
       attempt: 0,
       settled: false,
+      lost: false,
       call,
       outcome,
       slab: null
@@ -444,14 +491,18 @@ export class PubSubBus implements Bus {
     pending.sentAt = performance.now()
     this.#inFlight.push(pending)
     this.#inFlightBytes += pending.bytes
-    const { payload } = pending
-    const message = pending.slab !== null ? (payload as Buffer).subarray(pending.offset, pending.offset + pending.length) : Buffer.isBuffer(payload) ? payload : JSON.stringify(payload)
-    this.#redis.publish(pending.channel, message).then(() => this.#acknowledged(pending, attempt), (err: Error) => this.#failed(pending, attempt, err))
+    const { payload, header } = pending
+    const written = Buffer.isBuffer(payload)
+      ? this.#transport.writeFrame(this.#redis, pending.channel, header as AudioFrameHeader,
+        pending.slab !== null ? payload.subarray(pending.offset, pending.offset + pending.length) : payload)
+      : this.#transport.writeEvent(this.#redis, payload, pending.channel)
+    written.then(() => this.#acknowledged(pending, attempt), (err: Error) => this.#failed(pending, attempt, err))
   }
 
   #acknowledged (pending: Pending, attempt: number): void {
     if (pending.attempt !== attempt || pending.settled) return
     this.#settle(pending)
+    if (this.#guardOrder && pending.header !== null) this.#lastTaken.set(pending.call, pending.id)
     if (pending.slab !== null) this.#arena.release(pending.slab)
     if (pending.since >= 0) this.#metrics.publishLatency.observe((performance.now() - pending.since) / 1000)
     pending.outcome.published()
@@ -460,12 +511,14 @@ export class PubSubBus implements Bus {
 
   #failed (pending: Pending, attempt: number, err: Error): void {
     if (pending.attempt !== attempt || pending.settled) return
-    // Redis's own answer is final. Any other failure lost the publish with the connection: everything in flight goes
-    // back in line, ahead of what waits.
-    if (!(err instanceof ReplyError)) {
-      this.#requeueInFlight()
+    // Redis's own answer is final, and so is a drop. Any other failure lost the publish with its connection: it goes
+    // back in line, ahead of what waits, with whatever else that connection lost.
+    if (!(err instanceof ReplyError) && !(err instanceof PublishDropped)) {
+      pending.lost = true
+      this.#scheduleRequeue()
       return
     }
+
     this.#settle(pending)
     this.#fail(pending, err)
     this.#moveOn()
@@ -483,21 +536,76 @@ export class PubSubBus implements Bus {
     while (this.#inFlight.peekFront()?.settled === true) this.#inFlight.shift()
   }
 
-  /** Everything in flight is older than everything waiting, so it goes back to the lanes' fronts, newest first. */
+  /** Everything still in flight goes back in line (at shutdown, to be reported). */
   #requeueInFlight (): void {
     const returned: Pending[] = []
     for (let pending = this.#inFlight.shift(); pending !== undefined; pending = this.#inFlight.shift()) {
       if (!pending.settled) returned.push(pending)
     }
-    this.#inFlightBytes = 0
+    this.#return(returned)
+  }
+
+  /** A connection drops all it holds at once: one requeue, a turn later, takes every publish it lost. */
+  #scheduleRequeue (): void {
+    if (this.#requeueScheduled) return
+    this.#requeueScheduled = true
+    setImmediate(() => {
+      this.#requeueScheduled = false
+      this.#requeueLost()
+    })
+  }
+
+  /**
+   * What a connection lost goes back in line; what other connections (a cluster's other nodes) still carry stays in
+   * flight. With one Redis, its reconnection flushes; a cluster still up retries in a moment, while it fails over.
+   */
+  #requeueLost (): void {
+    const kept: Pending[] = []
+    const lost: Pending[] = []
+    for (let pending = this.#inFlight.shift(); pending !== undefined; pending = this.#inFlight.shift()) {
+      if (!pending.settled) (pending.lost ? lost : kept).push(pending)
+    }
+    for (const pending of kept) this.#inFlight.push(pending)
+    this.#return(lost)
+    if (this.connected && this.#waiting > 0 && this.#retryTimer === null) {
+      this.#retryTimer = setTimeout(() => {
+        this.#retryTimer = null
+        this.#flush()
+      }, RETRY_DELAY_MS)
+    }
+  }
+
+  /**
+   * Publishes taken back from flight are older than everything waiting: they go to the lanes' fronts, newest first.
+   * On sharded pub/sub, a frame whose call has had a later frame taken meanwhile is dropped and counted, not sent
+   * out of order (Streams has Redis refuse it instead).
+   */
+  #return (returned: Pending[]): void {
     for (let i = returned.length - 1; i >= 0; i--) {
       const pending = returned[i]
+      this.#inFlightBytes -= pending.bytes
       pending.attempt++
+      pending.lost = false
+      if (this.#guardOrder && pending.header !== null && (this.#lastTaken.get(pending.call) ?? -1) > pending.id) {
+        this.#fail(pending, new PublishDropped('out_of_order'))
+        continue
+      }
       this.#lanes[pending.lane].unshift(pending)
       this.#waiting++
       this.#bufferedBytes += pending.bytes
     }
     this.#enforceBound()
+  }
+
+  /** A cluster says cluster_state:fail while a slot has no master (a failover under way): not ready meanwhile. */
+  #checkCluster (): void {
+    this.#claims.cluster('INFO').then((info: string) => {
+      const ok = info.includes('cluster_state:ok')
+      if (ok === this.#clusterOk) return
+      this.#clusterOk = ok
+      if (ok) this.#log.info('redis cluster state ok')
+      else this.#log.warn('redis cluster state fail: a slot has no reachable master; not ready')
+    }, (err: Error) => this.#log.debug({ err }, 'cluster state not read'))
   }
 
   /** Drops the oldest audio, then the oldest dtmf and mark events, then the oldest call events, until all fits. */
@@ -603,7 +711,7 @@ export class PubSubBus implements Bus {
       this.#subscriberLog.info('playback subscriber connected')
       return
     }
-    if (this.#subscribed.size === 0) {
+    if (this.#subscribed.size === 0 || this.#sharded) {
       this.#subscriberLog.info('playback subscriber reconnected')
       return
     }
@@ -645,55 +753,4 @@ export class PubSubBus implements Bus {
         'dropped at shutdown: never reached redis')
     }
   }
-}
-
-/** One slab of the arena, and how many frames in it still wait or are in flight. */
-interface Slab {
-  bytes: Buffer
-  used: number
-  live: number
-}
-
-/** Free slabs kept for reuse; past this many, a freed slab is left to the garbage collector. */
-const MAX_FREE_SLABS = 64
-
-/**
- * Packs buffered frames back to back into slabs of their own, so what waits costs its bytes. A slab whose frames
- * have all been sent or dropped is reused at once rather than left for the garbage collector, which lets dead
- * ArrayBuffers pile up far past the bound before it runs.
- */
-class FrameArena {
-  #slab: Slab = newSlab()
-  readonly #free: Slab[] = []
-
-  /** Moves a waiting frame into a slab (a large one into a Buffer of its own), to be released once sent or dropped. */
-  hold (pending: Pending): void {
-    const frame = pending.payload as Buffer
-    if (frame.length > ARENA_SLAB_BYTES / 8) {
-      pending.payload = Buffer.copyBytesFrom(frame)
-      return
-    }
-    let slab = this.#slab
-    if (slab.used + frame.length > ARENA_SLAB_BYTES) {
-      slab = this.#slab = this.#free.pop() ?? newSlab()
-      slab.used = 0
-    }
-    frame.copy(slab.bytes, slab.used)
-    pending.payload = slab.bytes
-    pending.offset = slab.used
-    pending.slab = slab
-    slab.used += frame.length
-    slab.live++
-  }
-
-  /** One frame of `slab` is gone for good: nothing reads its bytes again. */
-  release (slab: Slab): void {
-    if (--slab.live > 0) return
-    if (slab === this.#slab) slab.used = 0
-    else if (this.#free.length < MAX_FREE_SLABS) this.#free.push(slab)
-  }
-}
-
-function newSlab (): Slab {
-  return { bytes: Buffer.allocUnsafeSlow(ARENA_SLAB_BYTES), used: 0, live: 0 }
 }

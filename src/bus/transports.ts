@@ -1,0 +1,97 @@
+import { ReplyError, type Cluster, type Redis } from 'ioredis'
+import { encodeAudioFrame, type AudioFrameHeader } from './audio-frame.js'
+import { PublishDropped } from './bus.js'
+import type { CallEvent } from './call-events.js'
+import { callsChannel } from './channels.js'
+
+/** One Redis, or a Redis Cluster: the commands the bus sends are the same. */
+export type RedisClient = Redis | Cluster
+
+/** REDIS_TRANSPORT. */
+export type TransportName = 'pubsub' | 'streams'
+
+/**
+ * What differs between pub/sub and Streams: the bytes a frame waits as, and the commands that write a frame or an
+ * event. Everything else (order, the outage buffer, retries, claims, playback) is the bus's, the same for both.
+ */
+export interface Transport {
+  readonly name: TransportName
+  /** The bytes a frame is held as until it is written. */
+  frameBytes (header: AudioFrameHeader, pcm: Buffer): Buffer
+  /** Writes one frame to `target` (the call's audio channel, or its audio stream: the same name). */
+  writeFrame (redis: RedisClient, target: string, header: AudioFrameHeader, bytes: Buffer): Promise<unknown>
+  /** Writes one call event; `audioTarget` is its call's audio channel or stream. */
+  writeEvent (redis: RedisClient, event: CallEvent, audioTarget: string): Promise<unknown>
+  /** How long a live call's audio stream outlives a claim renewal (0: nothing to expire). */
+  readonly liveStreamTtlMs: number
+}
+
+/** PUBLISH, or SPUBLISH on a Redis Cluster: a message reaches whoever listens now, and nothing is kept. */
+export function pubSubTransport (prefix: string, sharded: boolean): Transport {
+  const events = callsChannel(prefix)
+  const publish = (redis: RedisClient, channel: string, message: Buffer | string): Promise<unknown> =>
+    sharded ? redis.spublish(channel, message) : redis.publish(channel, message)
+  return {
+    name: 'pubsub',
+    liveStreamTtlMs: 0,
+    frameBytes: encodeAudioFrame,
+    writeFrame: (redis, channel, _header, bytes) => publish(redis, channel, bytes),
+    writeEvent: (redis, event) => publish(redis, events, JSON.stringify(event))
+  }
+}
+
+export interface StreamsSettings {
+  /** XADD MAXLEN ~ of a call's audio stream while the call lives (REDIS_STREAM_MAXLEN). */
+  maxLen: number
+  /** A call's audio stream is deleted this long after its call.stop (REDIS_STREAM_TTL_S). */
+  ttlMs: number
+  /** XADD MAXLEN ~ of the events stream (REDIS_EVENTS_MAXLEN). */
+  eventsMaxLen: number
+}
+
+/**
+ * Redis Streams (docs/redis-contract.md, "Streams mode"): a stream per call's audio, whose entry ids are `0-<seq>`,
+ * and one stream of call events. The explicit ids let Redis itself refuse a frame that would land behind a later one
+ * of its call, so a retry after a failover either lands in order or is counted lost, and never lands twice.
+ */
+export function streamsTransport (prefix: string, { maxLen, ttlMs, eventsMaxLen }: StreamsSettings): Transport {
+  const events = callsChannel(prefix)
+  return {
+    name: 'streams',
+    liveStreamTtlMs: ttlMs,
+    frameBytes: (_header, pcm) => pcm,
+    writeFrame: (redis, key, header, pcm) => appendOnce(redis, key, maxLen, header.seq, [
+      'seq', header.seq,
+      'vendor_seq', header.vendor_seq ?? '',
+      'timestamp_ms', header.timestamp_ms,
+      'sample_rate', header.sample_rate,
+      'pcm', pcm
+    ]),
+    writeEvent: async (redis, event, audioKey) => {
+      const json = JSON.stringify(event)
+      if (event.type !== 'call.stop') return await redis.xadd(events, 'MAXLEN', '~', eventsMaxLen, '*', 'type', event.type, 'event', json)
+      // The audio stream ends with an entry saying so, then lives REDIS_STREAM_TTL_S for late readers.
+      await Promise.all([
+        redis.xadd(events, 'MAXLEN', '~', eventsMaxLen, '*', 'type', event.type, 'event', json),
+        appendOnce(redis, audioKey, maxLen, event.frames + 1, ['end', event.reason, 'frames', event.frames, 'frames_lost', event.frames_lost])
+          .then(() => redis.pexpire(audioKey, ttlMs))
+      ])
+    }
+  }
+}
+
+/**
+ * XADD with the id `0-<seq>`. Redis refuses an id not above the stream's last one: either this very entry was written
+ * by an earlier attempt whose answer was lost (then it is there, and that is success), or a later entry overtook it,
+ * and then it is lost.
+ */
+async function appendOnce (redis: RedisClient, key: string, maxLen: number, seq: number, fields: Array<string | number | Buffer>): Promise<void> {
+  const id = `0-${seq}`
+  try {
+    await redis.xadd(key, 'MAXLEN', '~', maxLen, id, ...fields)
+  } catch (err) {
+    if (!(err instanceof ReplyError) || !(err as Error).message.includes('equal or smaller')) throw err
+    const present = await redis.xrange(key, id, id)
+    if (present.length === 0) throw new PublishDropped('out_of_order')
+  }
+}
