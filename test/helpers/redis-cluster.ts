@@ -168,6 +168,15 @@ export class TestRedisCluster {
     if (signal === 'SIGKILL') await node.exited
   }
 
+  /** Resolves once `count` connections are SSUBSCRIBEd to `channel` on the master of its slot (PUBSUB SHARDNUMSUB). */
+  async waitForShardSubscribers (channel: string, count = 1, timeoutMs = 10_000): Promise<void> {
+    await until(`${count} subscriber(s) of ${channel}`, timeoutMs, async () => {
+      const { port } = await this.masterFor(channel)
+      const [, subscribers] = await this.#node(port).admin.call('PUBSUB', 'SHARDNUMSUB', channel) as [string, number]
+      return Number(subscribers) >= count ? true : undefined
+    })
+  }
+
   /** Freezes a node (SIGSTOP): it neither answers nor takes part in the cluster until resume(). */
   pause (port: number): void {
     this.#node(port).process.kill('SIGSTOP')
