@@ -121,7 +121,10 @@ t.test('the bound drops audio first, then dtmf and mark events, keeps call event
   const outcome = { published: () => fates.published++, failed: () => fates.dropped++ }
   const identity = (id: string) => ({ interaction_id: id, tenant_id: null, tenant_verified: false, vendor: 'exotel', stream_id: null, ts: 0 })
   const settled: Array<Promise<string>> = []
-  const publish = (event: CallEvent): void => { settled.push(bus.publishEvent(event).then(() => 'published', () => 'dropped')) }
+  const publish = (event: CallEvent): void => {
+    const call = { tenantId: event.tenant_id, tenantVerified: event.tenant_verified, interactionId: event.interaction_id }
+    settled.push(bus.publishEvent(call, event).then(() => 'published', () => 'dropped'))
+  }
 
   proxy.cut()
   await logs.waitFor((line) => line.msg === 'redis connection lost, reconnecting')

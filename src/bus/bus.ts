@@ -13,7 +13,8 @@ export type CallRoutes = Pick<CallStartEvent, 'transport' | 'sharded' | 'audio_c
 export interface Bus {
   /** Where one call's audio goes, and where workers speak into it, for its call.start. */
   callRoutes (call: CallRef): CallRoutes
-  publishEvent (event: CallEvent): Promise<void>
+  /** Publishes one event of `call`, the same call the event names (with its epoch, for Streams' end entry). */
+  publishEvent (call: CallRef, event: CallEvent): Promise<void>
   /** Publishes one frame of a call and reports its fate to `outcome`; within a call, publish order is call order. */
   publishAudio (call: CallRef, header: AudioFrameHeader, pcm: Buffer, outcome: PublishOutcome): void
   /** Starts delivering one call's playback messages to the receiver; until then nothing is subscribed. */

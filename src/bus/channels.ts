@@ -9,6 +9,11 @@ export interface CallRef {
   /** Whether a credential vouches for the tenant, or the client merely named it: the two never share names. */
   tenantVerified: boolean
   interactionId: string
+  /**
+   * When this stream of the call started (epoch ms), for the names that are one stream's only: its audio stream in
+   * Streams mode, so a later stream of the same call never writes into an earlier one's.
+   */
+  epoch?: number
 }
 
 /**
@@ -28,6 +33,14 @@ export function callsChannel (prefix: string): string {
 
 export function audioChannel (prefix: string, call: CallRef): string {
   return `${prefix}audio:${callTag(call)}`
+}
+
+/**
+ * Streams mode: the key of one stream of a call's audio, `{prefix}audio:<call tag>:<epoch>`. Without an epoch it is
+ * spelled as the audio channel.
+ */
+export function audioStreamKey (prefix: string, call: CallRef): string {
+  return call.epoch === undefined ? audioChannel(prefix, call) : `${audioChannel(prefix, call)}:${call.epoch}`
 }
 
 /** Every call's audio channel, for PSUBSCRIBE. */

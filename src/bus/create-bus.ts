@@ -8,7 +8,8 @@ import { pubSubTransport, streamsTransport } from './transports.js'
 
 /** The settings a bus is built from. */
 export type BusConfig = Pick<CoreConfig, 'REDIS_URL' | 'REDIS_PREFIX' | 'REDIS_BUFFER_MAX_BYTES' | 'REDIS_BUFFER_MAX_EVENTS_PER_CALL' |
-'REDIS_STALL_TIMEOUT_MS' | 'REDIS_TRANSPORT' | 'REDIS_CLUSTER_NODES' | 'REDIS_STREAM_MAXLEN' | 'REDIS_STREAM_TTL_S' | 'REDIS_EVENTS_MAXLEN'>
+'REDIS_STALL_TIMEOUT_MS' | 'REDIS_TRANSPORT' | 'REDIS_CLUSTER_NODES' | 'REDIS_STREAM_MAXLEN' | 'REDIS_STREAM_TTL_S' | 'REDIS_EVENTS_MAXLEN' |
+'CALL_CLAIM_TTL_MS'>
 
 /** The bus the configuration asks for: pub/sub or Streams, over one Redis or a Redis Cluster. */
 export function createBus (config: BusConfig, log: Log, metrics: Metrics): Bus {
@@ -17,6 +18,7 @@ export function createBus (config: BusConfig, log: Log, metrics: Metrics): Bus {
     ? streamsTransport(config.REDIS_PREFIX, {
       maxLen: config.REDIS_STREAM_MAXLEN,
       ttlMs: config.REDIS_STREAM_TTL_S * 1000,
+      claimTtlMs: config.CALL_CLAIM_TTL_MS,
       eventsMaxLen: config.REDIS_EVENTS_MAXLEN
     })
     : pubSubTransport(config.REDIS_PREFIX, clusterNodes !== null)

@@ -6,7 +6,7 @@ import type { Metrics } from '../metrics.js'
 import type { AudioFrameHeader } from './audio-frame.js'
 import { PublishDropped, type Bus, type BusProblem, type CallRoutes, type PlaybackReceiver, type PublishOutcome } from './bus.js'
 import type { CallEvent } from './call-events.js'
-import { audioChannel, callTag, claimKey, playbackChannel, playbackTag, type CallRef } from './channels.js'
+import { audioChannel, audioStreamKey, callTag, claimKey, playbackChannel, playbackTag, type CallRef } from './channels.js'
 import { FrameArena, type Slab } from './frame-arena.js'
 import { connectRedis, type RedisTarget } from './redis-clients.js'
 import type { RedisClient, Transport } from './transports.js'
@@ -301,14 +301,13 @@ export class RedisBus implements Bus {
       transport: this.#transport.name,
       sharded: this.#sharded,
       audio_channel: streams ? null : audioChannel(this.#prefix, call),
-      audio_stream: streams ? audioChannel(this.#prefix, call) : null,
+      audio_stream: streams ? audioStreamKey(this.#prefix, call) : null,
       playback_channel: playbackChannel(this.#prefix, call)
     }
   }
 
-  publishEvent (event: CallEvent): Promise<void> {
+  publishEvent (call: CallRef, event: CallEvent): Promise<void> {
     return new Promise((resolve, reject) => {
-      const call: CallRef = { tenantId: event.tenant_id, tenantVerified: event.tenant_verified, interactionId: event.interaction_id }
       const bytes = Buffer.byteLength(JSON.stringify(event))
       if (event.type === 'call.start' || event.type === 'call.stop') {
         this.#publish('lifecycle', this.#audioChannelOf(call), event, null, bytes, -1, call, { published: resolve, failed: reject })
@@ -344,7 +343,7 @@ export class RedisBus implements Bus {
   #audioChannelOf (call: CallRef): string {
     let channel = this.#audioChannels.get(call)
     if (channel === undefined) {
-      channel = audioChannel(this.#prefix, call)
+      channel = this.#transport.name === 'streams' ? audioStreamKey(this.#prefix, call) : audioChannel(this.#prefix, call)
       this.#audioChannels.set(call, channel)
     }
     return channel

@@ -22,7 +22,7 @@ export interface Transport {
   writeFrame (redis: RedisClient, target: string, header: AudioFrameHeader, bytes: Buffer): Promise<unknown>
   /** Writes one call event; `audioTarget` is its call's audio channel or stream. */
   writeEvent (redis: RedisClient, event: CallEvent, audioTarget: string): Promise<unknown>
-  /** How long a live call's audio stream outlives a claim renewal (0: nothing to expire). */
+  /** How long a live call's audio stream lives past a claim's renewal: REDIS_STREAM_TTL_S (0: nothing to expire). */
   readonly liveStreamTtlMs: number
 }
 
@@ -45,6 +45,8 @@ export interface StreamsSettings {
   maxLen: number
   /** A call's audio stream is deleted this long after its call.stop (REDIS_STREAM_TTL_S). */
   ttlMs: number
+  /** A claim's lifetime (CALL_CLAIM_TTL_MS): a live call's stream outlives its last renewal by ttlMs. */
+  claimTtlMs: number
   /** XADD MAXLEN ~ of the events stream (REDIS_EVENTS_MAXLEN). */
   eventsMaxLen: number
 }
@@ -54,27 +56,37 @@ export interface StreamsSettings {
  * and one stream of call events. The explicit ids let Redis itself refuse a frame that would land behind a later one
  * of its call, so a retry after a failover either lands in order or is counted lost, and never lands twice.
  */
-export function streamsTransport (prefix: string, { maxLen, ttlMs, eventsMaxLen }: StreamsSettings): Transport {
+export function streamsTransport (prefix: string, { maxLen, ttlMs, claimTtlMs, eventsMaxLen }: StreamsSettings): Transport {
   const events = callsChannel(prefix)
   return {
     name: 'streams',
     liveStreamTtlMs: ttlMs,
     frameBytes: (_header, pcm) => pcm,
-    writeFrame: (redis, key, header, pcm) => appendOnce(redis, key, maxLen, header.seq, [
-      'seq', header.seq,
-      'vendor_seq', header.vendor_seq ?? '',
-      'timestamp_ms', header.timestamp_ms,
-      'sample_rate', header.sample_rate,
-      'pcm', pcm
-    ]),
+    writeFrame: (redis, key, header, pcm) => {
+      const added = appendOnce(redis, key, maxLen, header.seq, [
+        'seq', header.seq,
+        'vendor_seq', header.vendor_seq ?? '',
+        'timestamp_ms', header.timestamp_ms,
+        'sample_rate', header.sample_rate,
+        'pcm', pcm
+      ])
+      if (header.seq !== 1) return added
+      // Expiring from its first frame on (sent right behind it), as the claim renewals keep it: no stream outlives
+      // a dead process.
+      return Promise.all([added, redis.pexpire(key, claimTtlMs + ttlMs)])
+    },
+
     writeEvent: async (redis, event, audioKey) => {
       const json = JSON.stringify(event)
       if (event.type !== 'call.stop') return await redis.xadd(events, 'MAXLEN', '~', eventsMaxLen, '*', 'type', event.type, 'event', json)
-      // The audio stream ends with an entry saying so, then lives REDIS_STREAM_TTL_S for late readers.
+      // The audio stream ends with an entry saying so, then lives REDIS_STREAM_TTL_S for late readers: the PEXPIRE
+      // goes right behind the XADD, so no reader of the end entry finds the stream without its expiry.
       await Promise.all([
         redis.xadd(events, 'MAXLEN', '~', eventsMaxLen, '*', 'type', event.type, 'event', json),
-        appendOnce(redis, audioKey, maxLen, event.frames + 1, ['end', event.reason, 'frames', event.frames, 'frames_lost', event.frames_lost])
-          .then(() => redis.pexpire(audioKey, ttlMs))
+        // `0-*`: the id after the stream's last, whatever the counts say (a worker's call ended by its primary is
+        // counted as of up to a second before).
+        redis.xadd(audioKey, 'MAXLEN', '~', maxLen, '0-*', 'end', event.reason, 'frames', event.frames, 'frames_lost', event.frames_lost),
+        redis.pexpire(audioKey, ttlMs)
       ])
     }
   }

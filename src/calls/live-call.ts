@@ -472,7 +472,8 @@ export class LiveCall {
       sampleRate: start.sampleRate,
       from: start.from,
       to: start.to,
-      customParameters: start.customParameters
+      customParameters: start.customParameters,
+      epoch: Date.now()
     }
     const { owner } = this.#options
     if (!owner.reserve(this, info)) throw new ProtocolError(CloseCode.POLICY_VIOLATION, `call ${info.interactionId} is already streaming`)
@@ -680,8 +681,9 @@ export class LiveCall {
     }
   }
 
+  /** Events go out only once the call has its info: from call.start on. */
   #publishEvent (event: CallEvent): void {
-    this.#options.bus.publishEvent(event).catch((err: Error) => {
+    this.#options.bus.publishEvent(this.info as CallInfo, event).catch((err: Error) => {
       // The bus counts every event it drops; a flood of them is one line per call, not one per event.
       if (err instanceof PublishDropped && this.#eventsDropped++ > 0) return
       this.#log.warn({ err, event: event.type }, 'call event not published to redis')
