@@ -57,6 +57,8 @@ const framesOf = (id: string): Buffer[] => {
 
 type Event = Record<string, unknown> & { type: string, interaction_id: string }
 
+const escape = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+
 /** Waits for a call's call.start: SSUBSCRIBEd to the calls channel now, or read from the calls stream. */
 async function watchCallStarts (t: Test, gateway: Gateway, transport: 'pubsub' | 'streams'): Promise<(id: string) => Promise<Event>> {
   const calls = `${gateway.prefix}calls`
@@ -116,7 +118,6 @@ t.test('Streams on the cluster: calls on every master are in their audio streams
   const closed = await Promise.all(ids.map((id) => exotelCall(gateway, id, framesOf(id))))
   t.same(closed.map(({ code }) => code), [1000, 1000, 1000])
   for (const id of ids) {
-    const key = `${gateway.prefix}audio:${tagOf(id)}`
     await reader.waitFor(calls, ({ fields }) => fields.type.toString() === 'call.stop' && fields.event.toString().includes(`"${id}"`), `call.stop of ${id}`)
     const events = (await reader.range(calls)).map(({ fields }) => ({ ...JSON.parse(fields.event.toString()) as Event, stream_type: fields.type.toString() }))
       .filter((event) => event.interaction_id === id)
@@ -126,10 +127,13 @@ t.test('Streams on the cluster: calls on every master are in their audio streams
       transport: 'streams',
       sharded: true,
       audio_channel: null,
-      audio_stream: key,
+      audio_stream: new RegExp(`^${escape(`${gateway.prefix}audio:${tagOf(id)}`)}:\\d+$`),
       playback_channel: `${gateway.prefix}playback:${tagOf(id)}`
     }, { stream_type: 'call.stop', type: 'call.stop', reason: 'callended', frames: 12, frames_lost: 0 }], `${id}: call.start and call.stop in the calls stream, the type field as the event's`)
 
+    // The stream's name ends with the epoch of this stream of the call; its hash tag keeps it on the call's shard.
+    const key = (events[0] as Event).audio_stream as string
+    t.equal((await cluster.masterFor(key)).slot, (await cluster.masterFor(tagOf(id))).slot, `${key}: the call's slot`)
     const entries = await reader.range(key)
     t.equal(entries.length, 13, `${id}: 12 frames and the end`)
     entries.slice(0, 12).forEach(({ fields }, n) => {
@@ -250,11 +254,13 @@ t.test('Streams: SIGKILL of the master holding a live call; its replica takes ov
     master = (await cluster.masterFor(tagOf(id))).port
     if (master !== callsMaster) replica = (await cluster.replicasOf(master))[0]
   }
-  const key = `${gateway.prefix}audio:${tagOf(id)}`
 
   const client = await ProviderClient.connect(`${gateway.wsUrl}/v1/ingest?sample-rate=8000`)
   t.teardown(() => client.ws.terminate())
   client.send(exotelStrings.start(id))
+  const startEntry = await reader.waitFor(calls, ({ fields }) => fields.type.toString() === 'call.start' && fields.event.toString().includes(`"${id}"`), `call.start of ${id}`)
+  const key = (JSON.parse(startEntry.fields.event.toString()) as Event).audio_stream as string
+  t.equal((await cluster.masterFor(key)).port, master, `${key} is on the master about to die`)
   // Real time: 20 ms of 8 kHz audio every 20 ms.
   let sent = 0
   const pacer = setInterval(() => {
@@ -294,20 +300,23 @@ t.test('Streams: SIGKILL of the master holding a live call; its replica takes ov
   const stop = JSON.parse(stopEntry.fields.event.toString()) as Event & { frames: number, frames_lost: number }
   t.equal(stop.frames, sent, 'call.stop counts every frame sent')
 
+  // Frames, then the end entry (a call.stop sent again would add a second one: the first counts).
   const entries = await reader.range(key)
-  const frames = entries.filter(({ fields }) => fields.seq !== undefined)
+  const end = entries.findIndex(({ fields }) => fields.end !== undefined)
+  const frames = entries.slice(0, end)
+  t.ok(end > 0 && entries.slice(end).every(({ fields }) => fields.seq === undefined), 'no frame after the end entry')
   const seqs = frames.map(({ fields }) => Number(fields.seq))
   t.ok(seqs.every((seq, i) => i === 0 || seq > seqs[i - 1]), 'the frames present are in order, none twice')
   t.ok(frames.every(({ fields }) => fields.pcm.equals(pcmFrame(320, Number(fields.seq)))), 'each with its own audio')
   t.equal(seqs.length + stop.frames_lost, stop.frames, `frames present (${seqs.length}) + frames_lost (${stop.frames_lost}) = frames (${stop.frames})`)
   t.ok(seqs.some((seq) => seq <= killedAt) && seqs.some((seq) => seq > resumedAt), 'frames from before the kill and after the failover')
-  t.same(Object.fromEntries(Object.entries(entries.at(-1)?.fields ?? {}).map(([name, value]) => [name, value.toString()])),
+  t.same(Object.fromEntries(Object.entries(entries[end]?.fields ?? {}).map(([name, value]) => [name, value.toString()])),
     { end: 'callended', frames: String(stop.frames), frames_lost: String(stop.frames_lost) }, 'the stream ends as call.stop says')
   const dropped = (await scrape(gateway.url)).filter((sample) => sample.name === 'rtaa_frames_dropped_total' && sample.value > 0)
   t.comment(`frames dropped by reason: ${JSON.stringify(dropped.map(({ labels, value }) => ({ reason: labels.reason, value })))}`)
   t.comment(`gateway warnings: ${JSON.stringify(gateway.logs.items.filter((line) => line.level >= 40).map((line) => line.msg))}`)
-  t.comment(`first loss: ${JSON.stringify(gateway.logs.items.find((line) => line.msg === 'audio frame not published to redis')?.err)}`)
-  t.comment(`sent ${sent} frames; killed at ${killedAt}, failed over by ${resumedAt}; lost ${stop.frames_lost}: ${JSON.stringify(lostRanges(seqs, stop.frames))}`)
+  t.comment(`first loss: ${(gateway.logs.items.find((line) => line.msg === 'audio frame not published to redis')?.err as { message?: string } | undefined)?.message}`)
+  t.comment(`killed master ${master}, its replica ${replica}; sent ${sent} frames; killed at ${killedAt}, failed over by ${resumedAt}; lost ${stop.frames_lost}: ${JSON.stringify(lostRanges(seqs, stop.frames))}`)
 })
 
 /** The seqs missing from `seqs`, as [from, to] ranges. */
