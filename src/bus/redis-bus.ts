@@ -116,6 +116,13 @@ const FLUSH_BATCH = 512
 const UNREACHABLE_LOG_INTERVAL_MS = 10_000
 /** Publishes lost with a cluster node's connection, while the cluster as a whole is up, are retried after this. */
 const RETRY_DELAY_MS = 100
+/** Lost publishes wait at most this for the rest in flight to be answered before they go back in line. */
+const LOST_WAIT_MS = 1000
+/**
+ * Redis's answers that say "not here, not now" rather than "no": a slot that moved or has no master yet (a cluster
+ * failing over), a replica not yet promoted, a server loading its data. What gets one is sent again.
+ */
+const TRANSIENT_REPLY = /^(MOVED|ASK|TRYAGAIN|CLUSTERDOWN|MASTERDOWN|READONLY|LOADING) /
 /** How often a cluster's own view of its state (CLUSTER INFO) is read, for readiness. */
 const CLUSTER_CHECK_INTERVAL_MS = 1000
 /** Calls named one by one in the shutdown's drop report; the rest are summed up. */
@@ -179,6 +186,11 @@ export class RedisBus implements Bus {
   #clusterCheck: NodeJS.Timeout | null = null
   #requeueScheduled = false
   #retryTimer: NodeJS.Timeout | null = null
+  /** In flight and not yet answered; and lost with their connection, waiting to go back in line. */
+  #open = 0
+  #lost = 0
+  /** Set once publishes are lost: they go back in line when the rest in flight have been answered, or at this. */
+  #lostTimer: NodeJS.Timeout | null = null
   /** Sharded pub/sub only: the newest frame Redis took per call, so a retried older one is dropped, not reordered. */
   readonly #lastTaken = new WeakMap<CallRef, number>()
   readonly #guardOrder: boolean
@@ -220,7 +232,9 @@ export class RedisBus implements Bus {
       // In-flight publishes fail at once when the connection drops; they come back here, not into ioredis.
       autoResendUnfulfilledCommands: false,
       maxRetriesPerRequest: 0
-    })
+    // On a cluster too: ioredis would retry each failed command on a timer of its own, and a frame retried so could
+    // land behind a later one. MOVED and ASK it still follows at once.
+    }, { retryDelayOnFailover: 0, retryDelayOnClusterDown: 0 })
     this.#redis.on('ready', () => {
       this.#wasConnected = true
       this.#everConnected = true
@@ -402,6 +416,7 @@ export class RedisBus implements Bus {
     clearInterval(this.#stallWatch)
     if (this.#clusterCheck !== null) clearInterval(this.#clusterCheck)
     if (this.#retryTimer !== null) clearTimeout(this.#retryTimer)
+    if (this.#lostTimer !== null) clearTimeout(this.#lostTimer)
     this.#subscriber.disconnect()
     this.#claims.disconnect()
     await this.#waitUntilIdle(Math.max(this.#flushDeadline - Date.now(), this.#quitTimeoutMs))
@@ -481,7 +496,7 @@ export class RedisBus implements Bus {
 
   /** Straight to Redis only when nothing older waits, so order holds, and while what is in flight leaves room. */
   #canSend (pending: Pending): boolean {
-    return this.#waiting === 0 && this.#redis.status === 'ready' && !this.#quitting && this.#fitsInFlight(pending)
+    return this.#waiting === 0 && this.#lost === 0 && this.#redis.status === 'ready' && !this.#quitting && this.#fitsInFlight(pending)
   }
 
   #fitsInFlight (pending: Pending): boolean {
@@ -494,6 +509,7 @@ export class RedisBus implements Bus {
     pending.sentAt = performance.now()
     this.#inFlight.push(pending)
     this.#inFlightBytes += pending.bytes
+    this.#open++
     const { payload, header } = pending
     const written = Buffer.isBuffer(payload)
       ? this.#transport.writeFrame(this.#redis, pending.channel, header as AudioFrameHeader,
@@ -514,11 +530,13 @@ export class RedisBus implements Bus {
 
   #failed (pending: Pending, attempt: number, err: Error): void {
     if (pending.attempt !== attempt || pending.settled) return
-    // Redis's own answer is final, and so is a drop. Any other failure lost the publish with its connection: it goes
-    // back in line, ahead of what waits, with whatever else that connection lost.
-    if (!(err instanceof ReplyError) && !(err instanceof PublishDropped)) {
+    // Redis's own answer is final, but for those of a failover under way, and so is a drop. Any other failure lost the
+    // publish with its connection: it goes back in line, ahead of what waits, with whatever else that connection lost.
+    if (err instanceof ReplyError ? TRANSIENT_REPLY.test(err.message) : !(err instanceof PublishDropped)) {
       pending.lost = true
-      this.#scheduleRequeue()
+      this.#open--
+      if (this.#lost++ === 0) this.#lostTimer = setTimeout(() => this.#scheduleRequeue(), LOST_WAIT_MS)
+      if (this.#open === 0) this.#scheduleRequeue()
       return
     }
 
@@ -536,7 +554,9 @@ export class RedisBus implements Bus {
   #settle (pending: Pending): void {
     pending.settled = true
     this.#inFlightBytes -= pending.bytes
+    this.#open--
     while (this.#inFlight.peekFront()?.settled === true) this.#inFlight.shift()
+    if (this.#lost > 0 && this.#open === 0) this.#scheduleRequeue()
   }
 
   /** Everything still in flight goes back in line (at shutdown, to be reported). */
@@ -545,10 +565,17 @@ export class RedisBus implements Bus {
     for (let pending = this.#inFlight.shift(); pending !== undefined; pending = this.#inFlight.shift()) {
       if (!pending.settled) returned.push(pending)
     }
+    this.#open = 0
+    this.#lost = 0
     this.#return(returned)
   }
 
-  /** A connection drops all it holds at once: one requeue, a turn later, takes every publish it lost. */
+  /**
+   * A connection drops all it holds at once: one requeue, a turn later, takes every publish it lost. Until then
+   * nothing more is sent, and it waits for the rest in flight (on a cluster's other nodes) to be answered, so that
+   * nothing sent after a lost publish lands before it is sent again; a node that answers nothing holds it up no more
+   * than LOST_WAIT_MS.
+   */
   #scheduleRequeue (): void {
     if (this.#requeueScheduled) return
     this.#requeueScheduled = true
@@ -569,6 +596,9 @@ export class RedisBus implements Bus {
       if (!pending.settled) (pending.lost ? lost : kept).push(pending)
     }
     for (const pending of kept) this.#inFlight.push(pending)
+    if (this.#lostTimer !== null) clearTimeout(this.#lostTimer)
+    this.#lostTimer = null
+    this.#lost = 0
     this.#return(lost)
     if (this.connected && this.#waiting > 0 && this.#retryTimer === null) {
       this.#retryTimer = setTimeout(() => {
@@ -644,7 +674,7 @@ export class RedisBus implements Bus {
   /** Sends what waits, in order, a batch per turn of the event loop while Redis takes it. */
   #flush (): void {
     let sent = 0
-    while (this.#waiting > 0 && this.#redis.status === 'ready' && !this.#quitting) {
+    while (this.#waiting > 0 && this.#lost === 0 && this.#redis.status === 'ready' && !this.#quitting) {
       const pending = this.#next() as Pending
       if (!this.#fitsInFlight(pending)) return
       if (sent++ === FLUSH_BATCH) {
