@@ -10,18 +10,45 @@
  * `gateway@<git ref>` runs that commit's gateway from a temporary worktree, so one change's before and after are
  * measured side by side, in ABBA order, in one run. BENCH_LOADS fixes the loads (calls). BENCH_CPU_PROF=1 profiles
  * each server run (`npx tsx bench/profile-summary.ts <file>` summarises one).
+ *
+ * A variant may end in settings, each after a `+` (bench/servers.ts, parseVariant), composable with `@<ref>`:
+ *   gateway+streams                  REDIS_TRANSPORT=streams; the sink then reads the calls' audio streams (XREAD)
+ *   gateway+workers2                 WORKERS=2; the server runs on CPUs 0-1, beside the load generator (not pinned apart)
+ *   gateway+cpus0-1                  the server's taskset CPU list (default 1, or 0-1 with more than one worker)
+ *   gateway+REDIS_STREAM_MAXLEN=300  any NAME=value as the server's environment
+ *   gateway@HEAD~1+streams+workers2  all of them together
+ * e.g. `BENCH_VARIANTS=gateway,gateway+streams,gateway+streams,gateway npm run bench:quick`. In Streams mode each
+ * step also reports the Redis memory the step's audio streams hold (MEMORY USAGE), per entry and per call-minute.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { Redis } from 'ioredis'
 import { TestRedis, freePort } from '../test/helpers/redis-server.js'
 import { Collected } from '../test/helpers/waiter.js'
 import { onStop, track } from './children.js'
-import { removeWorktrees, root, serverCommand, untilReady, type Variant } from './servers.js'
+import { parseVariant, removeWorktrees, root, serverCommand, untilReady, type Variant } from './servers.js'
 
 type Mode = 'full' | 'quick' | 'smoke'
+
+/** What a Streams step's audio streams hold in Redis once its calls have ended (null for pub/sub). */
+interface StreamMemory {
+  keys: number
+  /** XLEN summed: the frames kept, plus one end entry per call. */
+  entries: number
+  /** MEMORY USAGE <key> SAMPLES 0, summed over the step's audio streams. */
+  bytes: number
+  bytes_per_entry: number
+  /** bytes ÷ (calls × minutes of audio kept): what a call-minute costs while under REDIS_STREAM_MAXLEN. */
+  bytes_per_call_minute: number
+  /** REDIS_STREAM_MAXLEN the server ran with, and a call's stream at that bound (bytes_per_entry × maxlen). */
+  maxlen: number
+  plateau_bytes_per_call: number
+  /** INFO memory used_memory, after the step less before it (also counts buffers; a cross-check). */
+  used_memory_delta: number
+}
 
 interface StepResult {
   variant: Variant
@@ -46,6 +73,14 @@ interface StepResult {
   heap_mb: number
   client_lateness_p99_ms: number
   client_cpu_pct: number
+  /** CPU of the latency sink and of redis-server over the step (both on CPU 0 with the load generator). */
+  sink_cpu_pct: number
+  redis_cpu_pct: number
+  /** redis-server's CPU over the step ÷ frames sent: writing each frame and handing it to the sink. */
+  redis_us_per_frame: number
+  /** Server processes probed: 1, or the primary and each worker with WORKERS > 1. */
+  processes: number
+  streams: StreamMemory | null
   valid: boolean
   pass: boolean
 }
@@ -59,11 +94,11 @@ const CALLS_SCALE = FRAME_MS / 20
 const WARMUP_SECONDS = mode === 'smoke' ? 0 : 3
 const taskset = spawnSync('taskset', ['-c', '0', 'true']).status === 0 && cpus().length >= 2
 
-function pinned (cpu: number, command: string, args: string[]): [string, string[]] {
-  return taskset ? ['taskset', ['-c', String(cpu), command, ...args]] : [command, args]
+function pinned (cpus: string, command: string, args: string[]): [string, string[]] {
+  return taskset ? ['taskset', ['-c', cpus, command, ...args]] : [command, args]
 }
 
-function start (cpu: number, args: string[], env: Record<string, string>, cwd = root): ChildProcess {
+function start (cpu: string, args: string[], env: Record<string, string>, cwd = root): ChildProcess {
   const [command, argv] = pinned(cpu, process.execPath, args)
   // BENCH_PARENT_PID: each child ends itself when this process is gone (bench/lifeline.ts, bench/probe.mjs).
   return track(spawn(command, argv, { cwd, env: { PATH: process.env.PATH ?? '', ...env, BENCH_PARENT_PID: String(process.pid) }, stdio: ['ignore', 'pipe', 'inherit'] }))
@@ -90,6 +125,7 @@ function firstLine (child: ChildProcess, match: (line: string) => boolean): Prom
 }
 
 async function startServer (variant: Variant, port: number, redisUrl: string, probeFile: string): Promise<ChildProcess> {
+  const { cpus: serverCpus, workers } = parseVariant(variant)
   // BENCH_CPU_PROF=1: each server writes V8 CPU profiles on exit, one per thread (the main thread's is the largest),
   // to a directory per run; bench/profile-summary.ts reads one.
   const profile = process.env.BENCH_CPU_PROF === '1'
@@ -98,30 +134,95 @@ async function startServer (variant: Variant, port: number, redisUrl: string, pr
   // BENCH_NODE_FLAGS (e.g. --max-semi-space-size=64) go to every server alike, to compare runtime settings.
   const flags = process.env.BENCH_NODE_FLAGS?.split(' ').filter((flag) => flag !== '') ?? []
   const command = await serverCommand(variant, port, redisUrl, [...flags, ...profile, '--import', join(root, 'bench', 'probe.mjs')])
-  const server = start(1, command.args, { ...command.env, PROBE_FILE: probeFile }, command.cwd)
+  const server = start(serverCpus, command.args, { ...command.env, PROBE_FILE: probeFile }, command.cwd)
   if (command.readyLine !== undefined) await firstLine(server, (line) => line === command.readyLine)
   else await untilReady(port)
+  // WORKERS > 1: /ready answers from the first worker that listens; wait until the primary and every worker probe.
+  const probing = (): number => new Set(readProbe(probeFile).map((line) => line.pid)).size
+  if (workers > 1) {
+    for (let attempt = 0; probing() < workers + 1; attempt++) {
+      if (attempt === 300) throw new Error(`${variant}: ${workers} workers did not all start`)
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+  }
   return server
 }
 
+/** redis-server's CPU seconds (user + sys) and used_memory, from INFO. */
+async function redisInfo (admin: Redis): Promise<{ cpu_s: number, used_memory: number }> {
+  const info = await admin.info()
+  const field = (name: string): number => Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(info)?.[1] ?? NaN)
+  return { cpu_s: field('used_cpu_user') + field('used_cpu_sys'), used_memory: field('used_memory') }
+}
+
+/** The Redis memory a Streams step's audio streams hold: every key of its calls, measured exactly (SAMPLES 0). */
+async function streamMemory (admin: Redis, callPrefix: string, variant: Variant, usedMemoryDelta: number): Promise<StreamMemory> {
+  const keys: string[] = []
+  let cursor = '0'
+  do {
+    const [next, found] = await admin.scan(cursor, 'MATCH', `bench:audio:*${callPrefix}-*`, 'COUNT', 1000)
+    keys.push(...found)
+    cursor = next
+  } while (cursor !== '0')
+  const pipeline = admin.pipeline()
+  for (const key of keys) pipeline.xlen(key).memory('USAGE', key, 'SAMPLES', 0)
+  const replies = (await pipeline.exec()) ?? []
+  let entries = 0
+  let bytes = 0
+  replies.forEach(([error, value], index) => {
+    if (error !== null) throw error
+    if (index % 2 === 0) entries += Number(value)
+    else bytes += Number(value ?? 0)
+  })
+  const maxlen = Number(parseVariant(variant).env.REDIS_STREAM_MAXLEN ?? 15000)
+  const perEntry = entries === 0 ? 0 : bytes / entries
+  return {
+    keys: keys.length,
+    entries,
+    bytes,
+    bytes_per_entry: perEntry,
+    bytes_per_call_minute: perEntry * (60_000 / FRAME_MS),
+    maxlen,
+    plateau_bytes_per_call: perEntry * maxlen,
+    used_memory_delta: usedMemoryDelta
+  }
+}
+
 async function step (variant: Variant, calls: number, port: number, redisUrl: string, probeFile: string): Promise<StepResult> {
-  const sink = start(0, ['--import', 'tsx', 'bench/latency-sink.ts'], { REDIS_URL: redisUrl, REDIS_PREFIX: 'bench:' })
+  const { transport } = parseVariant(variant)
+  const admin = new Redis(redisUrl)
+  const before = await redisInfo(admin)
+  const startedAt = performance.now()
+  const sink = start('0', ['--import', 'tsx', 'bench/latency-sink.ts'], { REDIS_URL: redisUrl, REDIS_PREFIX: 'bench:', BENCH_TRANSPORT: transport })
   await firstLine(sink, (line) => line === 'ready')
   const probeStart = readProbe(probeFile).length
-  const load = start(0, ['--import', 'tsx', 'bench/load-generator.ts', JSON.stringify({
-    url: `ws://127.0.0.1:${port}/v1/ingest`, calls, sampleRate: SAMPLE_RATE, frameMs: FRAME_MS, seconds: SECONDS + WARMUP_SECONDS, mode: 'random', callPrefix: `${variant.replace(/\W/g, '_')}-${calls}-${Date.now()}`
+  const callPrefix = `${variant.replace(/\W/g, '_')}-${calls}-${Date.now()}`
+  const load = start('0', ['--import', 'tsx', 'bench/load-generator.ts', JSON.stringify({
+    url: `ws://127.0.0.1:${port}/v1/ingest`, calls, sampleRate: SAMPLE_RATE, frameMs: FRAME_MS, seconds: SECONDS + WARMUP_SECONDS, mode: 'random', callPrefix
   })], {})
   const client = JSON.parse(await firstLine(load, (line) => line.startsWith('{'))) as { frames_sent: number, lateness_p99_ms: number, client_cpu_pct: number, connect_failures: number }
   await once(load, 'exit')
   await new Promise((resolve) => setTimeout(resolve, 1500)) // frames still in flight reach the sink
   sink.kill('SIGTERM')
-  const received = JSON.parse(await firstLine(sink, (line) => line.startsWith('{'))) as Omit<StepResult, 'variant'>
-  // The window: probe lines written while this step's load ran, less the warm-up and ramp.
-  const probes = readProbe(probeFile).slice(probeStart).slice(WARMUP_SECONDS + Math.ceil(calls / 200))
-  const window = probes.length >= 2 ? probes : readProbe(probeFile).slice(probeStart)
-  const seconds = Math.max(1, (window.at(-1)!.t - window[0].t) / 1000)
-  const cpuUs = window.at(-1)!.cpu_us - window[0].cpu_us
+  const received = JSON.parse(await firstLine(sink, (line) => line.startsWith('{'))) as Omit<StepResult, 'variant'> & { cpu_us: number }
+  const after = await redisInfo(admin)
+  const stepSeconds = (performance.now() - startedAt) / 1000
+  const streams = transport === 'streams' ? await streamMemory(admin, callPrefix, variant, after.used_memory - before.used_memory) : null
+  admin.disconnect()
+  // The window: probe lines written while this step's load ran, less the warm-up and ramp; per process, as each
+  // server process (the primary and each worker with WORKERS > 1) writes its own.
+  const byPid = new Map<number, ProbeLine[]>()
+  for (const line of readProbe(probeFile).slice(probeStart)) byPid.set(line.pid, [...(byPid.get(line.pid) ?? []), line])
+  const windows = [...byPid.values()].map((lines) => {
+    const probes = lines.slice(WARMUP_SECONDS + Math.ceil(calls / 200))
+    return probes.length >= 2 ? probes : lines
+  }).filter((lines) => lines.length >= 2)
+  const window = windows.flat()
+  const seconds = Math.max(1, Math.max(...windows.map((lines) => (lines.at(-1)!.t - lines[0].t) / 1000)))
+  // CPU per second of each process's own window, summed over the processes.
+  const cpuUsPerSecond = windows.reduce((sum, lines) => sum + (lines.at(-1)!.cpu_us - lines[0].cpu_us) / Math.max(1, (lines.at(-1)!.t - lines[0].t) / 1000), 0)
   const framesPerSecond = (calls * 1000) / FRAME_MS
+  const sumOfMaxima = (pick: (line: ProbeLine) => number): number => windows.reduce((sum, lines) => sum + Math.max(...lines.map(pick)), 0)
   // Node's timers have 1 ms granularity, which alone puts an idle generator's p99 near 2 ms, so 5 ms is the line
   // here. Latency is measured from the intended time either way.
   const valid = client.lateness_p99_ms <= 5 && client.client_cpu_pct <= 70 && client.connect_failures === 0
@@ -139,22 +240,29 @@ async function step (variant: Variant, calls: number, port: number, redisUrl: st
     p99_ms: p99,
     p999_ms: received.p999_ms,
     max_ms: received.max_ms,
-    server_cpu_pct: (cpuUs / 1e4) / seconds,
-    cpu_us_per_frame: cpuUs / (framesPerSecond * seconds),
+    server_cpu_pct: cpuUsPerSecond / 1e4,
+    cpu_us_per_frame: cpuUsPerSecond / framesPerSecond,
     eld_p99_ms: Math.max(...window.map((line) => line.eld_p99_ms)),
     eld_max_ms: Math.max(...window.map((line) => line.eld_max_ms)),
-    gc_ms_per_s: window.slice(1).reduce((sum, line) => sum + line.gc.scavenge_ms + line.gc.major_ms, 0) / seconds,
-    gc_max_ms: Math.max(...window.slice(1).map((line) => line.gc.max_ms)),
-    rss_mb: Math.max(...window.map((line) => line.rss)) / 2 ** 20,
-    heap_mb: Math.max(...window.map((line) => line.heap_used)) / 2 ** 20,
+    // Summed over the processes: GC time per second of each one's own window, and each one's largest heap and RSS.
+    gc_ms_per_s: windows.reduce((sum, lines) => sum + lines.slice(1).reduce((ms, line) => ms + line.gc.scavenge_ms + line.gc.major_ms, 0), 0) / seconds,
+    gc_max_ms: Math.max(...windows.flatMap((lines) => lines.slice(1).map((line) => line.gc.max_ms))),
+    rss_mb: sumOfMaxima((line) => line.rss) / 2 ** 20,
+    heap_mb: sumOfMaxima((line) => line.heap_used) / 2 ** 20,
     client_lateness_p99_ms: client.lateness_p99_ms,
     client_cpu_pct: client.client_cpu_pct,
+    sink_cpu_pct: received.cpu_us / 1e4 / stepSeconds,
+    redis_cpu_pct: ((after.cpu_s - before.cpu_s) * 100) / stepSeconds,
+    redis_us_per_frame: ((after.cpu_s - before.cpu_s) * 1e6) / Math.max(1, client.frames_sent),
+    processes: windows.length,
+    streams,
     valid,
     pass: valid && lost === 0 && p99 < 20 && received.p999_ms < 50
   }
 }
 
 interface ProbeLine {
+  pid: number
   t: number
   eld_p99_ms: number
   eld_max_ms: number
@@ -175,19 +283,23 @@ function readProbe (file: string): ProbeLine[] {
 
 async function measure (variant: Variant, loads: number[], redisUrl: string): Promise<StepResult[]> {
   const port = await freePort()
-  const probeFile = join(tmpdir(), `rtaa-probe-${process.pid}-${variant}-${Date.now()}.jsonl`)
+  const probeFile = join(tmpdir(), `rtaa-probe-${process.pid}-${variant.replace(/\W/g, '_')}-${Date.now()}.jsonl`)
   const server = await startServer(variant, port, redisUrl, probeFile)
   const results: StepResult[] = []
   try {
     for (const calls of loads) {
       const result = await step(variant, calls, port, redisUrl, probeFile)
       results.push(result)
-      process.stderr.write(`${variant} ${calls} calls: p99 ${result.p99_ms.toFixed(2)} ms, lost ${result.lost}, ${result.cpu_us_per_frame.toFixed(1)} µs/frame, cpu ${result.server_cpu_pct.toFixed(0)} %, client lateness p99 ${result.client_lateness_p99_ms.toFixed(2)} ms, client cpu ${result.client_cpu_pct.toFixed(0)} %${result.valid ? '' : ' (INVALID: the client fell behind)'}\n`)
+      process.stderr.write(`${variant} ${calls} calls: p99 ${result.p99_ms.toFixed(2)} ms, lost ${result.lost}, ${result.cpu_us_per_frame.toFixed(1)} µs/frame, cpu ${result.server_cpu_pct.toFixed(0)} % (${result.processes} process(es)), client lateness p99 ${result.client_lateness_p99_ms.toFixed(2)} ms, client/sink/redis cpu ${result.client_cpu_pct.toFixed(0)}/${result.sink_cpu_pct.toFixed(0)}/${result.redis_cpu_pct.toFixed(0)} %${result.streams === null ? '' : `, streams ${(result.streams.bytes_per_call_minute / 2 ** 20).toFixed(2)} MiB per call-minute`}${result.valid ? '' : ' (INVALID: the client fell behind)'}\n`)
       if (mode === 'full' && !result.pass) break
     }
   } finally {
+    const exited = once(server, 'exit')
     server.kill('SIGTERM')
-    await once(server, 'exit')
+    // A primary of WORKERS > 1 drains its workers first; one that hangs is killed (its workers follow it, bench/probe.mjs).
+    const timer = setTimeout(() => server.kill('SIGKILL'), 20_000)
+    await exited
+    clearTimeout(timer)
     rmSync(probeFile, { force: true })
   }
   return results
@@ -227,7 +339,17 @@ const redis = await TestRedis.start()
 onStop(() => redis.stop())
 onStop(removeWorktrees)
 try {
-  const order = process.env.BENCH_VARIANTS?.split(',') ?? (mode === 'full' ? ['baseline', 'gateway', 'gateway', 'baseline'] : ['baseline', 'gateway'])
+  // redis-server shares CPU 0 with the load generator and the sink, every thread of it (-a), so that CPU 1 is the
+  // server's alone.
+  if (taskset) {
+    const admin = new Redis(redis.url)
+    const pid = /^process_id:(\d+)/m.exec(await admin.info('server'))?.[1]
+    admin.disconnect()
+    if (pid !== undefined) spawnSync('taskset', ['-a', '-p', '-c', '0', pid], { stdio: 'ignore' })
+  }
+  // Smoke also runs the gateway in Streams mode, so CI proves the XREAD sink as well.
+  const order = process.env.BENCH_VARIANTS?.split(',') ?? (mode === 'full' ? ['baseline', 'gateway', 'gateway', 'baseline'] : mode === 'smoke' ? ['baseline', 'gateway', 'gateway+streams'] : ['baseline', 'gateway'])
+  for (const variant of order) parseVariant(variant)
   const loads = process.env.BENCH_LOADS?.split(',').map(Number) ?? (mode === 'smoke' ? [20] : [100, 200, 400].map((calls) => calls * CALLS_SCALE))
   const runs: StepResult[][] = []
   for (const variant of order) runs.push(mode === 'full' ? await search(variant, redis.url) : await measure(variant, loads, redis.url))
@@ -244,7 +366,13 @@ try {
     // The second variant against the first: gateway ÷ baseline, or after ÷ before.
     ratio: second === undefined || capacityOf(first) === 0 ? null : capacityOf(second) / capacityOf(first),
     cpu_us_per_frame_at: reference,
-    cpu_us_per_frame: Object.fromEntries(variants.map((variant) => [variant, cpuAt(by(variant), reference)]))
+    cpu_us_per_frame: Object.fromEntries(variants.map((variant) => [variant, cpuAt(by(variant), reference)])),
+    // Streams variants: Redis bytes per call-minute of audio (mean over their steps), and a call's stream at MAXLEN.
+    redis_stream_bytes_per_call_minute: Object.fromEntries(variants.filter((variant) => by(variant).some((r) => r.streams !== null)).map((variant) => {
+      const measured = by(variant).flatMap((r) => r.streams === null || r.streams.entries === 0 ? [] : [r.streams])
+      const mean = (pick: (m: StreamMemory) => number): number => Math.round(measured.reduce((sum, m) => sum + pick(m), 0) / Math.max(1, measured.length))
+      return [variant, { per_call_minute: mean((m) => m.bytes_per_call_minute), per_entry: mean((m) => m.bytes_per_entry), plateau_per_call: mean((m) => m.plateau_bytes_per_call) }]
+    }))
   }
   const report = {
     mode,
@@ -257,8 +385,14 @@ try {
     headline,
     steps: all
   }
-  const table = ['| variant | calls | p50 ms | p99 ms | p99.9 ms | lost | server CPU % | CPU µs/frame | ELD p99 / max ms | GC ms/s, max ms | heap / RSS MB | valid |', '|---|---|---|---|---|---|---|---|---|---|---|---|']
-    .concat(all.map((r) => `| ${r.variant} | ${r.calls} | ${r.p50_ms.toFixed(2)} | ${r.p99_ms.toFixed(2)} | ${r.p999_ms.toFixed(2)} | ${r.lost} | ${r.server_cpu_pct.toFixed(0)} | ${r.cpu_us_per_frame.toFixed(1)} | ${r.eld_p99_ms.toFixed(1)} / ${r.eld_max_ms.toFixed(1)} | ${r.gc_ms_per_s.toFixed(1)}, ${r.gc_max_ms.toFixed(1)} | ${r.heap_mb.toFixed(0)} / ${r.rss_mb.toFixed(0)} | ${r.valid ? 'yes' : 'no'} |`))
+  const table = ['| variant | calls | p50 ms | p99 ms | p99.9 ms | lost | server CPU % | CPU µs/frame | ELD p99 / max ms | GC ms/s, max ms | heap / RSS MB | client / sink / redis CPU % | redis µs/frame | client lateness p99 ms | valid |', '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|']
+    .concat(all.map((r) => `| ${r.variant} | ${r.calls} | ${r.p50_ms.toFixed(2)} | ${r.p99_ms.toFixed(2)} | ${r.p999_ms.toFixed(2)} | ${r.lost} | ${r.server_cpu_pct.toFixed(0)} | ${r.cpu_us_per_frame.toFixed(1)} | ${r.eld_p99_ms.toFixed(1)} / ${r.eld_max_ms.toFixed(1)} | ${r.gc_ms_per_s.toFixed(1)}, ${r.gc_max_ms.toFixed(1)} | ${r.heap_mb.toFixed(0)} / ${r.rss_mb.toFixed(0)} | ${r.client_cpu_pct.toFixed(0)} / ${r.sink_cpu_pct.toFixed(0)} / ${r.redis_cpu_pct.toFixed(0)} | ${r.redis_us_per_frame.toFixed(1)} | ${r.client_lateness_p99_ms.toFixed(2)} | ${r.valid ? 'yes' : 'no'} |`))
+    .concat(all.some((r) => r.streams !== null)
+      ? ['', '| variant | calls | audio streams | entries | MEMORY USAGE MiB | bytes/entry | MiB per call-minute | MAXLEN | MiB per call at MAXLEN | used_memory Δ MiB |', '|---|---|---|---|---|---|---|---|---|---|']
+          .concat(all.flatMap((r) => r.streams === null
+            ? []
+            : [`| ${r.variant} | ${r.calls} | ${r.streams.keys} | ${r.streams.entries} | ${(r.streams.bytes / 2 ** 20).toFixed(1)} | ${r.streams.bytes_per_entry.toFixed(0)} | ${(r.streams.bytes_per_call_minute / 2 ** 20).toFixed(2)} | ${r.streams.maxlen} | ${(r.streams.plateau_bytes_per_call / 2 ** 20).toFixed(1)} | ${(r.streams.used_memory_delta / 2 ** 20).toFixed(1)} |`]))
+      : [])
     .join('\n')
   if (mode !== 'smoke') {
     mkdirSync(join(root, 'bench', 'results'), { recursive: true })
