@@ -17,7 +17,8 @@ const metricsRoutes: FastifyPluginAsync = async (fastify) => {
     }
   }, async (_request, reply) => {
     metrics.redisConnected.set(publisher.connected ? 1 : 0)
-    return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics())
+    // With WORKERS > 1, the whole process group's metrics, which the primary sums (src/worker-link.ts).
+    return reply.type(metrics.registry.contentType).send(await metrics.exposition())
   })
 }
 

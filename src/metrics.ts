@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { AggregatorRegistry, Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type Aggregator } from 'prom-client'
 
 export interface MetricsOptions {
   /** Label call metrics by tenant too; off by default, since tenants are unbounded in number. */
@@ -7,7 +7,7 @@ export interface MetricsOptions {
 
 /** Call end reasons that become label values; any other vendor reason is `other`, so labels stay bounded. */
 const END_REASONS = new Set(['callended', 'stopped', 'disconnected', 'protocol_error', 'internal_error', 'shutdown', 'hangup', 'idle',
-  'keepalive_timeout', 'duplicate'])
+  'keepalive_timeout', 'duplicate', 'worker_exited'])
 
 /**
  * Every Prometheus metric of the gateway, in a registry of its own (one per app, so tests can build several).
@@ -21,9 +21,16 @@ export function createMetrics ({ tenantLabel }: MetricsOptions) {
   // Live calls count frames as plain numbers, so a frame costs no label lookup; a scrape folds them in first.
   const folders: Array<() => void> = []
   const collect = (): void => { for (const fold of folders) fold() }
+  let exposition = async (): Promise<string> => registry.metrics()
 
   return {
     registry,
+    /** The text /metrics answers with: this registry's, or, in a worker of a process group, the group's. */
+    exposition: (): Promise<string> => exposition(),
+    /** In a worker of a process group (WORKERS > 1): /metrics answers with `scrape`, the whole group's metrics. */
+    answerForGroup (scrape: () => Promise<string>): void {
+      exposition = scrape
+    },
     /** Runs `fold` before every scrape of the frame counters, to add what live calls have counted since. */
     foldBeforeScrape (fold: () => void): void {
       folders.push(fold)
@@ -67,14 +74,73 @@ export function createMetrics ({ tenantLabel }: MetricsOptions) {
     playbackFramesOut: new Counter({ name: 'rtaa_playback_frames_out_total', help: 'Playback media messages sent to vendors', labelNames: ['vendor'], registers }),
     playbackMarksOut: new Counter({ name: 'rtaa_playback_marks_out_total', help: 'Playback marks sent to vendors', labelNames: ['vendor'], registers }),
     playbackDropped: new Counter({ name: 'rtaa_playback_dropped_total', help: 'Playback messages dropped, by reason', labelNames: ['reason'], registers }),
-    redisConnected: new Gauge({ name: 'rtaa_redis_connected', help: '1 while the publisher\'s Redis connection is ready, else 0', registers }),
-    redisBufferBytes: new Gauge({ name: 'rtaa_redis_buffer_bytes', help: 'Bytes waiting for Redis: buffered, and sent but not yet acknowledged', registers }),
-    redisStalled: new Gauge({ name: 'rtaa_redis_stalled', help: '1 while a publish has waited longer than REDIS_STALL_TIMEOUT_MS for Redis, else 0', registers }),
+    // With WORKERS > 1 the process group's /metrics takes the worst process for these (the `aggregator`), so the
+    // alerts written for one process keep their meaning; everything else sums.
+    redisConnected: new Gauge({ name: 'rtaa_redis_connected', help: '1 while the publisher\'s Redis connection is ready, else 0', registers, aggregator: 'min' }),
+    redisBufferBytes: new Gauge({ name: 'rtaa_redis_buffer_bytes', help: 'Bytes waiting for Redis: buffered, and sent but not yet acknowledged', registers, aggregator: 'max' }),
+    redisStalled: new Gauge({ name: 'rtaa_redis_stalled', help: '1 while a publish has waited longer than REDIS_STALL_TIMEOUT_MS for Redis, else 0', registers, aggregator: 'max' }),
     redisDisconnects: new Counter({ name: 'rtaa_redis_disconnects_total', help: 'Redis connections lost, by connection (publisher, playback, claims)', labelNames: ['connection'], registers }),
-    redisPlaybackConnected: new Gauge({ name: 'rtaa_redis_playback_connected', help: '1 while the playback subscriber\'s Redis connection is ready, else 0', registers }),
+    redisPlaybackConnected: new Gauge({
+      name: 'rtaa_redis_playback_connected',
+      help: '1 while the playback subscriber\'s Redis connection is ready, else 0',
+      registers,
+      aggregator: 'min'
+    }),
     eventsDropped: new Counter({ name: 'rtaa_events_dropped_total', help: 'Call events not published, by event type and reason', labelNames: ['type', 'reason'], registers }),
     playbackBytes: new Gauge({ name: 'rtaa_playback_bytes', help: 'Outbound audio bytes waiting in the gateway, across all calls', registers })
   }
 }
 
 export type Metrics = ReturnType<typeof createMetrics>
+
+/** A registry's metrics as plain data (getMetricsAsJSON), as a worker sends them to the primary. */
+export type MetricsSnapshot = Awaited<ReturnType<Registry['getMetricsAsJSON']>>
+
+/** The primary's own metrics when WORKERS > 1, beside its createMetrics ones: workers up, and restarts. */
+export function createGroupMetrics (registry: Registry) {
+  const registers = [registry]
+  return {
+    workers: new Gauge({ name: 'rtaa_workers', help: 'Worker processes serving: forked and listening, not yet exited', registers }),
+    workerRestarts: new Counter({ name: 'rtaa_worker_restarts_total', help: 'Workers forked to replace one that exited unexpectedly', registers })
+  }
+}
+
+/**
+ * prom-client averages the event-loop delay across processes, which hides one lagging worker behind idle ones; the
+ * group reports the worst worker's, as the alerts written for one process expect.
+ */
+const GROUP_AGGREGATORS: Record<string, Aggregator> = {
+  nodejs_eventloop_lag_seconds: 'max',
+  nodejs_eventloop_lag_mean_seconds: 'max',
+  nodejs_eventloop_lag_stddev_seconds: 'max',
+  nodejs_eventloop_lag_p50_seconds: 'max',
+  nodejs_eventloop_lag_p90_seconds: 'max',
+  nodejs_eventloop_lag_p99_seconds: 'max'
+}
+
+/**
+ * One registry for a process group: each metric aggregated by its `aggregator` (a sum unless it says otherwise; the
+ * Redis state gauges take the worst process, see createMetrics), the event-loop delay by its worst process.
+ */
+export function aggregateGroup (snapshots: MetricsSnapshot[]): Registry {
+  const adjusted = snapshots.map((snapshot) => snapshot.map((metric) => {
+    const aggregator = GROUP_AGGREGATORS[metric.name]
+    return aggregator === undefined ? metric : { ...metric, aggregator }
+  }))
+  return AggregatorRegistry.aggregate(adjusted)
+}
+
+/**
+ * What exited processes had counted: `kept` plus the counters and histograms of `snapshot` (an exited worker's last),
+ * summed. A replacement counts from 0; without these, the group's sums would fall, which Prometheus reads as a
+ * counter reset. Gauges go with their process.
+ */
+export function keepCounted (kept: MetricsSnapshot, snapshot: MetricsSnapshot): MetricsSnapshot {
+  const counted = snapshot.filter((metric) => {
+    const type = metric.type as unknown as string
+    return type === 'counter' || type === 'histogram'
+  })
+  const summed = AggregatorRegistry.aggregate([kept, counted])
+  // aggregate() registers plain values: each metric's get() returns them at once, with no collection to wait for.
+  return summed.getMetricsAsArray().map((metric) => (metric as unknown as { get: () => MetricsSnapshot[number] }).get())
+}

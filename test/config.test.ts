@@ -12,6 +12,11 @@ t.test('defaults: loopback-only allowlist, no Basic credentials, Exotel on', asy
     REDIS_BUFFER_MAX_BYTES: 67108864,
     REDIS_BUFFER_MAX_EVENTS_PER_CALL: 100,
     REDIS_STALL_TIMEOUT_MS: 2000,
+    REDIS_TRANSPORT: 'pubsub',
+    REDIS_STREAM_MAXLEN: 15000,
+    REDIS_STREAM_TTL_S: 600,
+    REDIS_EVENTS_MAXLEN: 100000,
+    WORKERS: '1',
     SUPPORT_EXOTEL: true,
     EXOTEL_DEFAULT_SAMPLE_RATE: 8000,
     SUPPORT_TWILIO: true,
@@ -82,7 +87,14 @@ t.test('a bad value is refused with a message naming the variable', async (t) =>
     [{ EXOTEL_ACCOUNT_SIDS: 'AC1,{AC2}' }, /EXOTEL_ACCOUNT_SIDS has "\{AC2\}", which is not an account id/],
     [{ TWILIO_ACCOUNT_SIDS: '_AC1' }, /TWILIO_ACCOUNT_SIDS has "_AC1"/],
     [{ TWILIO_ACCOUNT_SID: 'AC 1' }, /TWILIO_ACCOUNT_SID must match pattern/],
-    [{ CALL_CLAIM_TTL_MS: '500' }, /CALL_CLAIM_TTL_MS must be >= 1000/]
+    [{ CALL_CLAIM_TTL_MS: '500' }, /CALL_CLAIM_TTL_MS must be >= 1000/],
+    [{ REDIS_TRANSPORT: 'kafka' }, /REDIS_TRANSPORT must be equal to one of the allowed values \(pubsub, streams\)/],
+    [{ REDIS_CLUSTER_NODES: '10.0.0.1:6379,10.0.0.2' }, /REDIS_CLUSTER_NODES must be host:port entries, separated by commas \(bad: "10.0.0.2"\)/],
+    [{ REDIS_CLUSTER_NODES: 'redis:70000' }, /REDIS_CLUSTER_NODES must be host:port entries/],
+    [{ REDIS_CLUSTER_NODES: ' , ' }, /REDIS_CLUSTER_NODES must name at least one host:port/],
+    [{ REDIS_STREAM_MAXLEN: '10' }, /REDIS_STREAM_MAXLEN must be >= 100/],
+    [{ WORKERS: '0' }, /WORKERS must match pattern/],
+    [{ WORKERS: 'all' }, /WORKERS must match pattern/]
   ]
   for (const [env, message] of bad) {
     t.throws(() => load(env), { name: 'ConfigError', message }, JSON.stringify(env))

@@ -24,6 +24,14 @@ t.test('rtaa-record reads only REDIS_URL and REDIS_PREFIX: a bad PORT does not s
   t.equal(bad.code, 78)
   t.match(bad.stderr, /^rtaa-record: invalid configuration: env\/REDIS_PREFIX /)
   t.ok(isOneLine(bad.stderr), bad.stderr)
+
+  // It records pub/sub on one Redis: in a mode it cannot record it says so, rather than wait for calls forever.
+  for (const [env, mode] of [[{ REDIS_TRANSPORT: 'streams' }, 'REDIS_TRANSPORT=streams'], [{ REDIS_CLUSTER_NODES: '127.0.0.1:7000' }, 'a Redis Cluster']] as const) {
+    const refused = await tool('rtaa-record', ['--calls', '1'], dir, env).done
+    t.equal(refused.code, 2, mode)
+    t.match(refused.stderr, new RegExp(`^rtaa-record: records pub/sub on one Redis only, not ${mode}; read the streams directly`))
+    t.ok(isOneLine(refused.stderr), refused.stderr)
+  }
 })
 
 t.test('rtaa-token reads only the JWT settings: no key is one line and exit 78, not a stack trace', async (t) => {

@@ -79,11 +79,14 @@ export function streamsTransport (prefix: string, { maxLen, ttlMs, claimTtlMs, e
     writeEvent: async (redis, event, audioKey) => {
       const json = JSON.stringify(event)
       if (event.type !== 'call.stop') return await redis.xadd(events, 'MAXLEN', '~', eventsMaxLen, '*', 'type', event.type, 'event', json)
-      // The audio stream ends with an entry saying so, then lives REDIS_STREAM_TTL_S for late readers.
+      // The audio stream ends with an entry saying so, then lives REDIS_STREAM_TTL_S for late readers: the PEXPIRE
+      // goes right behind the XADD, so no reader of the end entry finds the stream without its expiry.
       await Promise.all([
         redis.xadd(events, 'MAXLEN', '~', eventsMaxLen, '*', 'type', event.type, 'event', json),
-        appendOnce(redis, audioKey, maxLen, event.frames + 1, ['end', event.reason, 'frames', event.frames, 'frames_lost', event.frames_lost])
-          .then(() => redis.pexpire(audioKey, ttlMs))
+        // `0-*`: the id after the stream's last, whatever the counts say (a worker's call ended by its primary is
+        // counted as of up to a second before).
+        redis.xadd(audioKey, 'MAXLEN', '~', maxLen, '0-*', 'end', event.reason, 'frames', event.frames, 'frames_lost', event.frames_lost),
+        redis.pexpire(audioKey, ttlMs)
       ])
     }
   }

@@ -136,6 +136,14 @@ export class LiveCalls extends EventEmitter<LiveCallsEvents> {
     return [...this.#connections].map((call) => call.snapshot())
   }
 
+  /**
+   * The token this replica holds the call's claim with, from its reservation until its end (null otherwise): with
+   * it, another process can give the claim up for a call this one can no longer end (Bus.releaseCall).
+   */
+  claimToken (call: LiveCall): string | null {
+    return this.#claims.get(call)?.token ?? null
+  }
+
   /** Refuses new connections and waits until the live ones end, or until the timeout. */
   async drain (timeoutMs: number): Promise<void> {
     this.#accepting = false

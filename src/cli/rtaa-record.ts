@@ -13,7 +13,8 @@ const USAGE = `Usage: rtaa-record [options]
 
 Records every call the gateway publishes: recordings/<tenant_id>/<interaction_id>.wav (_ for a call without a
 tenant), plus a .json sidecar with the call's events, frame count, sequence gaps and duration. REDIS_URL and
-REDIS_PREFIX come from the environment, .env.local or .env, as for the gateway; no other setting is read. Once
+REDIS_PREFIX come from the environment, .env.local or .env, as for the gateway. It records pub/sub on one Redis:
+with REDIS_TRANSPORT=streams or REDIS_CLUSTER_NODES set it refuses to start (exit 2). Once
 subscribed it prints "ready: …" on stderr. Exit status 0, 2 for bad arguments, 78 for a bad REDIS_URL or REDIS_PREFIX.
 
   --out <dir>          where recordings go (default recordings)
@@ -50,8 +51,13 @@ async function main (argv: string[]): Promise<number> {
   }
   const wanted = integerOption(args.calls, 'calls', Infinity, 1)
   const out = args.out ?? 'recordings'
-  // Only the two settings it uses, so a bad PORT or TLS file meant for the gateway does not stop it.
-  const config = loadSettings(['REDIS_URL', 'REDIS_PREFIX'])
+  // Only the settings it uses, so a bad PORT or TLS file meant for the gateway does not stop it.
+  const config = loadSettings(['REDIS_URL', 'REDIS_PREFIX', 'REDIS_TRANSPORT', 'REDIS_CLUSTER_NODES'])
+  // It listens with PSUBSCRIBE on one Redis: in another mode it would wait forever and record nothing.
+  if (config.REDIS_TRANSPORT !== 'pubsub' || config.REDIS_CLUSTER_NODES !== undefined) {
+    throw new UsageError(`records pub/sub on one Redis only, not ${config.REDIS_CLUSTER_NODES !== undefined ? 'a Redis Cluster' : 'REDIS_TRANSPORT=streams'}; ` +
+      'read the streams directly (docs/redis-contract.md, "Streams mode")', { usage: false })
+  }
   const readyFile = args['ready-file']
   if (readyFile !== undefined) prepareReadyFile(readyFile)
   const prefix = args.prefix ?? config.REDIS_PREFIX

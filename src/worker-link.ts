@@ -1,0 +1,146 @@
+import type { LiveCall } from './calls/live-call.js'
+import type { LiveCalls } from './calls/live-calls.js'
+import { isPrimaryMessage, type CallCounts, type PrimaryMessage, type WorkerMessage } from './group-messages.js'
+import type { Log } from './logger.js'
+import type { Metrics } from './metrics.js'
+
+export interface WorkerLinkOptions {
+  liveCalls: LiveCalls
+  metrics: Metrics
+  /** Whether the publisher's Redis connection is up now: rtaa_redis_connected is read when the primary collects. */
+  redisConnected: () => boolean
+  log: Log
+  /** The primary got SIGTERM or SIGINT (`signal`): drain as for it. */
+  onDrain: (signal: string) => void
+}
+
+/** How often a worker with live calls tells the primary their counts: what a call.stop for them would say. */
+const COUNTS_INTERVAL_MS = 1000
+/** The primary waits up to 5 s for each worker's registry; past this, /metrics fails rather than hangs. */
+const SCRAPE_TIMEOUT_MS = 10_000
+
+/**
+ * A worker's side of the process group (WORKERS > 1): it tells the primary of each call it starts and ends, and of
+ * their counts once a second, so that the primary can publish call.stop for them should this process die; it
+ * answers the primary's requests for its metrics, asks the primary for the group's when it serves /metrics, and
+ * drains when the primary says so. No frame and no call event goes through the primary.
+ */
+export class WorkerLink {
+  readonly #options: WorkerLinkOptions
+  /** The live calls the primary knows of, by the number they go by in messages. */
+  readonly #calls = new Map<LiveCall, number>()
+  #numbered = 0
+  readonly #scrapes = new Map<number, { resolve: (text: string) => void, reject: (err: Error) => void, timer: NodeJS.Timeout }>()
+  #scraped = 0
+  readonly #reporter: NodeJS.Timeout
+  readonly #receive = (message: unknown): void => {
+    if (isPrimaryMessage(message)) this.#received(message)
+  }
+
+  constructor (options: WorkerLinkOptions) {
+    this.#options = options
+    const { liveCalls, metrics } = options
+    liveCalls.on('start', (call) => this.#started(call))
+    liveCalls.on('end', (call) => this.#ended(call))
+    metrics.answerForGroup(() => this.#scrape())
+    process.on('message', this.#receive)
+    this.#reporter = setInterval(() => this.#reportCounts(), COUNTS_INTERVAL_MS)
+    this.#reporter.unref()
+  }
+
+  /** The worker listens: the primary counts it as serving. */
+  ready (): void {
+    this.#send({ type: 'rtaa:ready' })
+  }
+
+  close (): void {
+    clearInterval(this.#reporter)
+    process.off('message', this.#receive)
+  }
+
+  #started (call: LiveCall): void {
+    const { info } = call
+    if (info === null) return
+    const number = ++this.#numbered
+    this.#calls.set(call, number)
+    this.#send({
+      type: 'rtaa:call-start',
+      call: number,
+      identity: { interaction_id: info.interactionId, tenant_id: info.tenantId, tenant_verified: info.tenantVerified, vendor: info.vendor, stream_id: info.streamId },
+      started_at: call.snapshot().started_at ?? Date.now(),
+      claim: this.#options.liveCalls.claimToken(call)
+    })
+  }
+
+  #ended (call: LiveCall): void {
+    const number = this.#calls.get(call)
+    if (number === undefined) return
+    this.#calls.delete(call)
+    this.#send({ type: 'rtaa:call-end', call: number })
+  }
+
+  #reportCounts (): void {
+    if (this.#calls.size === 0) return
+    const counts: Array<[number, ...CallCounts]> = []
+    for (const [call, number] of this.#calls) {
+      const { frames, bytes, frames_lost: framesLost, gaps, duplicates, reordered } = call.snapshot()
+      counts.push([number, frames, bytes, framesLost, gaps, duplicates, reordered])
+    }
+    this.#send({ type: 'rtaa:call-counts', counts })
+  }
+
+  #received (message: PrimaryMessage): void {
+    switch (message.type) {
+      case 'rtaa:drain':
+        this.#options.onDrain(message.signal)
+        break
+      case 'rtaa:collect':
+        this.#collect(message.id)
+        break
+      case 'rtaa:scraped': {
+        const scrape = this.#scrapes.get(message.id)
+        if (scrape === undefined) return
+        this.#scrapes.delete(message.id)
+        clearTimeout(scrape.timer)
+        if ('text' in message) scrape.resolve(message.text)
+        else scrape.reject(new Error(`the process group's metrics could not be collected: ${message.error}`))
+        break
+      }
+    }
+  }
+
+  #collect (id: number): void {
+    const { metrics, redisConnected, log } = this.#options
+    metrics.redisConnected.set(redisConnected() ? 1 : 0)
+    metrics.registry.getMetricsAsJSON().then(
+      (snapshot) => this.#send({ type: 'rtaa:metrics', id, metrics: snapshot }),
+      (err: unknown) => log.error({ err }, 'collecting this worker\'s metrics failed')
+    )
+  }
+
+  /** The group's metrics, summed by the primary from every worker's registry and its own. */
+  #scrape (): Promise<string> {
+    const id = ++this.#scraped
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#scrapes.delete(id)
+        reject(new Error('the primary did not answer with the process group\'s metrics'))
+      }, SCRAPE_TIMEOUT_MS)
+      this.#scrapes.set(id, { resolve, reject, timer })
+      if (!this.#send({ type: 'rtaa:scrape', id })) {
+        clearTimeout(timer)
+        this.#scrapes.delete(id)
+        reject(new Error('the primary is gone'))
+      }
+    })
+  }
+
+  /** False when the channel to the primary is closed (the primary is gone: Node then ends this worker too). */
+  #send (message: WorkerMessage): boolean {
+    if (process.send === undefined || !process.connected) return false
+    process.send(message, undefined, undefined, (err: Error | null) => {
+      if (err !== null) this.#options.log.debug({ err, message: message.type }, 'message to the primary not sent')
+    })
+    return true
+  }
+}
