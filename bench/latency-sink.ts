@@ -21,6 +21,9 @@ const lastSeq = new Map<number, number>()
 let received = 0
 let duplicates = 0
 let reordered = 0
+/** Streams: XREAD round trips, and the entries they brought. */
+let reads = 0
+let entriesRead = 0
 /** One bit per (call, seq): a Set of strings would allocate per frame and put the sink's GC into the latencies. */
 const seen = new Map<number, Uint8Array>()
 const cpuBefore = process.cpuUsage()
@@ -65,6 +68,7 @@ async function pubSub (): Promise<void> {
 
 type Entry = [id: Buffer, fields: Buffer[]]
 const PCM = Buffer.from('pcm')
+const INTERVAL_MS = Number(process.env.BENCH_XREAD_INTERVAL_MS ?? 1)
 const END = Buffer.from('end')
 
 async function streams (): Promise<void> {
@@ -74,11 +78,18 @@ async function streams (): Promise<void> {
   /** Each live call's audio stream and the id of the last entry read from it. */
   const audio = new Map<string, string>()
   process.stdout.write('ready\n')
-  // Until SIGTERM, which prints the summary and exits.
+  // Until SIGTERM, which prints the summary and exits. Round trips start at least INTERVAL_MS apart: back to back,
+  // each brought ~5 frames at 200 calls and the reads (each over every live stream) cost Redis and this process more
+  // CPU, on CPU 0 beside the load generator, than the frames did. The wait adds at most that much to a frame's latency.
+  let started = 0
   for (;;) {
+    const wait = started + INTERVAL_MS - performance.now()
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait))
+    started = performance.now()
     const keys = [events, ...audio.keys()]
     const reply = await redis.xreadBuffer('COUNT', 500, 'BLOCK', 200, 'STREAMS', ...keys, eventsId, ...audio.values()) as Array<[key: Buffer, entries: Entry[]]> | null
     const arrived = nowNs()
+    reads++
     if (reply === null) continue
     for (const [keyBuffer, entries] of reply) {
       const key = keyBuffer.toString()
@@ -92,6 +103,7 @@ async function streams (): Promise<void> {
         continue
       }
       let ended = false
+      entriesRead += entries.length
       for (const [, fields] of entries) {
         for (let i = 0; i < fields.length; i += 2) {
           if (fields[i].equals(PCM)) record(fields[i + 1], arrived)
@@ -108,7 +120,7 @@ async function streams (): Promise<void> {
 process.on('SIGTERM', () => {
   const at = (p: number): number => latency.getValueAtPercentile(p) / 1000
   const cpu = process.cpuUsage(cpuBefore)
-  process.stdout.write(`${JSON.stringify({ received, duplicates, reordered, p50_ms: at(50), p99_ms: at(99), p999_ms: at(99.9), max_ms: latency.maxValue / 1000, cpu_us: cpu.user + cpu.system })}\n`)
+  process.stdout.write(`${JSON.stringify({ received, duplicates, reordered, p50_ms: at(50), p99_ms: at(99), p999_ms: at(99.9), max_ms: latency.maxValue / 1000, cpu_us: cpu.user + cpu.system, reads, entries_read: entriesRead })}\n`)
   process.exit(0)
 })
 

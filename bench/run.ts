@@ -174,8 +174,9 @@ function ticks (pid: number): number {
 function cpuTicks (): { busy: number, ours: number } | null {
   try {
     const [, ...counts] = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).map(Number)
-    // user nice system idle iowait irq softirq steal: busy is all but idle and iowait.
-    const busy = counts.slice(0, 8).reduce((sum, n) => sum + n, 0) - counts[3] - counts[4]
+    // user nice system idle iowait irq softirq steal: busy is user, nice, system and steal (a neighbouring VM's). Not
+    // irq and softirq, which no process is charged with: here mostly the loopback traffic the benchmark itself makes.
+    const busy = counts[0] + counts[1] + counts[2] + counts[7]
     const parents = new Map<number, number[]>()
     for (const name of readdirSync('/proc')) {
       if (!/^\d+$/.test(name)) continue
@@ -257,7 +258,8 @@ async function step (variant: Variant, calls: number, port: number, redisUrl: st
   await new Promise((resolve) => setTimeout(resolve, 1500)) // frames still in flight reach the sink
   const sinkExited = once(sink, 'exit')
   sink.kill('SIGTERM')
-  const received = JSON.parse(await firstLine(sink, (line) => line.startsWith('{'))) as Omit<StepResult, 'variant'> & { cpu_us: number }
+  const received = JSON.parse(await firstLine(sink, (line) => line.startsWith('{'))) as Omit<StepResult, 'variant'> & { cpu_us: number, reads: number, entries_read: number }
+  if (transport === 'streams') process.stderr.write(`sink: ${received.reads} XREADs, ${(received.entries_read / Math.max(1, received.reads)).toFixed(1)} entries each\n`)
   await sinkExited
   const after = await redisInfo(admin)
   const ticksAfter = cpuTicks()
