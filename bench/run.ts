@@ -4,7 +4,7 @@
  *
  *   npm run bench          full: steps until p99 ≥ 20 ms or loss, then bisection; ABBA order; results JSON + table
  *   npm run bench:quick    fixed loads, AB order, about 3 minutes
- *   npm run bench:smoke    one small step each, ~20 s: proves the harness runs (CI); asserts no speed
+ *   npm run bench:smoke    one small step each, ~30 s, gateway+streams too: proves the harness runs (CI); asserts no speed
  *
  * BENCH_VARIANTS lists the servers in run order, e.g. `gateway@HEAD~1,gateway,gateway,gateway@HEAD~1`: a variant
  * `gateway@<git ref>` runs that commit's gateway from a temporary worktree, so one change's before and after are
