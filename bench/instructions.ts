@@ -21,7 +21,7 @@ import WebSocket from 'ws'
 import { TestRedis, freePort } from '../test/helpers/redis-server.js'
 import { mediaMessage, openingMessages } from './exotel-frames.js'
 import { onStop, track } from './children.js'
-import { removeWorktrees, serverCommand, untilReady, type Variant } from './servers.js'
+import { parseVariant, removeWorktrees, serverCommand, untilReady, type Variant } from './servers.js'
 
 const CALLS = Number(process.env.BENCH_CALLS ?? 20)
 const WARMUP_ROUNDS = Number(process.env.BENCH_WARMUP_ROUNDS ?? 150)
@@ -33,6 +33,8 @@ const payload = Buffer.alloc((SAMPLE_RATE * 2 * FRAME_MS) / 1000, 0x11).toString
 if (spawnSync('valgrind', ['--version']).status !== 0) throw new Error('bench:instructions needs valgrind (apt-get install valgrind)')
 
 async function count (variant: Variant, redisUrl: string): Promise<{ variant: Variant, instructions_per_frame: number, frames: number }> {
+  // Its driver counts deliveries on pub/sub; a Streams variant's frames would never arrive there.
+  if (parseVariant(variant).transport === 'streams') throw new Error(`${variant}: bench:instructions counts pub/sub variants only`)
   const port = await freePort()
   const out = mkdtempSync(join(tmpdir(), 'rtaa-callgrind-'))
   // One thread for V8's compiler and GC, so their work is not spread by timing across runs.

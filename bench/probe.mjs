@@ -1,12 +1,15 @@
 // Preloaded into the server under test (node --import): once a second, event-loop delay, utilisation, CPU, RSS and
-// garbage-collection pauses as one JSON line appended to $PROBE_FILE. No change to the server itself.
+// garbage-collection pauses as one JSON line appended to $PROBE_FILE. No change to the server itself. With WORKERS > 1
+// every process of the group (the primary and each worker) writes its own lines, told apart by `pid`.
+import cluster from 'node:cluster'
 import { appendFileSync } from 'node:fs'
 import { PerformanceObserver, constants, monitorEventLoopDelay, performance } from 'node:perf_hooks'
 
 // The server ends when the benchmark that started it is gone, even killed with SIGKILL (bench/lifeline.ts): a stopped
 // run must not leave a server pinned to a core. BENCH_PARENT_PID is the benchmark's pid, so a benchmark that dies
-// before this line runs is seen too.
-const parent = Number(process.env.BENCH_PARENT_PID) || process.ppid
+// before this line runs is seen too. A worker of WORKERS > 1 (node:cluster passes it this preload) watches its primary
+// instead, which watches the benchmark.
+const parent = cluster.isWorker ? process.ppid : Number(process.env.BENCH_PARENT_PID) || process.ppid
 setInterval(() => {
   if (process.ppid !== parent) process.kill(process.pid, 'SIGKILL')
 }, 500).unref()
@@ -31,6 +34,7 @@ if (file) {
     const now = performance.eventLoopUtilization()
     const cpu = process.cpuUsage()
     appendFileSync(file, `${JSON.stringify({
+      pid: process.pid,
       t: performance.now(),
       eld_p99_ms: delay.percentile(99) / 1e6 - 10,
       eld_max_ms: delay.max / 1e6 - 10,

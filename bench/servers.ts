@@ -1,17 +1,64 @@
 /**
  * What the benchmarks run: the hand-written baseline, this checkout's gateway, or the gateway of a git ref
  * (`gateway@<ref>`, from a temporary worktree), each compiled and given as a node command line with its environment.
+ * A variant may end in settings, each after a `+` (parseVariant): `gateway+streams`, `gateway@HEAD~1+workers2`,
+ * `gateway+streams+REDIS_STREAM_MAXLEN=300`, `gateway+cpus0-1`.
  */
 import { spawn, spawnSync } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdtempSync, rmSync, symlinkSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { track } from './children.js'
 
-/** 'baseline', 'gateway' (this checkout) or 'gateway@<git ref>'. */
+/** 'baseline', 'gateway' (this checkout) or 'gateway@<git ref>', each optionally followed by `+<setting>`s. */
 export type Variant = string
+
+export interface ParsedVariant {
+  server: 'baseline' | 'gateway'
+  /** The git ref of `gateway@<ref>`; undefined for this checkout. */
+  ref: string | undefined
+  /** Environment the settings give the server, over the harness's own. */
+  env: Record<string, string>
+  /** REDIS_TRANSPORT as the server will run it: what the latency sink must read. */
+  transport: 'pubsub' | 'streams'
+  /** WORKERS as a number (1 unless `+workers<N>` or `+WORKERS=<N>`). */
+  workers: number
+  /** The CPUs (taskset -c) the server runs on: `1`, or `0-1` for more than one worker, unless `+cpus<list>` says. */
+  cpus: string
+}
+
+/**
+ * Splits a variant into its server, its git ref and its settings. Settings follow the server (and its ref), each after
+ * a `+`: `streams` (REDIS_TRANSPORT=streams), `workers<N>` (WORKERS=N; `workersauto` for WORKERS=auto),
+ * `cpus<list>` (the taskset CPU list, e.g. `cpus0-1`), or any `NAME=value` as environment. A ref holding `+` cannot be
+ * named. The baseline takes only `NAME=value` and `cpus`: it has no Streams mode and no workers.
+ */
+export function parseVariant (variant: Variant): ParsedVariant {
+  const [base, ...settings] = variant.split('+')
+  const at = base.indexOf('@')
+  const server = at === -1 ? base : base.slice(0, at)
+  const ref = at === -1 ? undefined : base.slice(at + 1)
+  if (server !== 'baseline' && server !== 'gateway') throw new Error(`unknown variant ${variant}: baseline or gateway[@<ref>], then +<setting>s`)
+  if (server === 'baseline' && ref !== undefined) throw new Error(`${variant}: the baseline has no @<ref>`)
+  const env: Record<string, string> = {}
+  let cpus: string | undefined
+  for (const setting of settings) {
+    const assignment = /^([A-Z_][A-Z0-9_]*)=(.*)$/.exec(setting)
+    const workers = /^workers(\d+|auto)$/.exec(setting)
+    const cpuList = /^cpus([\d,-]+)$/.exec(setting)
+    if (assignment !== null) env[assignment[1]] = assignment[2]
+    else if (setting === 'streams') env.REDIS_TRANSPORT = 'streams'
+    else if (setting === 'pubsub') env.REDIS_TRANSPORT = 'pubsub'
+    else if (workers !== null) env.WORKERS = workers[1]
+    else if (cpuList !== null) cpus = cpuList[1]
+    else throw new Error(`${variant}: unknown setting +${setting} (streams, workers<N>, cpus<list> or NAME=value)`)
+  }
+  if (server === 'baseline' && (env.REDIS_TRANSPORT !== undefined || env.WORKERS !== undefined)) throw new Error(`${variant}: the baseline has no Streams mode and no workers`)
+  const workers = env.WORKERS === undefined ? 1 : env.WORKERS === 'auto' ? availableParallelism() : Number(env.WORKERS)
+  return { server, ref, env, transport: env.REDIS_TRANSPORT === 'streams' ? 'streams' : 'pubsub', workers, cpus: cpus ?? (workers > 1 ? `0-${availableParallelism() - 1}` : '1') }
+}
 
 export const root = fileURLToPath(new URL('..', import.meta.url))
 
@@ -28,16 +75,17 @@ export interface ServerCommand {
  * carry the transpiler and its source maps on its heap, and heap size is what lengthens garbage-collection pauses.
  */
 export async function serverCommand (variant: Variant, port: number, redisUrl: string, nodeOptions: string[] = []): Promise<ServerCommand> {
+  const parsed = parseVariant(variant)
   const env = { PATH: process.env.PATH ?? '', PORT: String(port), REDIS_URL: redisUrl, REDIS_PREFIX: 'bench:' }
-  if (variant === 'baseline') {
+  if (parsed.server === 'baseline') {
     return {
       args: [...nodeOptions, join(await compiled(root), 'bench', 'baseline-server.js')],
-      env: { ...env, BASELINE_BALLAST_MB: process.env.BASELINE_BALLAST_MB ?? '0' },
+      env: { ...env, BASELINE_BALLAST_MB: process.env.BASELINE_BALLAST_MB ?? '0', ...parsed.env },
       cwd: root,
       readyLine: 'listening'
     }
   }
-  const dir = gatewayDir(variant)
+  const dir = gatewayDir(parsed.ref)
   return {
     args: [...nodeOptions, join(await compiled(dir), 'src', 'server.js')],
     // As shipped, less what would refuse or slow a benchmark's load: info logs, admission limits, Twilio detection,
@@ -52,7 +100,9 @@ export async function serverCommand (variant: Variant, port: number, redisUrl: s
       DRAIN_TIMEOUT_MS: '0',
       SUPPORT_TWILIO: 'false',
       INBOUND_MAX_AUDIO_SPEED: '1000',
-      INBOUND_MAX_MESSAGES_PER_S: '1000000'
+      INBOUND_MAX_MESSAGES_PER_S: '1000000',
+      // The variant's settings last: `+streams`, `+workers2`, `+NAME=value`.
+      ...parsed.env
     },
     cwd: dir
   }
@@ -89,8 +139,7 @@ export async function untilReady (port: number, attempts = 300): Promise<void> {
 
 const worktrees = new Map<string, string>()
 
-function gatewayDir (variant: Variant): string {
-  const ref = variant.split('@')[1]
+function gatewayDir (ref: string | undefined): string {
   if (ref === undefined) return root
   let dir = worktrees.get(ref)
   if (dir === undefined) {
