@@ -3,6 +3,8 @@ import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import { Redis } from 'ioredis'
 import t, { type Test } from 'tap'
+import { exotelStrings, pcmFrame, ProviderClient } from './helpers/exotel.js'
+import { TestRedisCluster } from './helpers/redis-cluster.js'
 import { TestRedis } from './helpers/redis-server.js'
 import { startToolsGateway, tool } from './helpers/tools.js'
 import { Collected } from './helpers/waiter.js'
@@ -205,6 +207,58 @@ t.test('Streams mode', async (t) => {
         { pending: 0, 'last-delivered-id': `0-${frames + 1}`, 'entries-read': frames + 1, lag: 0 })
     })
   }
+})
+
+t.test('Redis Cluster', async (t) => {
+  const cluster = await TestRedisCluster.start()
+  t.teardown(() => cluster.stop())
+  // Exotel calls of the helper's account, admitted by the IP allowlist: unverified, so their tag is {~account:id}.
+  const tenant = `~${exotelStrings.start('x').start.account_sid}`
+  const FRAMES = 50
+
+  /**
+   * One Exotel call of FRAMES frames, sent as fast as the gateway takes them once `beforeAudio` resolves: the
+   * tests, not the clock, decide when the audio comes.
+   */
+  async function call (wsUrl: string, id: string, beforeAudio: () => Promise<unknown> = async () => {}): Promise<void> {
+    const client = await ProviderClient.connect(`${wsUrl}/v1/ingest/exotel?sample-rate=8000`)
+    const streamSid = `MZ${id}`
+    client.send(exotelStrings.start(id, streamSid))
+    await beforeAudio()
+    for (let chunk = 1; chunk <= FRAMES; chunk++) client.send(exotelStrings.media(streamSid, chunk + 1, chunk, (chunk - 1) * SIM_CHUNK_MS, pcmFrame(FRAME_BYTES, chunk)))
+    client.send(exotelStrings.stop(id, streamSid, FRAMES + 2))
+    t.match(await client.closed, { code: 1000 }, `${id} stopped`)
+  }
+
+  t.test('node: sharded pub/sub, SSUBSCRIBE per call on its own shard: every frame once', async (t) => {
+    const gateway = await startToolsGateway(t, 'redis://127.0.0.1', { REDIS_CLUSTER_NODES: cluster.seeds })
+    const worker = await startWorker(t, 'node', 'cluster', [], { REDIS_CLUSTER_NODES: cluster.seeds, REDIS_PREFIX: gateway.prefix })
+    const calls = await cluster.spreadIds(3, { tenant, prefix: 'pubsub' }) // one on each master
+
+    // Sharded pub/sub has no patterns: a frame published before the worker's SSUBSCRIBE of its call is not
+    // delivered. So each call's audio starts once the worker says it is subscribed (a vendor does not wait).
+    await Promise.all(calls.map((id) => call(gateway.wsUrl, id, () => worker.lines.waitFor(([word, , callId]) => word === 'start' && callId === id, `${id} subscribed`))))
+    for (const id of calls) {
+      const channel = worker.lines.items.find(([word, , callId]) => word === 'start' && callId === id)?.[3]
+      t.equal(channel, `${gateway.prefix}audio:{${tenant}:${id}}`, `${id}: SSUBSCRIBEd to the call.start's audio_channel`)
+      t.same((await callEnded(worker, id)).slice(3), ['callended', String(FRAMES), '0'], `${id} ends, no frame lost`)
+      assertEveryFrameOnce(t, framesOf(worker, id), FRAMES, id)
+    }
+    t.equal(new Set(await Promise.all(calls.map(async (id) => (await cluster.masterFor(`{${tenant}:${id}}`)).port))).size, 3, 'the calls were on three shards')
+  })
+
+  t.test('python: Streams through RedisCluster, a thread per call: every frame once, from the first', async (t) => {
+    const gateway = await startToolsGateway(t, 'redis://127.0.0.1', { REDIS_CLUSTER_NODES: cluster.seeds, REDIS_TRANSPORT: 'streams' })
+    const worker = await startWorker(t, 'python', 'cluster', ['cluster-python', 'c1'], { REDIS_CLUSTER_NODES: cluster.seeds, REDIS_PREFIX: gateway.prefix })
+    const calls = await cluster.spreadIds(3, { tenant, prefix: 'streams' })
+
+    // Nothing waits for the worker here: the streams keep every frame until it reads them.
+    await Promise.all(calls.map((id) => call(gateway.wsUrl, id)))
+    for (const id of calls) {
+      t.same((await callEnded(worker, id)).slice(3), ['callended', String(FRAMES), '0'], `${id} ends, no frame lost`)
+      assertEveryFrameOnce(t, framesOf(worker, id), FRAMES, id)
+    }
+  })
 })
 
 /** The barrier events' entry ids: a worker may not have acknowledged the last one yet when a test looks. */
