@@ -19,6 +19,8 @@ t.test('the cluster-mode patch over the base ConfigMap loads as a Streams config
   t.ok(Object.keys(base).length > 20 && Object.keys(patch).length >= 3, 'both files were read')
   const config = loadConfig({ env: { ...base, ...patch }, dotenvFiles: [] })
   t.equal(config.REDIS_TRANSPORT, 'streams')
+  const documented = /in Streams mode set `MAX_CONCURRENT_CALLS=(\d+)`/.exec(readFileSync(new URL('../docs/operations.md', import.meta.url), 'utf8'))
+  t.equal(config.MAX_CONCURRENT_CALLS, Number(documented?.[1]), 'the Streams call limit docs/operations.md gives')
   t.equal(parseClusterNodes(config.REDIS_CLUSTER_NODES as string).length, 3, 'three seeds')
   t.equal(loadConfig({ env: base, dotenvFiles: [] }).REDIS_TRANSPORT, 'pubsub', 'the base stays on pub/sub')
 })
