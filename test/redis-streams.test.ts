@@ -1,9 +1,16 @@
+import { Writable } from 'node:stream'
 import { Redis } from 'ioredis'
+import pino from 'pino'
 import t, { type Test } from 'tap'
+import { audioStreamKey } from '../src/bus/channels.js'
+import { RedisBus } from '../src/bus/redis-bus.js'
+import { streamsTransport } from '../src/bus/transports.js'
+import { createMetrics } from '../src/metrics.js'
 import type { CallStartEvent, CallStopEvent } from '../src/bus/call-events.js'
 import { ProviderClient, exotelStrings, pcmFrame } from './helpers/exotel.js'
 import { startGateway, waitReady, type Gateway } from './helpers/gateway.js'
 import { TestRedis } from './helpers/redis-server.js'
+import { Collected } from './helpers/waiter.js'
 
 const redis = await TestRedis.start()
 t.teardown(() => redis.stop())
@@ -207,4 +214,57 @@ t.test('a later stream of the same call gets a stream of its own: neither call l
     t.ok(kept.every(({ fields }, i) => Number(fields.seq) === i + 1 && fields.pcm.equals(pcmFrame(320, round * 1000 + i))), `call ${round + 1}: its own audio, in order`)
     t.equal(entries.at(-1)?.fields.frames.toString(), String(frames))
   }
+})
+
+t.test('READONLY from a demoted master is a failover under way: frames are sent again, through a shutdown, until Redis takes them', async (t) => {
+  const own = await TestRedis.start()
+  t.teardown(() => own.stop())
+  const primary = await TestRedis.start()
+  t.teardown(() => primary.stop())
+  const prefix = 'readonly:'
+  const logs = new Collected<{ msg: string }>()
+  const log = pino({ level: 'info' }, new Writable({
+    write (chunk: Buffer, _encoding, done) {
+      logs.push(JSON.parse(chunk.toString()) as { msg: string })
+      done()
+    }
+  }))
+  const bus = new RedisBus({
+    target: { url: own.url, clusterNodes: null },
+    transport: streamsTransport(prefix, { maxLen: 1000, ttlMs: 60_000, claimTtlMs: 30_000, eventsMaxLen: 1000 }),
+    prefix,
+    log,
+    metrics: createMetrics({ tenantLabel: false }),
+    bufferMaxBytes: 1024 * 1024,
+    maxEventsPerCall: 100,
+    stallTimeoutMs: 60_000
+  })
+  await logs.waitFor((line) => line.msg === 'redis connected')
+  const admin = await reader(t, own.url)
+  // Redis refuses a write to a replica before MONITOR would show it: its error count says each attempt.
+  const refusals = async (): Promise<number> => Number(/errorstat_READONLY:count=(\d+)/.exec(await admin.info('errorstats'))?.[1] ?? 0)
+  const refusedMore = async (than: number): Promise<number> => {
+    for (let count = await refusals(); ; count = await refusals()) if (count > than) return count
+  }
+  await admin.replicaof('127.0.0.1', String(primary.port))
+
+  const call = { tenantId: null, tenantVerified: false, interactionId: 'CAreadonly', epoch: 1 }
+  const fates = { published: 0, failed: 0 }
+  const outcome = { published: () => fates.published++, failed: () => fates.failed++ }
+  for (let seq = 1; seq <= 10; seq++) {
+    bus.publishAudio(call, { interaction_id: 'CAreadonly', tenant_id: null, seq, vendor_seq: null, timestamp_ms: (seq - 1) * 20, sample_rate: 8000, encoding: 'pcm_s16le', channels: 1 },
+      pcmFrame(320, seq), outcome)
+  }
+  const refused = await refusedMore(0)
+  t.equal(fates.published + fates.failed, 0, 'READONLY lost nothing: the frames wait')
+
+  bus.flushUntil(Date.now() + 30_000)
+  const closed = bus.close()
+  await refusedMore(refused + 10)
+  t.pass('the frames are sent again while the bus closes')
+  await admin.replicaof('NO', 'ONE')
+  await closed
+  t.same(fates, { published: 10, failed: 0 }, 'all ten taken once Redis took writes again, before close() returned')
+  const written = (await admin.xrangeBuffer(audioStreamKey(prefix, call), '-', '+') as Array<[Buffer, Buffer[]]>).map(([id]) => id.toString())
+  t.same(written, Array.from({ length: 10 }, (_, i) => `0-${i + 1}`), 'in order, each once')
 })

@@ -415,8 +415,6 @@ export class RedisBus implements Bus {
     this.#receiver = null
     clearInterval(this.#stallWatch)
     if (this.#clusterCheck !== null) clearInterval(this.#clusterCheck)
-    if (this.#retryTimer !== null) clearTimeout(this.#retryTimer)
-    if (this.#lostTimer !== null) clearTimeout(this.#lostTimer)
     this.#subscriber.disconnect()
     this.#claims.disconnect()
     await this.#waitUntilIdle(Math.max(this.#flushDeadline - Date.now(), this.#quitTimeoutMs))
@@ -521,7 +519,7 @@ export class RedisBus implements Bus {
   #acknowledged (pending: Pending, attempt: number): void {
     if (pending.attempt !== attempt || pending.settled) return
     this.#settle(pending)
-    if (this.#guardOrder && pending.header !== null) this.#lastTaken.set(pending.call, pending.id)
+    if (this.#guardOrder && pending.header !== null && pending.id > (this.#lastTaken.get(pending.call) ?? -1)) this.#lastTaken.set(pending.call, pending.id)
     if (pending.slab !== null) this.#arena.release(pending.slab)
     if (pending.since >= 0) this.#metrics.publishLatency.observe((performance.now() - pending.since) / 1000)
     pending.outcome.published()
@@ -535,7 +533,7 @@ export class RedisBus implements Bus {
     if (err instanceof ReplyError ? TRANSIENT_REPLY.test(err.message) : !(err instanceof PublishDropped)) {
       pending.lost = true
       this.#open--
-      if (this.#lost++ === 0) this.#lostTimer = setTimeout(() => this.#scheduleRequeue(), LOST_WAIT_MS)
+      if (this.#lost++ === 0) this.#lostTimer = setTimeout(() => this.#scheduleRequeue(), LOST_WAIT_MS).unref()
       if (this.#open === 0) this.#scheduleRequeue()
       return
     }
@@ -600,11 +598,13 @@ export class RedisBus implements Bus {
     this.#lostTimer = null
     this.#lost = 0
     this.#return(lost)
-    if (this.connected && this.#waiting > 0 && this.#retryTimer === null) {
+    // The bound may have dropped all that came back: then close() may be waiting for this.
+    if (this.#waiting === 0) this.#moveOn()
+    else if (this.connected && this.#retryTimer === null) {
       this.#retryTimer = setTimeout(() => {
         this.#retryTimer = null
         this.#flush()
-      }, RETRY_DELAY_MS)
+      }, RETRY_DELAY_MS).unref()
     }
   }
 
@@ -764,6 +764,11 @@ export class RedisBus implements Bus {
 
   /** What never reached Redis by the end of the shutdown is dropped, and reported call by call. */
   #dropAtShutdown (): void {
+    // Retries went on while close() waited; nothing is sent any more.
+    if (this.#retryTimer !== null) clearTimeout(this.#retryTimer)
+    if (this.#lostTimer !== null) clearTimeout(this.#lostTimer)
+    this.#retryTimer = null
+    this.#lostTimer = null
     this.#requeueInFlight()
     if (this.#waiting === 0) return
     const byCall = new Map<string, { call: CallRef, frames: number, events: string[] }>()

@@ -93,9 +93,9 @@ export function streamsTransport (prefix: string, { maxLen, ttlMs, claimTtlMs, e
 }
 
 /**
- * XADD with the id `0-<seq>`. Redis refuses an id not above the stream's last one: either this very entry was written
- * by an earlier attempt whose answer was lost (then it is there, and that is success), or a later entry overtook it,
- * and then it is lost.
+ * XADDs frame `seq` (its fields start with `seq`) with the id `0-<seq>`. Redis refuses an id not above the stream's
+ * last one: either this very entry was written by an earlier attempt whose answer was lost (then it is there, and that
+ * is success), or a later entry overtook it, and then it is lost.
  */
 async function appendOnce (redis: RedisClient, key: string, maxLen: number, seq: number, fields: Array<string | number | Buffer>): Promise<void> {
   const id = `0-${seq}`
@@ -103,7 +103,8 @@ async function appendOnce (redis: RedisClient, key: string, maxLen: number, seq:
     await redis.xadd(key, 'MAXLEN', '~', maxLen, id, ...fields)
   } catch (err) {
     if (!(err instanceof ReplyError) || !(err as Error).message.includes('equal or smaller')) throw err
-    const present = await redis.xrange(key, id, id)
-    if (present.length === 0) throw new PublishDropped('out_of_order')
+    // Its own entry, that is: not the end entry, which takes the id after the last frame written.
+    const [entry] = await redis.xrange(key, id, id)
+    if (entry === undefined || entry[1][0] !== 'seq' || entry[1][1] !== String(seq)) throw new PublishDropped('out_of_order')
   }
 }
