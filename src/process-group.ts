@@ -169,6 +169,9 @@ export class ProcessGroup {
           const held = member.calls.get(call)
           if (held !== undefined) held.counts = counts
         }
+        // Debug only: one line a second per worker with calls, which says what a call.stop of its calls would count.
+        this.#log.debug({ worker: member.worker.id, worker_pid: member.pid, calls: message.counts.length, frames: message.counts.reduce((sum, [, frames]) => sum + frames, 0) },
+          'call counts reported')
         break
       case 'rtaa:scrape':
         this.#scrape().then(

@@ -171,7 +171,6 @@ t.test('SIGKILL of a worker: each of its calls gets call.stop worker_exited and 
   const subscriber = await Subscriber.start(t, redis.url, prefix)
   const calls: OpenCall[] = []
   for (let i = 0; i < 4; i++) calls.push(await openCall(group, subscriber, `CAkill${i}`, 3))
-  const framesOnRedisAt = Date.now()
   const victim = calls[0].pid
   const doomed = calls.filter((call) => call.pid === victim)
   const survivors = calls.filter((call) => call.pid !== victim)
@@ -180,9 +179,11 @@ t.test('SIGKILL of a worker: each of its calls gets call.stop worker_exited and 
   // A scrape before the kill: what the worker counted stays in the group's counters after it is gone.
   const before = await scrapeUntil(group.url, (s) => total(s, 'rtaa_calls_started_total') === 4)
   t.equal(total(before, 'rtaa_calls_started_total'), 4)
-  // Workers tell the primary their calls' counts once a second: the kill waits for a report that holds the frames,
-  // with room for a loaded machine's late timer.
-  await new Promise((resolve) => setTimeout(resolve, Math.max(0, framesOnRedisAt + 2200 - Date.now())))
+  // Workers tell the primary their calls' counts once a second: the kill waits for the victim's report that holds
+  // every frame of its calls.
+  const victimFrames = doomed.length * 3
+  await group.lines.waitFor((line) => isPrimary(line) && line.msg === 'call counts reported' && line.worker_pid === victim && line.frames === victimFrames,
+    'a count report with every frame of the victim\'s calls')
 
   const claimKey = (id: string): string => `${prefix}call:{~ACxxxxxxxxxxxxxxxxxxxxxxxx:${id}}`
   const listener = new Redis(redis.url)
