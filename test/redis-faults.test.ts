@@ -215,6 +215,24 @@ t.test('a Redis that cannot be reached at start is a warning at once, with the p
   t.notMatch(JSON.stringify(server.lines.items) + server.stderr(), /hunter2/, 'the password is never logged')
 })
 
+t.test('REDIS_CLUSTER_NODES naming a Redis without cluster support: the warning names the seeds and the cause, and calls are refused', async (t) => {
+  const redis = await ownRedis(t)
+  const gatewayPort = await freePort()
+  const server = runServer(t.testdir({}), {
+    HOST: '127.0.0.1', PORT: String(gatewayPort), REDIS_CLUSTER_NODES: `127.0.0.1:${redis.port}`, LOG_LEVEL: 'info'
+  })
+  t.teardown(() => { server.child.kill('SIGKILL') })
+  const warning = await server.lines.waitFor((line) => String(line.msg).startsWith('redis unreachable'), 'the warning', 30_000)
+  t.match(warning, {
+    level: 40,
+    msg: 'redis unreachable: check REDIS_CLUSTER_NODES; nothing is published until it connects',
+    redis: `cluster 127.0.0.1:${redis.port}`,
+    error: /cluster support disabled/
+  })
+  await server.lines.waitFor((line) => String(line.msg).startsWith('Server listening'))
+  t.match(await refusedUpgrade(`ws://127.0.0.1:${gatewayPort}/v1/ingest?sample-rate=8000`), { status: 503, body: /cannot reach Redis/ })
+})
+
 t.test('SIGTERM while Redis is paused: the drain keeps flushing, and everything arrives once Redis is back', async (t) => {
   const { redis, gateway, subscriber, client, sendFrames, stop } = await startedCall(t, 'CAdrain', { DRAIN_TIMEOUT_MS: '30000' })
   redis.pause()

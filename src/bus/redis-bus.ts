@@ -143,7 +143,8 @@ export class RedisBus implements Bus {
   readonly #redis: RedisClient
   readonly #subscriber: RedisClient
   readonly #claims: ClaimingRedis
-  readonly #url: string
+  /** What the logs name as Redis: the URL (password redacted), or the cluster's seeds. */
+  readonly #where: string
   readonly #transport: Transport
   /** On a Redis Cluster: sharded pub/sub, and the cluster's state in readiness. */
   readonly #sharded: boolean
@@ -210,7 +211,7 @@ export class RedisBus implements Bus {
 
   constructor (options: RedisBusOptions) {
     const { target } = options
-    this.#url = target.url
+    this.#where = target.clusterNodes === null ? redactUrl(target.url) : `cluster ${target.clusterNodes.map(({ host, port }) => `${host}:${port}`).join(',')}`
     this.#transport = options.transport
     this.#sharded = target.clusterNodes !== null
     this.#guardOrder = this.#sharded && options.transport.name === 'pubsub'
@@ -244,7 +245,7 @@ export class RedisBus implements Bus {
     })
     this.#redis.on('close', () => {
       if (this.#wasConnected && !this.#quitting) {
-        this.#log.warn({ redis: redactUrl(this.#url) }, 'redis connection lost, reconnecting')
+        this.#log.warn({ redis: this.#where }, 'redis connection lost, reconnecting')
         this.#metrics.redisDisconnects.inc({ connection: 'publisher' })
         this.#lastUnreachableLog = Date.now()
       }
@@ -729,9 +730,11 @@ export class RedisBus implements Bus {
       return
     }
     this.#lastUnreachableLog = now
-    const fields = { redis: redactUrl(this.#url), code: err.code, error: err.message, buffered_bytes: this.#bufferedBytes + this.#inFlightBytes }
+    // A cluster's own error is "Failed to refresh slots cache."; the last node's says why (not a cluster, refused…).
+    const cause = (err as Error & { lastNodeError?: Error }).lastNodeError?.message
+    const fields = { redis: this.#where, code: err.code, error: cause === undefined ? err.message : `${err.message} ${cause}`, buffered_bytes: this.#bufferedBytes + this.#inFlightBytes }
     if (this.#everConnected) this.#log.warn(fields, 'redis still unreachable; buffering')
-    else this.#log.warn(fields, 'redis unreachable: check REDIS_URL; nothing is published until it connects')
+    else this.#log.warn(fields, `redis unreachable: check ${this.#sharded ? 'REDIS_CLUSTER_NODES' : 'REDIS_URL'}; nothing is published until it connects`)
   }
 
   #subscriberReady (): void {
@@ -758,7 +761,7 @@ export class RedisBus implements Bus {
     this.#subscriberUp = false
     if (this.#closing) return
     this.#metrics.redisDisconnects.inc({ connection: 'playback' })
-    this.#subscriberLog.warn({ calls: this.#subscribed.size, redis: redactUrl(this.#url) },
+    this.#subscriberLog.warn({ calls: this.#subscribed.size, redis: this.#where },
       'playback subscriber lost its redis connection (see client-output-buffer-limit pubsub); playback published meanwhile is lost')
   }
 
