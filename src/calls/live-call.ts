@@ -552,7 +552,6 @@ export class LiveCall {
       to: info.to,
       custom_parameters: info.customParameters,
       ...bus.callRoutes(info),
-
       contract_version: CONTRACT_VERSION
     })
     metrics.callsStarted.inc(labels)
