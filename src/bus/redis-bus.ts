@@ -75,7 +75,7 @@ interface Pending {
    * objects until sent, so a call.stop still waiting can learn of frames lost after it was queued.
    */
   payload: Buffer | CallEvent
-  /** An audio frame's header, which Streams writes as fields; null for events. */
+  /** A Streams frame's header, which it writes as fields; null for events and pub/sub frames. */
   header: AudioFrameHeader | null
   /** Where a frame lies in `payload`, and its length. */
   offset: number
@@ -105,6 +105,8 @@ interface Pending {
  * (test/outage-memory.test.ts; docs/operations.md, "Redis outages").
  */
 const ENTRY_OVERHEAD_BYTES = 896
+/** What a Streams frame's header object costs while it waits (its eight fields and the object). */
+const HEADER_OVERHEAD_BYTES = 256
 /**
  * The share of the bound that audio may not take in flight, kept for events: during a stall, frames already written
  * cannot be dropped, and a call.stop must still find room while the oldest waiting frames go.
@@ -351,7 +353,8 @@ export class RedisBus implements Bus {
 
   publishAudio (call: CallRef, header: AudioFrameHeader, pcm: Buffer, outcome: PublishOutcome): void {
     const bytes = this.#transport.frameBytes(header, pcm)
-    this.#publish('audio', this.#audioChannelOf(call), bytes, header, bytes.length, performance.now(), call, outcome)
+    // Pub/sub's bytes hold the header already: a waiting frame keeps no header object alive besides.
+    this.#publish('audio', this.#audioChannelOf(call), bytes, this.#transport.keepsHeader ? header : null, bytes.length, performance.now(), call, outcome)
   }
 
   /** A call's audio channel (or stream), named once per call rather than once per frame (and per waiting frame). */
@@ -467,7 +470,7 @@ export class RedisBus implements Bus {
       header,
       offset: 0,
       length: bytes,
-      bytes: bytes + ENTRY_OVERHEAD_BYTES,
+      bytes: bytes + ENTRY_OVERHEAD_BYTES + (header === null ? 0 : HEADER_OVERHEAD_BYTES),
       since,
       sentAt: 0,
       attempt: 0,
@@ -511,7 +514,7 @@ export class RedisBus implements Bus {
     this.#open++
     const { payload, header } = pending
     const written = Buffer.isBuffer(payload)
-      ? this.#transport.writeFrame(this.#redis, pending.channel, header as AudioFrameHeader,
+      ? this.#transport.writeFrame(this.#redis, pending.channel, header,
         pending.slab !== null ? payload.subarray(pending.offset, pending.offset + pending.length) : payload)
       : this.#transport.writeEvent(this.#redis, payload, pending.channel)
     written.then(() => this.#acknowledged(pending, attempt), (err: Error) => this.#failed(pending, attempt, err))
@@ -520,7 +523,7 @@ export class RedisBus implements Bus {
   #acknowledged (pending: Pending, attempt: number): void {
     if (pending.attempt !== attempt || pending.settled) return
     this.#settle(pending)
-    if (this.#guardOrder && pending.header !== null && pending.id > (this.#lastTaken.get(pending.call) ?? -1)) this.#lastTaken.set(pending.call, pending.id)
+    if (this.#guardOrder && pending.lane === 'audio' && pending.id > (this.#lastTaken.get(pending.call) ?? -1)) this.#lastTaken.set(pending.call, pending.id)
     if (pending.slab !== null) this.#arena.release(pending.slab)
     if (pending.since >= 0) this.#metrics.publishLatency.observe((performance.now() - pending.since) / 1000)
     pending.outcome.published()
@@ -620,7 +623,7 @@ export class RedisBus implements Bus {
       this.#inFlightBytes -= pending.bytes
       pending.attempt++
       pending.lost = false
-      if (this.#guardOrder && pending.header !== null && (this.#lastTaken.get(pending.call) ?? -1) > pending.id) {
+      if (this.#guardOrder && pending.lane === 'audio' && (this.#lastTaken.get(pending.call) ?? -1) > pending.id) {
         this.#fail(pending, new PublishDropped('out_of_order'))
         continue
       }

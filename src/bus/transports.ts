@@ -18,8 +18,10 @@ export interface Transport {
   readonly name: TransportName
   /** The bytes a frame is held as until it is written. */
   frameBytes (header: AudioFrameHeader, pcm: Buffer): Buffer
-  /** Writes one frame to `target` (the call's audio channel, or its audio stream: the same name). */
-  writeFrame (redis: RedisClient, target: string, header: AudioFrameHeader, bytes: Buffer): Promise<unknown>
+  /** Whether writeFrame needs the frame's header beside its bytes (Streams), or the bytes hold it (pub/sub). */
+  readonly keepsHeader: boolean
+  /** Writes one frame to `target` (the call's audio channel, or its audio stream); `header` if it keeps headers. */
+  writeFrame (redis: RedisClient, target: string, header: AudioFrameHeader | null, bytes: Buffer): Promise<unknown>
   /** Writes one call event; `audioTarget` is its call's audio channel or stream. */
   writeEvent (redis: RedisClient, event: CallEvent, audioTarget: string): Promise<unknown>
   /** How long a live call's audio stream lives past a claim's renewal: REDIS_STREAM_TTL_S (0: nothing to expire). */
@@ -33,6 +35,7 @@ export function pubSubTransport (prefix: string, sharded: boolean): Transport {
     sharded ? redis.spublish(channel, message) : redis.publish(channel, message)
   return {
     name: 'pubsub',
+    keepsHeader: false,
     liveStreamTtlMs: 0,
     frameBytes: encodeAudioFrame,
     writeFrame: (redis, channel, _header, bytes) => publish(redis, channel, bytes),
@@ -60,9 +63,11 @@ export function streamsTransport (prefix: string, { maxLen, ttlMs, claimTtlMs, e
   const events = callsChannel(prefix)
   return {
     name: 'streams',
+    keepsHeader: true,
     liveStreamTtlMs: ttlMs,
     frameBytes: (_header, pcm) => pcm,
-    writeFrame: (redis, key, header, pcm) => {
+    writeFrame: (redis, key, kept, pcm) => {
+      const header = kept as AudioFrameHeader
       const added = appendOnce(redis, key, maxLen, header.seq, [
         'seq', header.seq,
         'vendor_seq', header.vendor_seq ?? '',
