@@ -9,28 +9,20 @@ import { createMetrics } from '../src/metrics.js'
 import type { CallStartEvent, CallStopEvent } from '../src/bus/call-events.js'
 import { ProviderClient, exotelStrings, pcmFrame } from './helpers/exotel.js'
 import { startGateway, waitReady, type Gateway } from './helpers/gateway.js'
+import { toEntry, type StreamEntry } from './helpers/redis-cluster.js'
 import { TestRedis } from './helpers/redis-server.js'
 import { Collected } from './helpers/waiter.js'
 
 const redis = await TestRedis.start()
 t.teardown(() => redis.stop())
 
-type Fields = Record<string, Buffer>
-interface Entry { id: string, fields: Fields }
+type Entry = StreamEntry
 
 /** A reader of the gateway's streams, as a worker in any language would be: XREAD with BLOCK, so it waits on Redis. */
 async function reader (t: Test, url: string): Promise<Redis> {
   const client = new Redis(url, { maxRetriesPerRequest: null })
   t.teardown(() => client.disconnect())
   return client
-}
-
-function toEntries (raw: Array<[Buffer, Buffer[]]>): Entry[] {
-  return raw.map(([id, flat]) => {
-    const fields: Fields = {}
-    for (let i = 0; i < flat.length; i += 2) fields[flat[i].toString()] = flat[i + 1]
-    return { id: id.toString(), fields }
-  })
 }
 
 /** Reads `key` from `after` until `done` says the entries so far are enough, blocking on Redis between reads. */
@@ -40,7 +32,7 @@ async function readUntil (client: Redis, key: string, done: (entries: Entry[]) =
   while (!done(entries)) {
     const reply = await client.xreadBuffer('BLOCK', 10_000, 'STREAMS', key, last) as Array<[Buffer, Array<[Buffer, Buffer[]]>]> | null
     if (reply === null) throw new Error(`nothing more on ${key} after ${last} within 10 s (have ${entries.length})`)
-    const got = toEntries(reply[0][1])
+    const got = reply[0][1].map(toEntry)
     entries.push(...got)
     last = got[got.length - 1].id
   }
@@ -149,7 +141,7 @@ t.test('REDIS_STREAM_MAXLEN bounds a live call\'s stream, keeping the newest fra
   await client.closed
   await readUntil(worker, audio, (entries) => entries.some(({ fields }) => fields.end !== undefined))
   // Read whole once the call has ended: a reader that fell behind while it streamed would find the middle trimmed.
-  const kept = frameEntries(toEntries(await worker.xrangeBuffer(audio, '-', '+') as Array<[Buffer, Buffer[]]>))
+  const kept = frameEntries((await worker.xrangeBuffer(audio, '-', '+') as Array<[Buffer, Buffer[]]>).map(toEntry))
   t.ok(kept.length >= 100 && kept.length < 300, `about MAXLEN frames are kept: ${kept.length} of 400`)
   t.equal(Number(kept[kept.length - 1].fields.seq), 400, 'the newest is there')
   t.same(kept.map(({ fields }) => Number(fields.seq)), Array.from({ length: kept.length }, (_, i) => 400 - kept.length + i + 1), 'a run of the newest, in order')

@@ -6,7 +6,7 @@ import type { Metrics } from '../metrics.js'
 import type { AudioFrameHeader } from './audio-frame.js'
 import { PublishDropped, type Bus, type BusProblem, type CallRoutes, type PlaybackReceiver, type PublishOutcome } from './bus.js'
 import type { CallEvent } from './call-events.js'
-import { audioChannel, audioStreamKey, callTag, claimKey, playbackChannel, playbackTag, type CallRef } from './channels.js'
+import { callTag, claimKey, playbackChannel, playbackTag, type CallRef } from './channels.js'
 import { FrameArena, type Slab } from './frame-arena.js'
 import { connectRedis, type RedisTarget } from './redis-clients.js'
 import type { RedisClient, Transport } from './transports.js'
@@ -314,11 +314,12 @@ export class RedisBus implements Bus {
 
   callRoutes (call: CallRef): CallRoutes {
     const streams = this.#transport.name === 'streams'
+    const target = this.#audioChannelOf(call)
     return {
       transport: this.#transport.name,
       sharded: this.#sharded,
-      audio_channel: streams ? null : audioChannel(this.#prefix, call),
-      audio_stream: streams ? audioStreamKey(this.#prefix, call) : null,
+      audio_channel: streams ? null : target,
+      audio_stream: streams ? target : null,
       playback_channel: playbackChannel(this.#prefix, call)
     }
   }
@@ -361,7 +362,7 @@ export class RedisBus implements Bus {
   #audioChannelOf (call: CallRef): string {
     let channel = this.#audioChannels.get(call)
     if (channel === undefined) {
-      channel = this.#transport.name === 'streams' ? audioStreamKey(this.#prefix, call) : audioChannel(this.#prefix, call)
+      channel = this.#transport.audioTarget(call)
       this.#audioChannels.set(call, channel)
     }
     return channel

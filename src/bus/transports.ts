@@ -2,7 +2,7 @@ import { ReplyError, type Cluster, type Redis } from 'ioredis'
 import { encodeAudioFrame, type AudioFrameHeader } from './audio-frame.js'
 import { PublishDropped } from './bus.js'
 import type { CallEvent } from './call-events.js'
-import { callsChannel } from './channels.js'
+import { audioChannel, audioStreamKey, callsChannel, type CallRef } from './channels.js'
 
 /** One Redis, or a Redis Cluster: the commands the bus sends are the same. */
 export type RedisClient = Redis | Cluster
@@ -16,6 +16,8 @@ export type TransportName = 'pubsub' | 'streams'
  */
 export interface Transport {
   readonly name: TransportName
+  /** Where a call's frames are written: its audio channel (pub/sub) or its audio stream (Streams). */
+  audioTarget (call: CallRef): string
   /** The bytes a frame is held as until it is written. */
   frameBytes (header: AudioFrameHeader, pcm: Buffer): Buffer
   /** Whether writeFrame needs the frame's header beside its bytes (Streams), or the bytes hold it (pub/sub). */
@@ -35,6 +37,7 @@ export function pubSubTransport (prefix: string, sharded: boolean): Transport {
     sharded ? redis.spublish(channel, message) : redis.publish(channel, message)
   return {
     name: 'pubsub',
+    audioTarget: (call) => audioChannel(prefix, call),
     keepsHeader: false,
     liveStreamTtlMs: 0,
     frameBytes: encodeAudioFrame,
@@ -63,18 +66,13 @@ export function streamsTransport (prefix: string, { maxLen, ttlMs, claimTtlMs, e
   const events = callsChannel(prefix)
   return {
     name: 'streams',
+    audioTarget: (call) => audioStreamKey(prefix, call),
     keepsHeader: true,
     liveStreamTtlMs: ttlMs,
     frameBytes: (_header, pcm) => pcm,
     writeFrame: (redis, key, kept, pcm) => {
       const header = kept as AudioFrameHeader
-      const added = appendOnce(redis, key, maxLen, header.seq, [
-        'seq', header.seq,
-        'vendor_seq', header.vendor_seq ?? '',
-        'timestamp_ms', header.timestamp_ms,
-        'sample_rate', header.sample_rate,
-        'pcm', pcm
-      ])
+      const added = appendFrame(redis, key, maxLen, header, pcm)
       if (header.seq !== 1) return added
       // Expiring from its first frame on (sent right behind it), as the claim renewals keep it: no stream outlives
       // a dead process.
@@ -98,14 +96,16 @@ export function streamsTransport (prefix: string, { maxLen, ttlMs, claimTtlMs, e
 }
 
 /**
- * XADDs frame `seq` (its fields start with `seq`) with the id `0-<seq>`. Redis refuses an id not above the stream's
- * last one: either this very entry was written by an earlier attempt whose answer was lost (then it is there, and that
- * is success), or a later entry overtook it, and then it is lost.
+ * XADDs one frame with the id `0-<seq>`. Redis refuses an id not above the stream's last one: either this very entry
+ * was written by an earlier attempt whose answer was lost (then it is there, and that is success), or a later entry
+ * overtook it, and then it is lost.
  */
-async function appendOnce (redis: RedisClient, key: string, maxLen: number, seq: number, fields: Array<string | number | Buffer>): Promise<void> {
+async function appendFrame (redis: RedisClient, key: string, maxLen: number, header: AudioFrameHeader, pcm: Buffer): Promise<void> {
+  const { seq } = header
   const id = `0-${seq}`
   try {
-    await redis.xadd(key, 'MAXLEN', '~', maxLen, id, ...fields)
+    await redis.xadd(key, 'MAXLEN', '~', maxLen, id, 'seq', seq, 'vendor_seq', header.vendor_seq ?? '', 'timestamp_ms', header.timestamp_ms,
+      'sample_rate', header.sample_rate, 'pcm', pcm)
   } catch (err) {
     if (!(err instanceof ReplyError) || !(err as Error).message.includes('equal or smaller')) throw err
     // Its own entry, that is: not the end entry, which takes the id after the last frame written.

@@ -1,12 +1,12 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdtempSync, rmSync } from 'node:fs'
-import { createServer, type Server } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { Cluster, Redis } from 'ioredis'
 import type { Test } from 'tap'
+import { freePorts } from './redis-server.js'
 import type { Published } from './subscriber.js'
 import { Collected } from './waiter.js'
 
@@ -284,30 +284,6 @@ function spawnNode (dir: string, port: number, busPort: number): OwnNode & { rea
   return { port, busPort, process: child, exited, role: 'replica', id: '', dead: false, admin, output: () => output, ready }
 }
 
-/** `count` distinct free ports, all held at once so none is handed out twice. */
-export async function freePorts (count: number): Promise<number[]> {
-  const servers: Server[] = []
-  try {
-    const ports: number[] = []
-    for (let i = 0; i < count; i++) {
-      const server = createServer()
-      servers.push(server)
-      server.listen(0, '127.0.0.1')
-      await once(server, 'listening')
-      const address = server.address()
-      if (address === null || typeof address === 'string') throw new Error('no port')
-      ports.push(address.port)
-    }
-    return ports
-  } finally {
-    await Promise.all(servers.map(async (server) => {
-      if (!server.listening) return
-      server.close()
-      await once(server, 'close')
-    }))
-  }
-}
-
 function parseNodes (text: string): NodeView[] {
   return text.trim().split('\n').map((line) => {
     const [id, address, flags, master, , , , , ...slots] = line.trim().split(' ')
@@ -423,7 +399,8 @@ export class StreamReader {
   }
 }
 
-function toEntry ([id, flat]: [Buffer, Buffer[]]): StreamEntry {
+/** One entry as XRANGE/XREAD give it with Buffers, its fields by name. */
+export function toEntry ([id, flat]: [Buffer, Buffer[]]): StreamEntry {
   const fields: Record<string, Buffer> = {}
   for (let i = 0; i < flat.length; i += 2) fields[flat[i].toString()] = flat[i + 1]
   return { id: id.toString(), fields }

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { createServer } from 'node:net'
+import { createServer, type Server } from 'node:net'
 
 /** A redis-server of the test's own, on a free port; stop() and start() again keep the port. */
 export class TestRedis {
@@ -59,12 +59,30 @@ export class TestRedis {
 }
 
 export async function freePort (): Promise<number> {
-  const server = createServer()
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const address = server.address()
-  server.close()
-  await once(server, 'close')
-  if (address === null || typeof address === 'string') throw new Error('no port')
-  return address.port
+  const [port] = await freePorts(1)
+  return port
+}
+
+/** `count` distinct free ports, all held at once so none is handed out twice. */
+export async function freePorts (count: number): Promise<number[]> {
+  const servers: Server[] = []
+  try {
+    const ports: number[] = []
+    for (let i = 0; i < count; i++) {
+      const server = createServer()
+      servers.push(server)
+      server.listen(0, '127.0.0.1')
+      await once(server, 'listening')
+      const address = server.address()
+      if (address === null || typeof address === 'string') throw new Error('no port')
+      ports.push(address.port)
+    }
+    return ports
+  } finally {
+    await Promise.all(servers.map(async (server) => {
+      if (!server.listening) return
+      server.close()
+      await once(server, 'close')
+    }))
+  }
 }
