@@ -51,11 +51,11 @@ export function writeWav (pcm: Buffer, sampleRate: number): Buffer {
   return Buffer.concat([wavHeader(sampleRate, pcm.length), pcm])
 }
 
-/** The first channel of interleaved 16-bit PCM. */
-export function firstChannel (wav: Wav): Buffer {
+/** One channel (from 0) of interleaved 16-bit PCM. */
+export function wavChannel (wav: Wav, channel: number): Buffer {
   if (wav.channels === 1) return wav.pcm
   const frames = Math.floor(wav.pcm.length / (2 * wav.channels))
   const mono = Buffer.alloc(frames * 2)
-  for (let i = 0; i < frames; i++) mono.writeInt16LE(wav.pcm.readInt16LE(i * 2 * wav.channels), i * 2)
+  for (let i = 0; i < frames; i++) mono.writeInt16LE(wav.pcm.readInt16LE((i * wav.channels + channel) * 2), i * 2)
   return mono
 }

@@ -17,7 +17,7 @@ import { TokenBucket } from './token-bucket.js'
 
 /** The socket of a vendor connection, as its call uses it. */
 export interface CallSocket {
-  send (text: string): void
+  send (data: string | Buffer): void
   close (code: number, reason: string): void
   terminate (): void
   ping (): void
@@ -574,7 +574,7 @@ export class LiveCall {
     const { metrics, playback } = this.#options
     this.#playback = new Playback({
       host: {
-        send: (text) => this.#socket.send(text),
+        send: (data) => this.#socket.send(data),
         hangup: () => this.hangup('hangup', CloseCode.NORMAL, 'hangup'),
         markCleared: (name) => this.#publishEvent({ type: 'call.mark', ...identity(info), name, cleared: true })
       },

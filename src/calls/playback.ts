@@ -9,7 +9,7 @@ import type { PlaybackBudget } from './playback-budget.js'
 
 /** What playback asks of its call: the way to the vendor, and where to report. */
 export interface PlaybackHost {
-  send (text: string): void
+  send (data: string | Buffer): void
   /** The hang-up command has played out: end the call and close its connection normally. */
   hangup (): void
   /** clear dropped a mark before the vendor played it (call.mark with cleared: true). */

@@ -5,8 +5,9 @@ import WebSocket, { type ClientOptions } from 'ws'
 import { Resampler } from '../audio/resampler.js'
 import { isTenantId } from '../auth/tenancy.js'
 import { loadSettings, type Config } from '../config.js'
-import { firstChannel, readWav, writeWav } from '../audio/wav.js'
+import { readWav, wavChannel, writeWav } from '../audio/wav.js'
 import { builtInVendors } from '../vendors/built-in-vendors.js'
+import type { Track } from '../vendors/inbound-event.js'
 import type { UpgradeSigning, VendorSimulator } from '../vendors/vendor-simulator.js'
 import { UsageError, integerOption, parseOptions, runCli } from './cli.js'
 
@@ -17,6 +18,8 @@ const vendorList = `${names.slice(0, -1).join(', ')} or ${names[names.length - 1
 const defaultVendor = names[0]
 const rateList = [...simulators].map(([name, { sampleRates, defaultSampleRate }]) =>
   `\n                        ${name}: ${sampleRates.join(', ')} (default ${defaultSampleRate})`).join('')
+/** The vendors that can send both legs of a call (--tracks both). */
+const bothTrackVendors = [...simulators].flatMap(([name, { bothTracks }]) => (bothTracks === true ? [name] : []))
 /** The vendors that sign their upgrades, each with its option for the secret (--twilio-auth-token). */
 const signings = [...simulators].flatMap(([name, { signing }]) => (signing === undefined ? [] : [[name, signing] as const]))
 const signingUsage = signings.map(([name, { option, setting }]) =>
@@ -37,6 +40,9 @@ stop); 2 for bad arguments; 78 for a bad setting read from the environment.
   --vendor <name>       ${vendorList} (default ${defaultVendor})
   --sample-rate <hz>    the call's rate:${rateList}
   --wav <file>          16-bit PCM WAV to stream (resampled to the call's rate); default: a tone sweep
+  --tracks <which>      inbound (default), or both: the caller's leg and the agent's, each frame labelled with
+                        its track (${bothTrackVendors.join(', ')}); the agent's leg is the WAV's second channel,
+                        or a steady 440 Hz tone
   --duration <s>        seconds of audio per call (default 5; with --wav, the file's length)
   --chunk-ms <ms>       20 or 100 (default: the vendor's usual cadence)
   --account <id>        the account the start names (default ACsimulator): one the credential may stream for
@@ -58,6 +64,8 @@ interface Options {
   simulator: VendorSimulator
   sampleRate: number
   audio: Buffer
+  /** The legs the calls stream, and each one's audio. */
+  tracks: Array<{ track: Track, audio: Buffer }>
   chunkMs: number
   headers: Record<string, string>
   account: string
@@ -120,6 +128,7 @@ function resolveOptions (argv: string[]): Options | null {
     vendor: { type: 'string' },
     'sample-rate': { type: 'string' },
     wav: { type: 'string' },
+    tracks: { type: 'string' },
     duration: { type: 'string' },
     'chunk-ms': { type: 'string' },
     account: { type: 'string' },
@@ -161,13 +170,20 @@ function resolveOptions (argv: string[]): Options | null {
   }
   const seconds = args.duration === undefined ? null : Number(args.duration)
   if (seconds !== null && !(seconds > 0)) throw new UsageError('--duration must be a positive number of seconds')
+  const tracks = args.tracks ?? 'inbound'
+  if (tracks !== 'inbound' && tracks !== 'both') throw new UsageError(`--tracks must be inbound or both, not "${tracks}"`)
+  if (tracks === 'both' && simulator.bothTracks !== true) throw new UsageError(`--tracks both: ${vendor} sends one track; ${bothTrackVendors.join(', ')} can send both`, { usage: false })
+  const audio = loadAudio(args.wav, sampleRate, seconds)
   return {
     url: callUrl,
     tls: tlsOptions(url, args.ca, args.insecure === true),
     vendor,
     simulator,
     sampleRate,
-    audio: loadAudio(args.wav, sampleRate, seconds),
+    audio,
+    tracks: tracks === 'both'
+      ? [{ track: 'inbound', audio }, { track: 'outbound', audio: loadAudio(args.wav, sampleRate, seconds, 1, audio.length) }]
+      : [{ track: 'inbound', audio }],
     chunkMs,
     headers,
     account: accountOption(args.account),
@@ -222,8 +238,11 @@ function accountOption (value: string | undefined): string {
   return value
 }
 
-/** The call's audio at its rate: the WAV (first channel, resampled), or a 300 → 3000 Hz sweep. */
-function loadAudio (file: string | undefined, rate: number, seconds: number | null): Buffer {
+/**
+ * The call's audio at its rate: the WAV's first channel (resampled), or a 300 → 3000 Hz sweep. The agent's leg
+ * (`channel` 1, as long as the caller's) is the WAV's second channel, or a steady 440 Hz tone.
+ */
+function loadAudio (file: string | undefined, rate: number, seconds: number | null, channel: 0 | 1 = 0, bytes?: number): Buffer {
   if (file !== undefined) {
     let wav
     try {
@@ -231,7 +250,8 @@ function loadAudio (file: string | undefined, rate: number, seconds: number | nu
     } catch (err) {
       throw new UsageError(`--wav ${file}: ${(err as Error).message}`)
     }
-    let pcm = firstChannel(wav)
+    if (channel === 1 && wav.channels === 1) return tone(440, rate, (bytes ?? 0) / 2)
+    let pcm = wavChannel(wav, channel)
     if (wav.sampleRate !== rate) {
       const resampler = new Resampler(wav.sampleRate, rate)
       pcm = Buffer.concat([resampler.process(pcm), resampler.flush()])
@@ -239,10 +259,15 @@ function loadAudio (file: string | undefined, rate: number, seconds: number | nu
     return seconds === null ? pcm : pcm.subarray(0, Math.round(seconds * rate) * 2)
   }
   const samples = Math.round((seconds ?? 5) * rate)
+  return channel === 1 ? tone(440, rate, samples) : tone(300, rate, samples, 3000)
+}
+
+/** `samples` of a tone at 8000 of 32767, sweeping from `fromHz` to `toHz`. */
+function tone (fromHz: number, rate: number, samples: number, toHz = fromHz): Buffer {
   const pcm = Buffer.alloc(samples * 2)
   let phase = 0
   for (let i = 0; i < samples; i++) {
-    phase += (2 * Math.PI * (300 + (2700 * i) / samples)) / rate
+    phase += (2 * Math.PI * (fromHz + ((toHz - fromHz) * i) / samples)) / rate
     pcm.writeInt16LE(Math.round(8000 * Math.sin(phase)), i * 2)
   }
   return pcm
@@ -250,7 +275,7 @@ function loadAudio (file: string | undefined, rate: number, seconds: number | nu
 
 async function runCall (options: Options, id: string): Promise<CallResult> {
   const result: CallResult = { interaction_id: id, ok: false, frames_sent: 0, bytes_sent: 0, close_code: null }
-  const call = options.simulator.call(id, options.sampleRate, options.account)
+  const call = options.simulator.call(id, options.sampleRate, options.account, options.tracks.map(({ track }) => track))
   const ws = new WebSocket(options.url, { headers: options.headers, perMessageDeflate: false, ...options.tls })
   const playback: Buffer[] = []
   /** False when the socket had already closed: the message was not sent. */
@@ -277,9 +302,9 @@ async function runCall (options: Options, id: string): Promise<CallResult> {
     const certificate = err.code !== undefined && /CERT|SELF_SIGNED|UNABLE_TO_VERIFY/.test(err.code)
     result.error ??= certificate ? `${err.message} (see --ca, --insecure)` : err.message
   })
-  ws.on('message', (data, isBinary) => {
-    if (!options.voicebot || isBinary || call.hear === undefined) return
-    const heard = call.hear(JSON.parse(data.toString()) as Record<string, unknown>)
+  ws.on('message', (data: Buffer, isBinary) => {
+    if (!options.voicebot || call.hear === undefined) return
+    const heard = call.hear(isBinary ? data : JSON.parse(data.toString()) as Record<string, unknown>)
     if (heard.pcm !== undefined) playback.push(heard.pcm)
     if (heard.reply !== undefined) send(heard.reply)
   })
@@ -303,11 +328,13 @@ async function runCall (options: Options, id: string): Promise<CallResult> {
   for (let k = 0; k < chunks && ws.readyState === WebSocket.OPEN; k++) {
     // An absolute schedule, so timer lateness does not accumulate into drift.
     await sleep(start + k * options.chunkMs - performance.now())
-    const pcm = options.audio.subarray(k * chunkBytes, (k + 1) * chunkBytes)
-    send(call.media(k + 1, k * options.chunkMs, pcm))
-    result.frames_sent++
-    result.bytes_sent += pcm.length
-    stats.frames++
+    for (const { track, audio } of options.tracks) {
+      const pcm = audio.subarray(k * chunkBytes, (k + 1) * chunkBytes)
+      send(call.media(k + 1, k * options.chunkMs, pcm, track))
+      result.frames_sent++
+      result.bytes_sent += pcm.length
+      stats.frames++
+    }
     const digit = dtmfAt.get(k)
     if (digit !== undefined && call.dtmf !== undefined) send(call.dtmf(digit))
   }
@@ -332,7 +359,7 @@ async function runCall (options: Options, id: string): Promise<CallResult> {
       ? 'the gateway did not close within 5 s of the stop'
       : stopSent
         ? `closed with ${how} after the stop; 1000 was expected`
-        : `the gateway closed the call (${how}) after ${result.frames_sent} of ${chunks} media messages, before the stop`
+        : `the gateway closed the call (${how}) after ${result.frames_sent} of ${chunks * options.tracks.length} media messages, before the stop`
   }
   if (options.voicebot) {
     const pcm = Buffer.concat(playback)

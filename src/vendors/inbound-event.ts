@@ -2,7 +2,7 @@
 export type InboundEvent =
   | { kind: 'connected' }
   | { kind: 'start', start: StreamStart }
-  | { kind: 'media', pcm: Buffer, vendorSeq: number | null, timestampMs: number | null, chunk?: number | null }
+  | { kind: 'media', pcm: Buffer, vendorSeq: number | null, timestampMs: number | null, chunk?: number | null, track?: Track }
   | { kind: 'dtmf', digit: string, durationMs: number | null }
   | { kind: 'mark', name: string }
   | { kind: 'stop', reason: string | null }
@@ -20,4 +20,15 @@ export interface StreamStart {
   from: string | null
   to: string | null
   customParameters: Record<string, unknown>
+  /**
+   * The tracks the vendor will send, when it says (Twilio's and Plivo's `tracks`) or the URL does; absent, the call
+   * has one track, the caller's. Media of a call with two tracks names its track.
+   */
+  tracks?: readonly Track[]
 }
+
+/**
+ * One leg of a call (docs/redis-contract.md, "Tracks"): `inbound` is what the caller or customer says, `outbound` what
+ * the agent or bot says.
+ */
+export type Track = 'inbound' | 'outbound'

@@ -74,8 +74,8 @@ export interface OutboundEncoder {
   readonly sampleRate: number | null
   /** How PCM s16le is cut into media messages, in bytes of PCM at `sampleRate`. */
   readonly chunks: OutboundChunks
-  /** One media message; `pcm` is s16le mono at `sampleRate`, cut by the chunk rules. */
-  media (streamId: string | null, pcm: Buffer): string
+  /** One media message, text or (Vonage) binary; `pcm` is s16le mono at `sampleRate`, cut by the chunk rules. */
+  media (streamId: string | null, pcm: Buffer): string | Buffer
   mark (streamId: string | null, name: string): string
   clear (streamId: string | null): string
 }

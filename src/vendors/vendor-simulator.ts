@@ -1,3 +1,5 @@
+import type { Track } from './inbound-event.js'
+
 /** A message the simulator sends: JSON text, or a binary frame. */
 export type SimulatedMessage = Record<string, unknown> | Buffer
 
@@ -17,8 +19,13 @@ export interface VendorSimulator {
   url? (url: string, sampleRate: number): string
   /** For a vendor that signs its upgrade with a secret (Twilio): how rtaa-sim takes the secret, and signs. */
   readonly signing?: UpgradeSigning
-  /** One call's messages, numbered as the vendor numbers them; `accountId` is the account its start names. */
-  call (callId: string, sampleRate: number, accountId: string): SimulatedCall
+  /** Whether the vendor can send both legs of a call, each frame labelled with its track (`rtaa-sim --tracks both`). */
+  readonly bothTracks?: boolean
+  /**
+   * One call's messages, numbered as the vendor numbers them; `accountId` is the account its start names, `tracks`
+   * the legs it streams (`['inbound']` unless the vendor has `bothTracks`).
+   */
+  call (callId: string, sampleRate: number, accountId: string, tracks: readonly Track[]): SimulatedCall
 }
 
 export interface UpgradeSigning {
@@ -33,8 +40,8 @@ export interface UpgradeSigning {
 export interface SimulatedCall {
   /** What the vendor sends before the first audio. */
   readonly opening: SimulatedMessage[]
-  /** One media message; `chunk` counts media messages from 1. */
-  media (chunk: number, timestampMs: number, pcm: Buffer): SimulatedMessage
+  /** One media message of one track; `chunk` counts that track's media messages from 1. */
+  media (chunk: number, timestampMs: number, pcm: Buffer, track: Track): SimulatedMessage
   /** A key press, for vendors that report them. */
   dtmf? (digit: string): SimulatedMessage
   stop (): SimulatedMessage
@@ -42,7 +49,7 @@ export interface SimulatedCall {
    * A message from the gateway, taken as a two-way vendor would: the audio it plays (PCM s16le at
    * `playbackRate`), and what it answers (a mark's echo).
    */
-  hear? (message: Record<string, unknown>): { pcm?: Buffer, reply?: SimulatedMessage }
+  hear? (message: Record<string, unknown> | Buffer): { pcm?: Buffer, reply?: SimulatedMessage }
   readonly playbackRate?: number
 }
 
@@ -59,8 +66,9 @@ function nestedString (message: Record<string, unknown>, outer: string, inner: s
  * Twilio) takes them: the audio, decoded; a mark echoed at once, where the vendor waits until the audio before it
  * has played.
  */
-export function hearMediaAndMarks (message: Record<string, unknown>, decode: (payload: Buffer) => Buffer,
+export function hearMediaAndMarks (message: Record<string, unknown> | Buffer, decode: (payload: Buffer) => Buffer,
   echo: (name: string) => SimulatedMessage): { pcm?: Buffer, reply?: SimulatedMessage } {
+  if (Buffer.isBuffer(message)) return {}
   const payload = message.event === 'media' ? nestedString(message, 'media', 'payload') : undefined
   if (payload !== undefined) return { pcm: decode(Buffer.from(payload, 'base64')) }
   const name = message.event === 'mark' ? nestedString(message, 'mark', 'name') : undefined
