@@ -12,7 +12,7 @@ const layers = {
   'src/vendors/**': ['plugins', 'routes', 'cli', 'calls', 'bus'],
   'src/bus/**': ['plugins', 'routes', 'cli', 'calls', 'vendors'],
   'src/{audio,auth}/**': ['plugins', 'routes', 'cli', 'calls', 'bus', 'vendors'],
-  'src/{cluster-nodes,core-config,json-object,logger,metrics}.ts': ['plugins', 'routes', 'cli', 'calls', 'bus', 'vendors'],
+  'src/{cluster-nodes,core-config,json-object,logger,metrics,track}.ts': ['plugins', 'routes', 'cli', 'calls', 'bus', 'vendors'],
   'src/{process-group,worker-link,group-messages}.ts': ['plugins', 'routes', 'cli', 'vendors']
 }
 

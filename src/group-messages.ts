@@ -1,4 +1,5 @@
 import type { CallStopEvent } from './bus/call-events.js'
+import type { Track } from './track.js'
 import type { MetricsSnapshot } from './metrics.js'
 
 /**
@@ -20,13 +21,13 @@ export type WorkerMessage =
   /**
    * call.start is published. `claim` is the token the worker holds the call's claim in Redis with, so the primary can
    * give it up should the worker die; `started_at` (epoch ms) gives call.stop its duration; `epoch` names the call's
-   * audio stream in Streams mode (CallRef.epoch).
+   * audio stream in Streams mode (CallRef.epoch); `tracks` are the call's, in the order call-counts gives theirs.
    */
-  | { type: 'rtaa:call-start', call: number, identity: CallIdentity, epoch: number | null, started_at: number, claim: string | null }
+  | { type: 'rtaa:call-start', call: number, identity: CallIdentity, epoch: number | null, started_at: number, claim: string | null, tracks: Track[] }
   /** call.stop is published: the worker ended the call itself. */
   | { type: 'rtaa:call-end', call: number }
-  /** Once a second while the worker has live calls, one message for all of them: their counts so far. */
-  | { type: 'rtaa:call-counts', counts: Array<[call: number, ...CallCounts]> }
+  /** Once a second while the worker has live calls, one message for all of them: each track's counts so far. */
+  | { type: 'rtaa:call-counts', counts: Array<[call: number, tracks: CallCounts[]]> }
   /** The worker serves GET /metrics and asks for the whole group's; `id` is the worker's own request number. */
   | { type: 'rtaa:scrape', id: number }
   /** The worker's registry, as the primary asked in `rtaa:collect`. */

@@ -1,12 +1,13 @@
 import cluster, { type Worker } from 'node:cluster'
 import { availableParallelism } from 'node:os'
 import type { Bus } from './bus/bus.js'
-import type { CallStopEvent } from './bus/call-events.js'
+import { callTotals, type CallStopEvent, type TrackTotals } from './bus/call-events.js'
 import type { CallRef } from './bus/channels.js'
 import { createBus, type BusConfig } from './bus/create-bus.js'
 import type { CoreConfig } from './core-config.js'
 import { isWorkerMessage, type CallCounts, type CallIdentity, type PrimaryMessage, type WorkerMessage } from './group-messages.js'
 import type { Log } from './logger.js'
+import type { Track } from './track.js'
 import { aggregateGroup, createGroupMetrics, createMetrics, keepCounted, type Metrics, type MetricsSnapshot } from './metrics.js'
 
 /** The environment variable that marks a worker of this primary (not of some other node:cluster primary, e.g. pm2's). */
@@ -43,8 +44,9 @@ interface HeldCall {
   epoch: number | null
   startedAt: number
   claim: string | null
-  /** As of the worker's last report, up to a second old. */
-  counts: CallCounts
+  tracks: Track[]
+  /** Each track's, as of the worker's last report, up to a second old. */
+  counts: CallCounts[]
 }
 
 /** One worker process, while it runs. */
@@ -159,18 +161,18 @@ export class ProcessGroup {
         this.#ready(member)
         break
       case 'rtaa:call-start':
-        member.calls.set(message.call, { identity: message.identity, epoch: message.epoch, startedAt: message.started_at, claim: message.claim, counts: [0, 0, 0, 0, 0, 0] })
+        member.calls.set(message.call, { identity: message.identity, epoch: message.epoch, startedAt: message.started_at, claim: message.claim, tracks: message.tracks, counts: [] })
         break
       case 'rtaa:call-end':
         member.calls.delete(message.call)
         break
       case 'rtaa:call-counts':
-        for (const [call, ...counts] of message.counts) {
+        for (const [call, counts] of message.counts) {
           const held = member.calls.get(call)
           if (held !== undefined) held.counts = counts
         }
         // Debug only: one line a second per worker with calls, which says what a call.stop of its calls would count.
-        this.#log.debug({ worker: member.worker.id, worker_pid: member.pid, calls: message.counts.length, frames: message.counts.reduce((sum, [, frames]) => sum + frames, 0) },
+        this.#log.debug({ worker: member.worker.id, worker_pid: member.pid, calls: message.counts.length, frames: message.counts.reduce((sum, [, tracks]) => tracks.reduce((framesOfCall, [frames]) => framesOfCall + frames, sum), 0) },
           'call counts reported')
         break
       case 'rtaa:scrape':
@@ -260,23 +262,29 @@ export class ProcessGroup {
    * reconnect to another worker at once.
    */
   #endCalls (member: Member): void {
-    for (const { identity, epoch, startedAt, claim, counts } of member.calls.values()) {
-      const [frames, bytes, framesLost, gaps, duplicates, reordered] = counts
+    for (const { identity, epoch, startedAt, claim, tracks, counts } of member.calls.values()) {
+      const byTrack: Partial<Record<Track, TrackTotals>> = {}
+      tracks.forEach((track, i) => {
+        const [frames, bytes, framesLost, gaps, duplicates, reordered] = counts[i] ?? [0, 0, 0, 0, 0, 0]
+        byTrack[track] = { frames, bytes, frames_lost: framesLost, gaps, duplicates, reordered }
+      })
+      const totals = callTotals(byTrack)
       const now = Date.now()
       const stop: CallStopEvent = {
         type: 'call.stop',
         ...identity,
         ts: now,
         reason: 'worker_exited',
-        frames,
-        bytes,
+        frames: totals.frames,
+        bytes: totals.bytes,
         duration_ms: now - startedAt,
-        frames_lost: framesLost,
-        gaps,
-        duplicates,
-        reordered
+        frames_lost: totals.frames_lost,
+        gaps: totals.gaps,
+        duplicates: totals.duplicates,
+        reordered: totals.reordered,
+        tracks: byTrack
       }
-      const call: CallRef = { tenantId: identity.tenant_id, tenantVerified: identity.tenant_verified, interactionId: identity.interaction_id, epoch: epoch ?? undefined }
+      const call: CallRef = { tenantId: identity.tenant_id, tenantVerified: identity.tenant_verified, interactionId: identity.interaction_id, epoch: epoch ?? undefined, tracks }
       const log = this.#log.child({ interaction_id: identity.interaction_id, tenant_id: identity.tenant_id, vendor: identity.vendor })
       // The claim goes once call.stop is out, so a new stream of the call cannot announce its call.start before it.
       const release = (): void => { if (claim !== null) this.#bus.releaseCall(call, claim) }
@@ -286,7 +294,7 @@ export class ProcessGroup {
       })
       const labels = this.#metrics.callLabels(identity.vendor, identity.tenant_id, identity.tenant_verified)
       this.#metrics.callsEnded.inc({ ...labels, reason: 'worker_exited' })
-      log.info({ stream_id: identity.stream_id, worker: member.worker.id, worker_pid: member.pid, frames, bytes, frames_lost: framesLost, gaps, duplicates, reordered, duration_ms: stop.duration_ms, reason: 'worker_exited' }, 'call ended')
+      log.info({ stream_id: identity.stream_id, worker: member.worker.id, worker_pid: member.pid, ...totals, ...(tracks.length > 1 ? { tracks: byTrack } : {}), duration_ms: stop.duration_ms, reason: 'worker_exited' }, 'call ended')
     }
     member.calls.clear()
   }

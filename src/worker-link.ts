@@ -1,5 +1,6 @@
 import type { LiveCall } from './calls/live-call.js'
 import type { LiveCalls } from './calls/live-calls.js'
+import { callTotals } from './bus/call-events.js'
 import { isPrimaryMessage, type CallCounts, type PrimaryMessage, type WorkerMessage } from './group-messages.js'
 import type { Log } from './logger.js'
 import type { Metrics } from './metrics.js'
@@ -69,7 +70,8 @@ export class WorkerLink {
       identity: { interaction_id: info.interactionId, tenant_id: info.tenantId, tenant_verified: info.tenantVerified, vendor: info.vendor, stream_id: info.streamId },
       epoch: info.epoch ?? null,
       started_at: call.snapshot().started_at ?? Date.now(),
-      claim: this.#options.liveCalls.claimToken(call)
+      claim: this.#options.liveCalls.claimToken(call),
+      tracks: [...info.tracks]
     })
   }
 
@@ -82,10 +84,13 @@ export class WorkerLink {
 
   #reportCounts (): void {
     if (this.#calls.size === 0) return
-    const counts: Array<[number, ...CallCounts]> = []
+    const counts: Array<[number, CallCounts[]]> = []
     for (const [call, number] of this.#calls) {
-      const { frames, bytes, frames_lost: framesLost, gaps, duplicates, reordered } = call.snapshot()
-      counts.push([number, frames, bytes, framesLost, gaps, duplicates, reordered])
+      const { tracks } = call.snapshot()
+      counts.push([number, (call.info?.tracks ?? []).map((track) => {
+        const { frames, bytes, frames_lost: framesLost, gaps, duplicates, reordered } = tracks[track] ?? callTotals({})
+        return [frames, bytes, framesLost, gaps, duplicates, reordered]
+      })])
     }
     this.#send({ type: 'rtaa:call-counts', counts })
   }

@@ -133,7 +133,7 @@ t.test('the bound drops audio first, then dtmf and mark events, keeps call event
       { interaction_id: 'CA1', tenant_id: null, seq: i + 1, vendor_seq: null, timestamp_ms: i * 20, sample_rate: 8000, encoding: 'pcm_s16le', channels: 1 },
       pcmFrame(320, i), outcome)
   }
-  for (let call = 0; call < 40; call++) publish({ type: 'call.start', ...identity(`CA${call}`), sample_rate: 8000, encoding: 'pcm_s16le', channels: 1, from: null, to: null, custom_parameters: {}, transport: 'pubsub', sharded: false, audio_channel: 'a', audio_stream: null, playback_channel: 'p', contract_version: 2 })
+  for (let call = 0; call < 40; call++) publish({ type: 'call.start', ...identity(`CA${call}`), sample_rate: 8000, encoding: 'pcm_s16le', channels: 1, from: null, to: null, custom_parameters: {}, transport: 'pubsub', sharded: false, audio_channel: 'a', audio_stream: null, playback_channel: 'p', tracks: ['inbound'], audio_by_track: { inbound: 'a' }, contract_version: 2 })
   for (let i = 0; i < 400; i++) publish({ type: 'call.dtmf', ...identity(`CA${i % 40}`), digit: String(i % 10), duration_ms: null })
   t.equal(fates.published, 0, 'nothing is published while Redis is away')
   t.equal(fates.dropped, 20, 'the audio went first')

@@ -1,3 +1,5 @@
+import type { Track } from '../track.js'
+
 /** The header that precedes every audio message's PCM (docs/redis-contract.md, "Audio"). */
 export interface AudioFrameHeader {
   interaction_id: string
@@ -8,6 +10,8 @@ export interface AudioFrameHeader {
   sample_rate: number
   encoding: 'pcm_s16le'
   channels: 1
+  /** Only in a call with two tracks: the frame's (docs/redis-contract.md, "Tracks"). */
+  track?: Track
 }
 
 const LENGTH_BYTES = 4
@@ -18,7 +22,7 @@ const LENGTH_BYTES = 4
  * object per frame.
  */
 export function encodeAudioFrame (header: AudioFrameHeader, pcm: Buffer): Buffer {
-  const json = `{"interaction_id":${JSON.stringify(header.interaction_id)},"tenant_id":${JSON.stringify(header.tenant_id)},"seq":${jsonNumber(header.seq)},"vendor_seq":${jsonNumber(header.vendor_seq)},"timestamp_ms":${jsonNumber(header.timestamp_ms)},"sample_rate":${jsonNumber(header.sample_rate)},"encoding":"${header.encoding}","channels":${header.channels}}`
+  const json = `{"interaction_id":${JSON.stringify(header.interaction_id)},"tenant_id":${JSON.stringify(header.tenant_id)},"seq":${jsonNumber(header.seq)},"vendor_seq":${jsonNumber(header.vendor_seq)},"timestamp_ms":${jsonNumber(header.timestamp_ms)},"sample_rate":${jsonNumber(header.sample_rate)},"encoding":"${header.encoding}","channels":${header.channels}${header.track === undefined ? '' : `,"track":"${header.track}"`}}`
   const headerBytes = Buffer.byteLength(json)
   const message = Buffer.allocUnsafe(LENGTH_BYTES + headerBytes + pcm.length)
   message.writeUInt32BE(headerBytes, 0)

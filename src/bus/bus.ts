@@ -3,7 +3,7 @@ import type { CallEvent, CallStartEvent } from './call-events.js'
 import type { CallRef } from './channels.js'
 
 /** The fields of call.start that tell workers how to reach the call: its audio, and where to speak into it. */
-export type CallRoutes = Pick<CallStartEvent, 'transport' | 'sharded' | 'audio_channel' | 'audio_stream' | 'playback_channel'>
+export type CallRoutes = Pick<CallStartEvent, 'transport' | 'sharded' | 'audio_channel' | 'audio_stream' | 'playback_channel' | 'audio_by_track'>
 
 /**
  * Where calls meet Redis: what the gateway publishes for workers, and the playback they send back. One
@@ -15,7 +15,10 @@ export interface Bus {
   callRoutes (call: CallRef): CallRoutes
   /** Publishes one event of `call`, the same call the event names (with its epoch, for Streams' end entry). */
   publishEvent (call: CallRef, event: CallEvent): Promise<void>
-  /** Publishes one frame of a call and reports its fate to `outcome`; within a call, publish order is call order. */
+  /**
+   * Publishes one frame of a call (of one track of a call with two: `call` is that track's ref, one object per track)
+   * and reports its fate to `outcome`; within a call, publish order is call order.
+   */
   publishAudio (call: CallRef, header: AudioFrameHeader, pcm: Buffer, outcome: PublishOutcome): void
   /**
    * Starts delivering one call's playback messages to the receiver; until then nothing is subscribed. Resolves once

@@ -1,3 +1,5 @@
+import type { Track } from '../track.js'
+
 /** The version of the Redis contract that call.start announces (docs/redis-contract.md, "Versions"). */
 export const CONTRACT_VERSION = 2
 
@@ -29,6 +31,10 @@ export interface CallStartEvent extends CallEventBase {
   /** Streams: the key of the call's audio stream; null in pub/sub mode. */
   audio_stream: string | null
   playback_channel: string
+  /** The call's tracks: one (`inbound`, the caller's, unless the vendor sends the agent's only) or both. */
+  tracks: Track[]
+  /** Each track's audio channel (pub/sub) or stream (Streams); the caller's is audio_channel or audio_stream. */
+  audio_by_track: Partial<Record<Track, string>>
 
   contract_version: typeof CONTRACT_VERSION
 }
@@ -58,6 +64,32 @@ export interface CallStopEvent extends CallEventBase {
   gaps: number
   duplicates: number
   reordered: number
+  /** The counts above, per track; for one track, the same as the call's. */
+  tracks: Partial<Record<Track, TrackTotals>>
+}
+
+/** One track's share of call.stop's counts. */
+export interface TrackTotals {
+  frames: number
+  bytes: number
+  frames_lost: number
+  gaps: number
+  duplicates: number
+  reordered: number
+}
+
+/** A call's counts from its tracks' (call.stop's top-level fields). */
+export function callTotals (tracks: Partial<Record<Track, TrackTotals>>): TrackTotals {
+  const totals: TrackTotals = { frames: 0, bytes: 0, frames_lost: 0, gaps: 0, duplicates: 0, reordered: 0 }
+  for (const counts of Object.values(tracks)) {
+    totals.frames += counts.frames
+    totals.bytes += counts.bytes
+    totals.frames_lost += counts.frames_lost
+    totals.gaps += counts.gaps
+    totals.duplicates += counts.duplicates
+    totals.reordered += counts.reordered
+  }
+  return totals
 }
 
 export type CallEvent = CallStartEvent | CallDtmfEvent | CallMarkEvent | CallStopEvent

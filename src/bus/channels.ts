@@ -1,3 +1,5 @@
+import type { Track } from '../track.js'
+
 /**
  * Channel and key names of the Redis contract (docs/redis-contract.md). Every name starts with REDIS_PREFIX. A call
  * is (tenant, interaction_id) everywhere, so two tenants' calls with the same id never meet.
@@ -14,6 +16,10 @@ export interface CallRef {
    * Streams mode, so a later stream of the same call never writes into an earlier one's.
    */
   epoch?: number
+  /** The call's tracks (docs/redis-contract.md, "Tracks"); its audio has a name per track only when it has two. */
+  tracks?: readonly Track[]
+  /** One track of a call with two: its frames go to names of its own, but for `inbound`'s, which are the call's. */
+  track?: Track
 }
 
 /**
@@ -31,16 +37,28 @@ export function callsChannel (prefix: string): string {
   return `${prefix}calls`
 }
 
+/** `{prefix}audio:<call tag>`, and for the `outbound` track of a call with two, `:outbound` after it. */
 export function audioChannel (prefix: string, call: CallRef): string {
-  return `${prefix}audio:${callTag(call)}`
+  return `${prefix}audio:${callTag(call)}${trackSuffix(call)}`
 }
 
 /**
- * Streams mode: the key of one stream of a call's audio, `{prefix}audio:<call tag>:<epoch>`. Without an epoch it is
- * spelled as the audio channel.
+ * Streams mode: the key of one stream of a call's audio, `{prefix}audio:<call tag>:<epoch>`, and `:outbound` after it
+ * for that track. Without an epoch it is spelled as the audio channel.
  */
 export function audioStreamKey (prefix: string, call: CallRef): string {
-  return call.epoch === undefined ? audioChannel(prefix, call) : `${audioChannel(prefix, call)}:${call.epoch}`
+  return call.epoch === undefined ? audioChannel(prefix, call) : `${prefix}audio:${callTag(call)}:${call.epoch}${trackSuffix(call)}`
+}
+
+/** The refs of each track of a call, for names that every track has (its audio); one, the call's own, for one track. */
+export function trackRefs (call: CallRef): CallRef[] {
+  const { tracks } = call
+  return tracks === undefined || tracks.length < 2 ? [call] : tracks.map((track) => ({ ...call, track }))
+}
+
+/** The caller's track keeps the call's names, so a worker that knows nothing of tracks hears the caller. */
+function trackSuffix ({ track }: CallRef): string {
+  return track === undefined || track === 'inbound' ? '' : `:${track}`
 }
 
 /** Every call's audio channel, for PSUBSCRIBE. */

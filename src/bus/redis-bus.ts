@@ -6,7 +6,7 @@ import type { Metrics } from '../metrics.js'
 import type { AudioFrameHeader } from './audio-frame.js'
 import { PublishDropped, type Bus, type BusProblem, type CallRoutes, type PlaybackReceiver, type PublishOutcome } from './bus.js'
 import type { CallEvent } from './call-events.js'
-import { callTag, claimKey, playbackChannel, playbackTag, type CallRef } from './channels.js'
+import { callTag, claimKey, playbackChannel, playbackTag, trackRefs, type CallRef } from './channels.js'
 import { FrameArena, type Slab } from './frame-arena.js'
 import { connectRedis, type RedisTarget } from './redis-clients.js'
 import type { RedisClient, Transport } from './transports.js'
@@ -14,8 +14,9 @@ import type { RedisClient, Transport } from './transports.js'
 /**
  * Takes a free claim, renews the caller's own, or takes one a younger stream holds (a claim value starts with its
  * stream's start time, so after Redis lost its keys the call's first stream wins it back): 1 when the caller holds it
- * now, 0 when an older stream does. Holding it, in Streams mode (ARGV[3] > 0), it keeps the call's audio stream
- * (KEYS[2], in the same slot) alive that much longer than the claim, so a stream whose process died still expires.
+ * now, 0 when an older stream does. Holding it, in Streams mode (ARGV[3] > 0), it keeps the call's audio streams
+ * (KEYS[2], and KEYS[3] for a second track, in the same slot) alive that much longer than the claim, so a stream
+ * whose process died still expires.
  */
 const CLAIM = `
 local holder = redis.call('GET', KEYS[1])
@@ -25,7 +26,9 @@ if holder ~= ARGV[1] and holder ~= false and
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 if tonumber(ARGV[3]) > 0 then
-  redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[2]) + tonumber(ARGV[3]))
+  for i = 2, #KEYS do
+    redis.call('PEXPIRE', KEYS[i], tonumber(ARGV[2]) + tonumber(ARGV[3]))
+  end
 end
 return 1`
 
@@ -38,7 +41,8 @@ return 0`
 
 /** The claims' connection, with the claim scripts defined on it. */
 type ClaimingRedis = RedisClient & {
-  claimCall (key: string, audioKey: string, owner: string, ttlMs: number, streamTtlMs: number): Promise<number>
+  /** `numberOfKeys` counts the claim's key and the audio keys after it. */
+  claimCall (numberOfKeys: number, key: string, ...audioKeysThenArgs: Array<string | number>): Promise<number>
   releaseCall (key: string, owner: string): Promise<number>
 }
 
@@ -270,7 +274,7 @@ export class RedisBus implements Bus {
 
     // Claims have a connection of their own, so they never wait behind a backlog of audio.
     this.#claims = connectRedis(target, { connectionName: 'rtaa-ingest:claims', enableOfflineQueue: false, maxRetriesPerRequest: 0 }) as ClaimingRedis
-    this.#claims.defineCommand('claimCall', { numberOfKeys: 2, lua: CLAIM })
+    this.#claims.defineCommand('claimCall', { lua: CLAIM })
     this.#claims.defineCommand('releaseCall', { numberOfKeys: 1, lua: RELEASE })
     let claimsUp = false
     this.#claims.on('ready', () => {
@@ -320,7 +324,8 @@ export class RedisBus implements Bus {
       sharded: this.#sharded,
       audio_channel: streams ? null : target,
       audio_stream: streams ? target : null,
-      playback_channel: playbackChannel(this.#prefix, call)
+      playback_channel: playbackChannel(this.#prefix, call),
+      audio_by_track: Object.fromEntries(trackRefs(call).map((ref, i) => [(call.tracks ?? ['inbound'])[i], ref === call ? target : this.#transport.audioTarget(ref)]))
     }
   }
 
@@ -371,7 +376,8 @@ export class RedisBus implements Bus {
   async claimCall (call: CallRef, owner: string, ttlMs: number): Promise<boolean | null> {
     if (this.#claims.status !== 'ready') return null
     try {
-      return await this.#claims.claimCall(claimKey(this.#prefix, call), this.#audioChannelOf(call), owner, ttlMs, this.#transport.liveStreamTtlMs) === 1
+      const audioKeys = trackRefs(call).map((ref) => this.#transport.audioTarget(ref))
+      return await this.#claims.claimCall(1 + audioKeys.length, claimKey(this.#prefix, call), ...audioKeys, owner, ttlMs, this.#transport.liveStreamTtlMs) === 1
     } catch (err) {
       this.#log.debug({ err }, 'call claim not answered')
       return null
@@ -517,7 +523,7 @@ export class RedisBus implements Bus {
     const written = Buffer.isBuffer(payload)
       ? this.#transport.writeFrame(this.#redis, pending.channel, header,
         pending.slab !== null ? payload.subarray(pending.offset, pending.offset + pending.length) : payload)
-      : this.#transport.writeEvent(this.#redis, payload, pending.channel)
+      : this.#transport.writeEvent(this.#redis, payload, pending.call)
     written.then(() => this.#acknowledged(pending, attempt), (err: Error) => this.#failed(pending, attempt, err))
   }
 

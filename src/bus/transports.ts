@@ -2,7 +2,7 @@ import { ReplyError, type Cluster, type Redis } from 'ioredis'
 import { encodeAudioFrame, type AudioFrameHeader } from './audio-frame.js'
 import { PublishDropped } from './bus.js'
 import type { CallEvent } from './call-events.js'
-import { audioChannel, audioStreamKey, callsChannel, type CallRef } from './channels.js'
+import { audioChannel, audioStreamKey, callsChannel, trackRefs, type CallRef } from './channels.js'
 
 /** One Redis, or a Redis Cluster: the commands the bus sends are the same. */
 export type RedisClient = Redis | Cluster
@@ -24,8 +24,8 @@ export interface Transport {
   readonly keepsHeader: boolean
   /** Writes one frame to `target` (the call's audio channel, or its audio stream); `header` if it keeps headers. */
   writeFrame (redis: RedisClient, target: string, header: AudioFrameHeader | null, bytes: Buffer): Promise<unknown>
-  /** Writes one call event; `audioTarget` is its call's audio channel or stream. */
-  writeEvent (redis: RedisClient, event: CallEvent, audioTarget: string): Promise<unknown>
+  /** Writes one event of `call` (Streams ends the call's audio streams with its call.stop). */
+  writeEvent (redis: RedisClient, event: CallEvent, call: CallRef): Promise<unknown>
   /** How long a live call's audio stream lives past a claim's renewal: REDIS_STREAM_TTL_S (0: nothing to expire). */
   readonly liveStreamTtlMs: number
 }
@@ -79,17 +79,23 @@ export function streamsTransport (prefix: string, { maxLen, ttlMs, claimTtlMs, e
       return Promise.all([added, redis.pexpire(key, claimTtlMs + ttlMs)])
     },
 
-    writeEvent: async (redis, event, audioKey) => {
+    writeEvent: async (redis, event, call) => {
       const json = JSON.stringify(event)
       if (event.type !== 'call.stop') return await redis.xadd(events, 'MAXLEN', '~', eventsMaxLen, '*', 'type', event.type, 'event', json)
-      // The audio stream ends with an entry saying so, then lives REDIS_STREAM_TTL_S for late readers: the PEXPIRE
+      // Each audio stream ends with an entry saying so, then lives REDIS_STREAM_TTL_S for late readers: the PEXPIRE
       // goes right behind the XADD, so no reader of the end entry finds the stream without its expiry.
       await Promise.all([
         redis.xadd(events, 'MAXLEN', '~', eventsMaxLen, '*', 'type', event.type, 'event', json),
-        // `0-*`: the id after the stream's last, whatever the counts say (a worker's call ended by its primary is
-        // counted as of up to a second before).
-        redis.xadd(audioKey, 'MAXLEN', '~', maxLen, '0-*', 'end', event.reason, 'frames', event.frames, 'frames_lost', event.frames_lost),
-        redis.pexpire(audioKey, ttlMs)
+        ...trackRefs(call).flatMap((ref) => {
+          const key = audioStreamKey(prefix, ref)
+          const counts = ref.track === undefined ? event : event.tracks[ref.track] ?? { frames: 0, frames_lost: 0 }
+          return [
+            // `0-*`: the id after the stream's last, whatever the counts say (a worker's call ended by its primary is
+            // counted as of up to a second before).
+            redis.xadd(key, 'MAXLEN', '~', maxLen, '0-*', 'end', event.reason, 'frames', counts.frames, 'frames_lost', counts.frames_lost),
+            redis.pexpire(key, ttlMs)
+          ]
+        })
       ])
     }
   }
@@ -104,8 +110,9 @@ async function appendFrame (redis: RedisClient, key: string, maxLen: number, hea
   const { seq } = header
   const id = `0-${seq}`
   try {
-    await redis.xadd(key, 'MAXLEN', '~', maxLen, id, 'seq', seq, 'vendor_seq', header.vendor_seq ?? '', 'timestamp_ms', header.timestamp_ms,
-      'sample_rate', header.sample_rate, 'pcm', pcm)
+    const fields = ['seq', seq, 'vendor_seq', header.vendor_seq ?? '', 'timestamp_ms', header.timestamp_ms, 'sample_rate', header.sample_rate, 'pcm', pcm]
+    if (header.track !== undefined) fields.push('track', header.track)
+    await redis.xadd(key, 'MAXLEN', '~', maxLen, id, ...fields)
   } catch (err) {
     if (!(err instanceof ReplyError) || !(err as Error).message.includes('equal or smaller')) throw err
     // Its own entry, that is: not the end entry, which takes the id after the last frame written.

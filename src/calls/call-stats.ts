@@ -1,11 +1,12 @@
 import { PublishDropped, type PublishOutcome } from '../bus/bus.js'
+import type { TrackTotals } from '../bus/call-events.js'
 import type { Metrics } from '../metrics.js'
 
 /** At most this many missing chunk numbers are remembered per call, to tell a late chunk from a duplicate. */
 const MAX_MISSING = 1024
 
 /**
- * One call's counts: frames, bytes, losses, and what the vendor's chunk numbers say. On the frame path they are
+ * One call's counts (one track's, in a call with two): frames, bytes, losses, and what the vendor's chunk numbers say. On the frame path they are
  * plain numbers; the metrics hear of frames, bytes and acknowledgements when they are folded in, at each scrape
  * and at the call's end. The bus reports each frame's fate to it directly.
  */
@@ -51,6 +52,11 @@ export class CallStats implements PublishOutcome {
     if (err instanceof PublishDropped && err.reason === 'redis_buffer_full') this.#counters.bufferFull.inc()
     else this.#counters.publishFailed.inc()
     this.#onLoss(err, this.framesLost++ === 0)
+  }
+
+  /** The counts as call.stop gives them. */
+  totals (): TrackTotals {
+    return { frames: this.frames, bytes: this.bytes, frames_lost: this.framesLost, gaps: this.gaps, duplicates: this.duplicates, reordered: this.reordered }
   }
 
   /** A frame arrived after the call had ended, and was not published. */

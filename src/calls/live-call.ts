@@ -1,12 +1,13 @@
 import type { AudioFrameHeader } from '../bus/audio-frame.js'
 import { PublishDropped, type Bus } from '../bus/bus.js'
-import { CONTRACT_VERSION, type CallEvent, type CallStopEvent } from '../bus/call-events.js'
-import type { CallRef } from '../bus/channels.js'
+import { CONTRACT_VERSION, callTotals, type CallEvent, type CallStopEvent, type TrackTotals } from '../bus/call-events.js'
+import { trackRefs, type CallRef } from '../bus/channels.js'
 import { tenancyOf } from '../auth/principal.js'
 import { resolveTenant } from '../auth/tenancy.js'
 import { pcmBytesPerMs } from '../audio/pcm.js'
 import { debugEnabled, type Log } from '../logger.js'
 import type { Metrics } from '../metrics.js'
+import type { Track } from '../track.js'
 import type { InboundEvent, StreamStart } from '../vendors/inbound-event.js'
 import { CloseCode, ProtocolError } from '../vendors/protocol-error.js'
 import type { StreamContext, StreamDecoder, VendorAdapter } from '../vendors/vendor-adapter.js'
@@ -76,13 +77,15 @@ export interface InboundLimits {
 export type Limit = 'start_timeout' | 'message_rate' | 'audio_rate'
 
 /** What a vendor's start message tells about a call, normalized, with its vendor and its tenant. */
-export interface CallInfo extends Omit<StreamStart, 'callId' | 'accountId' | 'declaredSampleRate'>, CallRef {
+export interface CallInfo extends Omit<StreamStart, 'callId' | 'accountId' | 'declaredSampleRate' | 'tracks'>, CallRef {
   interactionId: string
   /** From the connection's credential (src/auth/tenancy.ts); null only when nothing names one. */
   tenantId: string | null
   /** Whether a credential vouches for the tenant; without, the tenant is the account the start named. */
   tenantVerified: boolean
   vendor: string
+  /** The call's tracks, one or two (docs/redis-contract.md, "Tracks"). */
+  tracks: readonly Track[]
 }
 
 /** One connection's call as a dashboard sees it (LiveCalls.snapshot). */
@@ -102,16 +105,24 @@ export interface CallSnapshot {
   gaps: number
   duplicates: number
   reordered: number
+  /** The counts above per track, once the call has started. */
+  tracks: Partial<Record<Track, TrackTotals>>
 }
 
 /** What a call has once its start message is accepted. */
 interface Started {
   info: CallInfo
-  stats: CallStats
+  /** Each track's frames go out under its own ref (the call's own for one track), counted apart. */
+  tracks: Map<Track, TrackState>
   labels: Record<string, string>
   startedAt: number
   /** PCM bytes the call may still send before it is faster than INBOUND_MAX_AUDIO_SPEED. */
   audioRate: TokenBucket
+}
+
+interface TrackState {
+  ref: CallRef
+  stats: CallStats
 }
 
 /** How long a start waits for Redis to confirm the claim before the call goes on unconfirmed. */
@@ -372,12 +383,13 @@ export class LiveCall {
 
   /** Adds what the call has counted since the last fold to its metrics. */
   fold (): void {
-    this.#call?.stats.fold()
+    for (const { stats } of this.#call?.tracks.values() ?? []) stats.fold()
   }
 
   snapshot (): CallSnapshot {
     const info = this.info
-    const stats = this.#call?.stats ?? null
+    const tracks = this.#trackTotals()
+    const stats = callTotals(tracks)
     return {
       state: this.#state,
       vendor: this.#adapter?.name ?? null,
@@ -386,13 +398,21 @@ export class LiveCall {
       stream_id: info?.streamId ?? null,
       sample_rate: info?.sampleRate ?? null,
       started_at: this.#call?.startedAt ?? null,
-      frames: stats?.frames ?? 0,
-      bytes: stats?.bytes ?? 0,
-      frames_lost: stats?.framesLost ?? 0,
-      gaps: stats?.gaps ?? 0,
-      duplicates: stats?.duplicates ?? 0,
-      reordered: stats?.reordered ?? 0
+      frames: stats.frames,
+      bytes: stats.bytes,
+      frames_lost: stats.frames_lost,
+      gaps: stats.gaps,
+      duplicates: stats.duplicates,
+      reordered: stats.reordered,
+      tracks
     }
+  }
+
+  /** Each track's counts so far; none before the call has started. */
+  #trackTotals (): Partial<Record<Track, TrackTotals>> {
+    const tracks: Partial<Record<Track, TrackTotals>> = {}
+    for (const [track, { stats }] of this.#call?.tracks ?? []) tracks[track] = stats.totals()
+    return tracks
   }
 
   /** The state as it is now: handling a message can change it where the compiler does not look. */
@@ -425,7 +445,8 @@ export class LiveCall {
     switch (event.kind) {
       case 'media': {
         const call = this.#live('media')
-        if (call.audioRate.take(event.pcm.length)) this.#audio(call, event.pcm, event.vendorSeq, event.timestampMs, event.chunk ?? null)
+        const track = trackOf(call, event.track)
+        if (call.audioRate.take(event.pcm.length)) this.#audio(call.info, track, event.pcm, event.vendorSeq, event.timestampMs, event.chunk ?? null)
         else this.#limit('audio_rate', `audio faster than ${this.#options.inbound.maxAudioSpeed} times real time`)
         return
       }
@@ -465,6 +486,7 @@ export class LiveCall {
     const adapter = this.#adapter as VendorAdapter
     const tenant = resolveTenant(tenancyOf((this.#context as StreamContext).principal, adapter.ipAccounts ?? null), start.accountId)
     if ('refused' in tenant) throw new ProtocolError(CloseCode.POLICY_VIOLATION, tenant.refused)
+    const tracks = start.tracks === undefined || start.tracks.length === 0 ? ['inbound' as const] : [...new Set(start.tracks)]
     const info: CallInfo = {
       interactionId: start.callId,
       tenantId: tenant.tenantId,
@@ -475,7 +497,8 @@ export class LiveCall {
       from: start.from,
       to: start.to,
       customParameters: start.customParameters,
-      epoch: Date.now()
+      epoch: Date.now(),
+      tracks
     }
     const { owner } = this.#options
     if (!owner.reserve(this, info)) throw new ProtocolError(CloseCode.POLICY_VIOLATION, `call ${info.interactionId} is already streaming`)
@@ -536,9 +559,13 @@ export class LiveCall {
   #goLive (start: StreamStart, info: CallInfo): void {
     const { bus, metrics, owner, inbound } = this.#options
     const labels = metrics.callLabels(info.vendor, info.tenantId, info.tenantVerified)
-    const stats = new CallStats(metrics, labels, (err, first) => this.#frameLost(err, first))
-    const audioRate = new TokenBucket(inbound.maxAudioSpeed * pcmBytesPerMs(info.sampleRate), INBOUND_BURST_MS)
-    this.#call = { info, stats, labels, startedAt: Date.now(), audioRate }
+    const tracks = new Map(trackRefs(info).map((ref, i) => {
+      const track = info.tracks[i]
+      return [track, { ref, stats: new CallStats(metrics, labels, (err, first) => this.#frameLost(track, err, first)) }] as const
+    }))
+    // Each track is its own real time: a call with two may send twice the audio.
+    const audioRate = new TokenBucket(inbound.maxAudioSpeed * pcmBytesPerMs(info.sampleRate) * tracks.size, INBOUND_BURST_MS)
+    this.#call = { info, tracks, labels, startedAt: Date.now(), audioRate }
     this.#state = 'live'
     // Its playback was subscribed while the call was claimed (#start), so a worker answering call.start is heard.
     this.#startPlayback(info)
@@ -552,6 +579,7 @@ export class LiveCall {
       to: info.to,
       custom_parameters: info.customParameters,
       ...bus.callRoutes(info),
+      tracks: [...info.tracks],
       contract_version: CONTRACT_VERSION
     })
     metrics.callsStarted.inc(labels)
@@ -562,10 +590,14 @@ export class LiveCall {
     owner.started(this)
   }
 
-  /** A frame never reached Redis: the first loss is logged, and a call.stop still waiting counts it. */
-  #frameLost (err: Error, first: boolean): void {
-    if (first) this.#log.warn({ err }, 'audio frame not published to redis')
-    if (this.#stopEvent !== null) this.#stopEvent.frames_lost += 1
+  /** A frame never reached Redis: a track's first loss is logged, and a call.stop still waiting counts it. */
+  #frameLost (track: Track, err: Error, first: boolean): void {
+    if (first) this.#log.warn({ err, track }, 'audio frame not published to redis')
+    const stop = this.#stopEvent
+    if (stop === null) return
+    stop.frames_lost += 1
+    const counts = stop.tracks[track]
+    if (counts !== undefined) counts.frames_lost += 1
   }
 
   #startPlayback (info: CallInfo): void {
@@ -592,7 +624,7 @@ export class LiveCall {
    * Publishes one frame of PCM s16le; a null timestampMs is derived from the audio so far. `chunk` is the
    * vendor's media counter, which gap accounting follows.
    */
-  #audio ({ info, stats }: Started, pcm: Buffer, vendorSeq: number | null, timestampMs: number | null, chunk: number | null): void {
+  #audio (info: CallInfo, { ref, stats }: TrackState, pcm: Buffer, vendorSeq: number | null, timestampMs: number | null, chunk: number | null): void {
     const header: AudioFrameHeader = {
       interaction_id: info.interactionId,
       tenant_id: info.tenantId,
@@ -603,8 +635,9 @@ export class LiveCall {
       encoding: 'pcm_s16le',
       channels: 1
     }
+    if (ref.track !== undefined) header.track = ref.track
     stats.frame(pcm.length, chunk)
-    this.#options.bus.publishAudio(info, header, pcm, stats)
+    this.#options.bus.publishAudio(ref, header, pcm, stats)
   }
 
   /** The vendor echoed a mark: it played the audio queued before it. */
@@ -633,7 +666,8 @@ export class LiveCall {
     this.#log.debug('message after the stream ended, ignored')
     if (!this.#hungUp || this.#call === null || this.#decoder === null) return
     try {
-      if (this.#decoder.decode(data, isBinary, false).event.kind === 'media') this.#call.stats.afterEnd()
+      const { event } = this.#decoder.decode(data, isBinary, false)
+      if (event.kind === 'media') trackOf(this.#call, event.track).stats.afterEnd()
     } catch {
       // A message the call would have refused is ignored like any other now.
     }
@@ -658,21 +692,24 @@ export class LiveCall {
   #stopCall (call: Started, reason: string): void {
     this.#endReason = reason
     this.#playback?.stop()
-    const { info, stats, labels, startedAt } = call
+    const { info, labels, startedAt } = call
+    const tracks = this.#trackTotals()
+    const totals = callTotals(tracks)
     this.#stopEvent = {
       type: 'call.stop',
       ...identity(info),
       reason,
-      frames: stats.frames,
-      bytes: stats.bytes,
+      frames: totals.frames,
+      bytes: totals.bytes,
       duration_ms: Date.now() - startedAt,
-      frames_lost: stats.framesLost,
-      gaps: stats.gaps,
-      duplicates: stats.duplicates,
-      reordered: stats.reordered
+      frames_lost: totals.frames_lost,
+      gaps: totals.gaps,
+      duplicates: totals.duplicates,
+      reordered: totals.reordered,
+      tracks
     }
     this.#publishEvent(this.#stopEvent)
-    stats.close()
+    for (const { stats } of call.tracks.values()) stats.close()
     const { metrics } = this.#options
     metrics.callsActive.dec(labels)
     metrics.callsEnded.inc({ ...labels, reason: metrics.endReason(reason) })
@@ -680,16 +717,14 @@ export class LiveCall {
   }
 
   /** The start and end lines carry these besides the bound identity, so one line tells the whole call. */
-  #summary ({ info, stats, startedAt }: Started): Record<string, unknown> {
+  #summary ({ info, tracks, startedAt }: Started): Record<string, unknown> {
+    const byTrack = this.#trackTotals()
     return {
       stream_id: info.streamId,
       sample_rate: info.sampleRate,
-      frames: stats.frames,
-      bytes: stats.bytes,
-      frames_lost: stats.framesLost,
-      gaps: stats.gaps,
-      duplicates: stats.duplicates,
-      reordered: stats.reordered,
+      ...callTotals(byTrack),
+      // A call with two tracks tells each one's counts too.
+      ...(tracks.size > 1 ? { tracks: byTrack } : {}),
       duration_ms: Date.now() - startedAt,
       reason: this.#endReason
     }
@@ -703,6 +738,17 @@ export class LiveCall {
       this.#log.warn({ err, event: event.type }, 'call event not published to redis')
     })
   }
+}
+
+/** The track a media event is for: its own, which the start announced, or the call's only one. */
+function trackOf ({ tracks }: Started, track: Track | undefined): TrackState {
+  if (track === undefined) {
+    if (tracks.size === 1) return tracks.values().next().value as TrackState
+    throw new ProtocolError(CloseCode.POLICY_VIOLATION, 'media without its track in a call with two')
+  }
+  const state = tracks.get(track)
+  if (state === undefined) throw new ProtocolError(CloseCode.POLICY_VIOLATION, `media on track ${track}, which the stream's start did not announce`)
+  return state
 }
 
 /** The fields every call event starts with. */

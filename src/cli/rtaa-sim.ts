@@ -7,7 +7,7 @@ import { isTenantId } from '../auth/tenancy.js'
 import { loadSettings, type Config } from '../config.js'
 import { readWav, wavChannel, writeWav } from '../audio/wav.js'
 import { builtInVendors } from '../vendors/built-in-vendors.js'
-import type { Track } from '../vendors/inbound-event.js'
+import type { Track } from '../track.js'
 import type { UpgradeSigning, VendorSimulator } from '../vendors/vendor-simulator.js'
 import { UsageError, integerOption, parseOptions, runCli } from './cli.js'
 

@@ -1,3 +1,7 @@
+import type { Track } from '../track.js'
+
+export type { Track }
+
 /** A vendor's message, normalized. Each vendor's decoder turns its wire messages into these. */
 export type InboundEvent =
   | { kind: 'connected' }
@@ -26,9 +30,3 @@ export interface StreamStart {
    */
   tracks?: readonly Track[]
 }
-
-/**
- * One leg of a call (docs/redis-contract.md, "Tracks"): `inbound` is what the caller or customer says, `outbound` what
- * the agent or bot says.
- */
-export type Track = 'inbound' | 'outbound'

@@ -9,3 +9,9 @@ export const CallId = Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-
 
 /** An account id a start names becomes the call's tenant, part of Redis names, so it is held to their characters. */
 export const AccountId = Type.String({ pattern: TENANT_ID_PATTERN })
+
+/** A track as the vendors that send both legs name it (Twilio, Plivo, Telnyx): `inbound` the caller's, `outbound` the other. */
+export const TrackName = Type.Union([Type.Literal('inbound'), Type.Literal('outbound')])
+
+/** The tracks a start announces: one, or both. */
+export const TrackNames = Type.Array(TrackName, { minItems: 1, maxItems: 2, uniqueItems: true })

@@ -1,4 +1,4 @@
-import type { Track } from './inbound-event.js'
+import type { Track } from '../track.js'
 
 /** A message the simulator sends: JSON text, or a binary frame. */
 export type SimulatedMessage = Record<string, unknown> | Buffer

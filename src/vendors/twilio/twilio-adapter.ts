@@ -61,20 +61,19 @@ const twilioEvents: EventMapping<typeof twilioMessages> = {
       // Twilio sends no caller numbers; pass them as <Parameter>s and they arrive in custom_parameters.
       from: null,
       to: null,
-      customParameters: start.customParameters ?? {}
+      customParameters: start.customParameters ?? {},
+      tracks: start.tracks
     }
   }),
-  media: ({ sequenceNumber, media }) => {
-    // With tracks="both_tracks" the bot's side arrives too; the contract carries the caller's side only.
-    if (media.track !== undefined && media.track !== 'inbound') return { kind: 'unknown', event: `media (track ${media.track})` }
-    return {
-      kind: 'media',
-      pcm: decodeMulaw(decodeAudio(() => decodeBase64(media.payload))),
-      vendorSeq: toCounter(sequenceNumber),
-      timestampMs: toCounter(media.timestamp),
-      chunk: toCounter(media.chunk)
-    }
-  },
+  media: ({ sequenceNumber, media }) => ({
+    kind: 'media',
+    pcm: decodeMulaw(decodeAudio(() => decodeBase64(media.payload))),
+    vendorSeq: toCounter(sequenceNumber),
+    timestampMs: toCounter(media.timestamp),
+    // Twilio numbers each track's chunks apart: with track="both_tracks", each leg is a track of its own.
+    chunk: toCounter(media.chunk),
+    track: media.track
+  }),
   dtmf: ({ dtmf }) => ({ kind: 'dtmf', digit: dtmf.digit, durationMs: null }),
   mark: ({ mark }) => ({ kind: 'mark', name: mark.name }),
   stop: () => ({ kind: 'stop', reason: null })

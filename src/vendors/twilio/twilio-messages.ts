@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox'
-import { AccountId, CallId, Counter } from '../message-fields.js'
+import { AccountId, CallId, Counter, TrackName, TrackNames } from '../message-fields.js'
 
 /**
  * Twilio Media Streams events (https://www.twilio.com/docs/voice/media-streams/websocket-messages, checked against
@@ -22,7 +22,8 @@ export const StartMessage = Type.Object({
     accountSid: AccountId,
     streamSid: Type.String({ maxLength: 256 }),
     callSid: CallId,
-    tracks: Type.Optional(Type.Array(Type.String())),
+    /** ["inbound"], ["outbound"] or, with track="both_tracks", both. */
+    tracks: Type.Optional(TrackNames),
     mediaFormat: Type.Optional(Type.Object({
       encoding: Type.Literal('audio/x-mulaw'),
       sampleRate: Type.Literal(8000),
@@ -37,7 +38,7 @@ export const MediaMessage = Type.Object({
   sequenceNumber: Type.Optional(Counter),
   streamSid: StreamSid,
   media: Type.Object({
-    track: Type.Optional(Type.String()),
+    track: Type.Optional(TrackName),
     chunk: Type.Optional(Counter),
     timestamp: Type.Optional(Counter),
     payload: Type.String()

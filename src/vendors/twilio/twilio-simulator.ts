@@ -8,6 +8,7 @@ export const twilioSimulator: VendorSimulator = {
   sampleRates: [TWILIO_SAMPLE_RATE],
   defaultSampleRate: TWILIO_SAMPLE_RATE,
   chunkMs: 20,
+  bothTracks: true,
   // A gateway with TWILIO_AUTH_TOKEN admits Twilio by X-Twilio-Signature only.
   signing: {
     option: 'twilio-auth-token',
@@ -15,7 +16,7 @@ export const twilioSimulator: VendorSimulator = {
     headers: (url, authToken) => ({ 'x-twilio-signature': signTwilioUrl(authToken, url) })
   },
 
-  call (callId: string, _sampleRate: number, accountId: string): SimulatedCall {
+  call (callId: string, _sampleRate: number, accountId: string, tracks): SimulatedCall {
     const sid = `MZ${callId}`
     const opening = [
       { event: 'connected', protocol: 'Call', version: '1.0.0' },
@@ -26,7 +27,7 @@ export const twilioSimulator: VendorSimulator = {
           accountSid: accountId,
           streamSid: sid,
           callSid: callId,
-          tracks: ['inbound'],
+          tracks,
           mediaFormat: { encoding: 'audio/x-mulaw', sampleRate: TWILIO_SAMPLE_RATE, channels: 1 },
           customParameters: { simulator: 'rtaa-sim' }
         },
@@ -37,8 +38,8 @@ export const twilioSimulator: VendorSimulator = {
     const next = (): string => String(++seq)
     return {
       opening,
-      media: (chunk, timestampMs, pcm) => ({
-        event: 'media', sequenceNumber: next(), media: { track: 'inbound', chunk: String(chunk), timestamp: String(timestampMs), payload: encodeMulaw(pcm).toString('base64') }, streamSid: sid
+      media: (chunk, timestampMs, pcm, track) => ({
+        event: 'media', sequenceNumber: next(), media: { track, chunk: String(chunk), timestamp: String(timestampMs), payload: encodeMulaw(pcm).toString('base64') }, streamSid: sid
       }),
       dtmf: (digit) => ({ event: 'dtmf', streamSid: sid, sequenceNumber: next(), dtmf: { track: 'inbound_track', digit } }),
       stop: () => ({ event: 'stop', sequenceNumber: next(), streamSid: sid, stop: { accountSid: accountId, callSid: callId } }),
