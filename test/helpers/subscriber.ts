@@ -2,6 +2,7 @@ import { Redis } from 'ioredis'
 import type { Test } from 'tap'
 import type { CallEvent } from '../../src/bus/call-events.js'
 import { decodeAudioFrame, type AudioFrameHeader } from '../../src/bus/audio-frame.js'
+import type { Track } from '../../src/track.js'
 import { Collected } from './waiter.js'
 
 export interface Published {
@@ -38,9 +39,10 @@ export class Subscriber {
       .filter((event) => interactionId === undefined || event.interaction_id === interactionId)
   }
 
-  frames (interactionId: string): Array<{ header: AudioFrameHeader, pcm: Buffer }> {
+  /** A call's frames; of its caller's track, or the one named, when it has two. */
+  frames (interactionId: string, track: Track = 'inbound'): Array<{ header: AudioFrameHeader, pcm: Buffer }> {
     return this.published.items
-      .filter(({ channel }) => this.#isAudioOf(channel, interactionId))
+      .filter(({ channel }) => this.#isAudioOf(channel, interactionId, track))
       .map(({ message }) => decodeAudioFrame(message))
   }
 
@@ -49,9 +51,9 @@ export class Subscriber {
     return this.published.items.filter((item) => item.channel === channel).map(({ message }) => decodeAudioFrame(message))
   }
 
-  /** `{prefix}audio:{tenant:interaction_id}`, whatever the tenant. */
-  #isAudioOf (channel: string, interactionId: string): boolean {
-    return channel.startsWith(`${this.#prefix}audio:{`) && channel.endsWith(`:${interactionId}}`)
+  /** `{prefix}audio:{tenant:interaction_id}`, whatever the tenant, and `:outbound` after it for that track. */
+  #isAudioOf (channel: string, interactionId: string, track: Track = 'inbound'): boolean {
+    return channel.startsWith(`${this.#prefix}audio:{`) && channel.endsWith(`:${interactionId}}${track === 'inbound' ? '' : `:${track}`}`)
   }
 
   /** Channels in publish order for one call: 'start', 'audio', 'dtmf', 'stop'… */
