@@ -3,7 +3,8 @@ import { join } from 'node:path'
 import { Redis } from 'ioredis'
 import t from 'tap'
 import type { CallStartEvent } from '../src/bus/call-events.js'
-import { readWav, writeWav } from '../src/audio/wav.js'
+import { decodeMulaw, encodeMulaw } from '../src/audio/mulaw.js'
+import { readWav, wavHeader, writeWav } from '../src/audio/wav.js'
 import { TestRedis } from './helpers/redis-server.js'
 import { startGateway, waitReady } from './helpers/gateway.js'
 import { pcmFrame } from './helpers/exotel.js'
@@ -34,6 +35,33 @@ t.test('round trip: rtaa-sim → gateway → rtaa-record holds exactly the simul
   const sidecar = JSON.parse(readFileSync(join(dir, 'recordings', 'ACsimulator', 'roundtrip-1.json'), 'utf8'))
   t.match(sidecar, { interaction_id: 'roundtrip-1', tenant_id: 'ACsimulator', vendor: 'exotel', sample_rate: 16000, frames: 60, bytes: pcm.length, duration_ms: 1200, gaps: 0, reason: 'callended' })
   t.same(sidecar.events.map((event: { type: string }) => event.type), ['call.start', 'call.dtmf', 'call.stop'])
+})
+
+t.test('a two-track call: rtaa-sim --tracks both → gateway → rtaa-record keeps each leg in its own WAV, byte for byte', async (t) => {
+  const dir = t.testdir()
+  const gateway = await startGateway(t, redis.url)
+  await waitReady(gateway)
+  const env = { REDIS_URL: redis.url, REDIS_PREFIX: gateway.prefix }
+  // A stereo WAV: the caller on the left, the agent on the right; Twilio streams μ-law, so compare after a round trip.
+  const left = Buffer.concat(Array.from({ length: 5 }, (_, i) => pcmFrame(320, i)))
+  const right = Buffer.concat(Array.from({ length: 5 }, (_, i) => pcmFrame(320, 100 + i)))
+  const stereo = Buffer.alloc(left.length * 2)
+  for (let i = 0; i < left.length / 2; i++) {
+    stereo.writeInt16LE(left.readInt16LE(i * 2), i * 4)
+    stereo.writeInt16LE(right.readInt16LE(i * 2), i * 4 + 2)
+  }
+  writeFileSync(join(dir, 'stereo.wav'), Buffer.concat([wavHeader(8000, stereo.length, 2), stereo]))
+
+  const recorder = tool('rtaa-record', ['--calls', '1', '--out', 'recordings'], dir, env)
+  await recorder.stderrHas('ready: subscribed')
+  const sim = await tool('rtaa-sim', ['--vendor', 'twilio', '--tracks', 'both', '--url', `${gateway.wsUrl}/v1/ingest`, '--wav', 'stereo.wav', '--call-prefix', 'CAlegs'], dir).done
+  t.equal(sim.code, 0, sim.stderr)
+  t.equal((await recorder.done).code, 0)
+  const folder = join(dir, 'recordings', 'ACsimulator')
+  t.ok(readWav(readFileSync(join(folder, 'CAlegs-1.wav'))).pcm.equals(decodeMulaw(encodeMulaw(left))), 'the caller\'s leg')
+  t.ok(readWav(readFileSync(join(folder, 'CAlegs-1.outbound.wav'))).pcm.equals(decodeMulaw(encodeMulaw(right))), 'the agent\'s leg')
+  t.match(JSON.parse(readFileSync(join(folder, 'CAlegs-1.outbound.json'), 'utf8')), { track: 'outbound', frames: 5, gaps: 0, reason: 'stopped' })
+  t.match(JSON.parse(readFileSync(join(folder, 'CAlegs-1.json'), 'utf8')), { track: 'inbound', frames: 5, gaps: 0 })
 })
 
 t.test('--calls 20 gives 20 recordings', async (t) => {

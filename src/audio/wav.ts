@@ -29,18 +29,18 @@ export function readWav (file: Buffer): Wav {
   throw new Error('WAV has no data chunk')
 }
 
-/** A 44-byte header for mono 16-bit PCM of `dataBytes` bytes. */
-export function wavHeader (sampleRate: number, dataBytes: number): Buffer {
+/** A 44-byte header for 16-bit PCM of `dataBytes` bytes, mono unless `channels` says. */
+export function wavHeader (sampleRate: number, dataBytes: number, channels = 1): Buffer {
   const header = Buffer.alloc(WAV_HEADER_BYTES)
   header.write('RIFF', 0, 'ascii')
   header.writeUInt32LE(36 + dataBytes, 4)
   header.write('WAVEfmt ', 8, 'ascii')
   header.writeUInt32LE(16, 16)
   header.writeUInt16LE(1, 20)
-  header.writeUInt16LE(1, 22)
+  header.writeUInt16LE(channels, 22)
   header.writeUInt32LE(sampleRate, 24)
-  header.writeUInt32LE(sampleRate * 2, 28)
-  header.writeUInt16LE(2, 32)
+  header.writeUInt32LE(sampleRate * 2 * channels, 28)
+  header.writeUInt16LE(2 * channels, 32)
   header.writeUInt16LE(16, 34)
   header.write('data', 36, 'ascii')
   header.writeUInt32LE(dataBytes, 40)

@@ -3,6 +3,7 @@ import { open, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Redis } from 'ioredis'
 import type { CallEvent, CallStartEvent } from '../bus/call-events.js'
+import type { Track } from '../track.js'
 import { loadSettings } from '../config.js'
 import { decodeAudioFrame } from '../bus/audio-frame.js'
 import { audioChannel, audioChannelPattern, callsChannel } from '../bus/channels.js'
@@ -12,7 +13,8 @@ import { UsageError, integerOption, parseOptions, runCli } from './cli.js'
 const USAGE = `Usage: rtaa-record [options]
 
 Records every call the gateway publishes: recordings/<tenant_id>/<interaction_id>.wav (_ for a call without a
-tenant), plus a .json sidecar with the call's events, frame count, sequence gaps and duration. REDIS_URL and
+tenant), plus a .json sidecar with the call's events, frame count, sequence gaps and duration. A call with two
+tracks gets <interaction_id>.outbound.wav (and .json) besides, for the agent's leg. REDIS_URL and
 REDIS_PREFIX come from the environment, .env.local or .env, as for the gateway. It records pub/sub on one Redis:
 with REDIS_TRANSPORT=streams or REDIS_CLUSTER_NODES set it refuses to start (exit 2). Once
 subscribed it prints "ready: …" on stderr. Exit status 0, 2 for bad arguments, 78 for a bad REDIS_URL or REDIS_PREFIX.
@@ -24,8 +26,12 @@ subscribed it prints "ready: …" on stderr. Exit status 0, 2 for bad arguments,
   --ready-file <path>  create this file once subscribed (removed at start and on exit), for scripts to wait on
   --help`
 
+/** One track of one call, as it is written. */
 interface Recording {
   start: CallStartEvent
+  /** The track, in a call with two; null for a call's one track. */
+  track: Track | null
+  channel: string
   wav: WriteStream
   path: string
   events: CallEvent[]
@@ -67,7 +73,9 @@ async function main (argv: string[]): Promise<number> {
     throw new UsageError(`--out ${out}: ${(err as Error).message}`, { usage: false })
   }
 
+  // By audio channel, and by call (its first channel) for its events.
   const recordings = new Map<string, Recording>()
+  const calls = new Map<string, Recording[]>()
   let ended = 0
   const redis = new Redis(args['redis-url'] ?? config.REDIS_URL)
   // ioredis retries on its own; say what is wrong once per cause instead of its unhandled-error stack traces.
@@ -98,22 +106,32 @@ async function main (argv: string[]): Promise<number> {
       if (event.type === 'call.start') {
         const dir = join(out, event.tenant_id ?? '_')
         mkdirSync(dir, { recursive: true })
-        const path = join(dir, `${event.interaction_id}.wav`)
-        const wav = createWriteStream(path)
-        wav.write(wavHeader(event.sample_rate, 0))
-        recordings.set(call, { start: event, wav, path, events: [event], frames: 0, bytes: 0, missing: 0, lastSeq: 0 })
-        process.stderr.write(`recording ${call} (${event.vendor}, ${event.sample_rate} Hz)\n`)
+        // A gateway before tracks names no channel per track: the call's one channel is its only track.
+        const tracks = Object.entries(event.audio_by_track ?? { inbound: call }) as Array<[Track, string]>
+        calls.set(call, tracks.map(([track, channel]) => {
+          const two = tracks.length > 1
+          const path = join(dir, `${event.interaction_id}${two && track !== 'inbound' ? `.${track}` : ''}.wav`)
+          const wav = createWriteStream(path)
+          wav.write(wavHeader(event.sample_rate, 0))
+          const recording: Recording = { start: event, track: two ? track : null, channel, wav, path, events: [event], frames: 0, bytes: 0, missing: 0, lastSeq: 0 }
+          recordings.set(channel, recording)
+          process.stderr.write(`recording ${channel} (${event.vendor}, ${event.sample_rate} Hz)\n`)
+          return recording
+        }))
         return
       }
-      const recording = recordings.get(call)
-      if (recording === undefined) return
-      recording.events.push(event)
+      const ofCall = calls.get(call)
+      if (ofCall === undefined) return
+      for (const recording of ofCall) recording.events.push(event)
       if (event.type !== 'call.stop') return
-      recordings.delete(call)
-      finish(recording, event).then(() => {
+      calls.delete(call)
+      for (const { channel } of ofCall) recordings.delete(channel)
+      Promise.all(ofCall.map(async (recording) => {
+        await finish(recording, event)
         process.stderr.write(`saved ${recording.path}: ${recording.frames} frames, ${recording.bytes} bytes\n`)
+      })).then(() => {
         if (++ended >= wanted) resolve()
-      }, (err: Error) => process.stderr.write(`cannot save ${recording.path}: ${err.message}\n`))
+      }, (err: Error) => process.stderr.write(`cannot save ${ofCall[0].path}: ${err.message}\n`))
     })
   })
   // Resolved once Redis has answered the subscription: a call published after this is recorded.
@@ -158,10 +176,11 @@ async function finish (recording: Recording, stop: CallEvent & { type: 'call.sto
     vendor: recording.start.vendor,
     tenant_id: recording.start.tenant_id,
     sample_rate: recording.start.sample_rate,
+    ...(recording.track === null ? {} : { track: recording.track }),
     frames: recording.frames,
     bytes: recording.bytes,
     duration_ms: Math.round((recording.bytes / (recording.start.sample_rate * 2)) * 1000),
-    gaps: recording.missing + (stop.frames - recording.lastSeq),
+    gaps: recording.missing + ((recording.track === null ? stop.frames : stop.tracks[recording.track]?.frames ?? 0) - recording.lastSeq),
     reason: stop.reason,
     events: recording.events
   }
