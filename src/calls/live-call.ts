@@ -114,6 +114,8 @@ interface Started {
   info: CallInfo
   /** Each track's frames go out under its own ref (the call's own for one track), counted apart. */
   tracks: Map<Track, TrackState>
+  /** The call's one track, for media that names none; null when it has two. */
+  onlyTrack: TrackState | null
   labels: Record<string, string>
   startedAt: number
   /** PCM bytes the call may still send before it is faster than INBOUND_MAX_AUDIO_SPEED. */
@@ -565,7 +567,7 @@ export class LiveCall {
     }))
     // Each track is its own real time: a call with two may send twice the audio.
     const audioRate = new TokenBucket(inbound.maxAudioSpeed * pcmBytesPerMs(info.sampleRate) * tracks.size, INBOUND_BURST_MS)
-    this.#call = { info, tracks, labels, startedAt: Date.now(), audioRate }
+    this.#call = { info, tracks, onlyTrack: tracks.size === 1 ? [...tracks.values()][0] : null, labels, startedAt: Date.now(), audioRate }
     this.#state = 'live'
     // Its playback was subscribed while the call was claimed (#start), so a worker answering call.start is heard.
     this.#startPlayback(info)
@@ -741,9 +743,9 @@ export class LiveCall {
 }
 
 /** The track a media event is for: its own, which the start announced, or the call's only one. */
-function trackOf ({ tracks }: Started, track: Track | undefined): TrackState {
+function trackOf ({ tracks, onlyTrack }: Started, track: Track | undefined): TrackState {
   if (track === undefined) {
-    if (tracks.size === 1) return tracks.values().next().value as TrackState
+    if (onlyTrack !== null) return onlyTrack
     throw new ProtocolError(CloseCode.POLICY_VIOLATION, 'media without its track in a call with two')
   }
   const state = tracks.get(track)
