@@ -21,6 +21,10 @@ t.test('defaults: loopback-only allowlist, no Basic credentials, Exotel on', asy
     EXOTEL_DEFAULT_SAMPLE_RATE: 8000,
     SUPPORT_TWILIO: true,
     SUPPORT_NATIVE: false,
+    SUPPORT_TELNYX: true,
+    TELNYX_ACCOUNT_SIDS: '',
+    TELNYX_PLAYBACK_CODEC: 'PCMU',
+    TELNYX_PLAYBACK_SAMPLE_RATE: 8000,
     JWT_MAX_AGE_S: 86400,
     AUTH_IP_ALLOWLIST: '127.0.0.0/8,::1/128',
     TRUST_PROXY: '',
@@ -50,6 +54,8 @@ t.test('defaults: loopback-only allowlist, no Basic credentials, Exotel on', asy
 })
 
 t.test('values from the environment are coerced', async (t) => {
+  t.match(load({ TELNYX_PLAYBACK_CODEC: 'L16', TELNYX_PLAYBACK_SAMPLE_RATE: '16000', SUPPORT_TELNYX: 'false' }),
+    { TELNYX_PLAYBACK_CODEC: 'L16', TELNYX_PLAYBACK_SAMPLE_RATE: 16000, SUPPORT_TELNYX: false })
   t.match(load({ PORT: '9000', SUPPORT_EXOTEL: 'false', EXOTEL_DEFAULT_SAMPLE_RATE: '24000', MAX_MESSAGE_BYTES: '4096', ADMIN_PORT: '8080' }),
     { PORT: 9000, SUPPORT_EXOTEL: false, EXOTEL_DEFAULT_SAMPLE_RATE: 24000, MAX_MESSAGE_BYTES: 4096, ADMIN_PORT: 8080 })
 })
@@ -94,7 +100,14 @@ t.test('a bad value is refused with a message naming the variable', async (t) =>
     [{ REDIS_CLUSTER_NODES: ' , ' }, /REDIS_CLUSTER_NODES must name at least one host:port/],
     [{ REDIS_STREAM_MAXLEN: '10' }, /REDIS_STREAM_MAXLEN must be >= 100/],
     [{ WORKERS: '0' }, /WORKERS must match pattern/],
-    [{ WORKERS: 'all' }, /WORKERS must match pattern/]
+    [{ WORKERS: 'all' }, /WORKERS must match pattern/],
+    [{ SUPPORT_TELNYX: 'maybe' }, /SUPPORT_TELNYX/],
+    [{ TELNYX_STREAM_AUTH_TOKEN: 'short' }, /TELNYX_STREAM_AUTH_TOKEN must NOT have fewer than 16 characters/],
+    [{ TELNYX_USER_ID: 'user:1' }, /TELNYX_USER_ID must match pattern/],
+    [{ TELNYX_ACCOUNT_SIDS: 'u1,{u2}' }, /TELNYX_ACCOUNT_SIDS has "\{u2\}", which is not an account id/],
+    [{ TELNYX_PLAYBACK_CODEC: 'OPUS' }, /TELNYX_PLAYBACK_CODEC must be equal to one of the allowed values \(PCMU, PCMA, L16\)/],
+    [{ TELNYX_PLAYBACK_SAMPLE_RATE: '24000' }, /TELNYX_PLAYBACK_SAMPLE_RATE must be equal to one of the allowed values \(8000, 16000\)/],
+    [{ TELNYX_PLAYBACK_SAMPLE_RATE: '16000' }, /TELNYX_PLAYBACK_CODEC=PCMU plays at 8000 Hz only; TELNYX_PLAYBACK_SAMPLE_RATE is 16000/]
   ]
   for (const [env, message] of bad) {
     t.throws(() => load(env), { name: 'ConfigError', message }, JSON.stringify(env))

@@ -17,7 +17,30 @@ t.test('each vendor is told apart on /v1/ingest from the literal messages of its
       { event: 'connected', protocol: 'Call', version: '1.0.0' },
       { event: 'start', sequenceNumber: '1', start: { accountSid: 'AC1', streamSid: 'MZt', callSid: 'CAdetect4', tracks: ['inbound'], mediaFormat: { encoding: 'audio/x-mulaw', sampleRate: 8000, channels: 1 } }, streamSid: 'MZt' },
       { event: 'stop', sequenceNumber: '2', streamSid: 'MZt', stop: { accountSid: 'AC1', callSid: 'CAdetect4' } }
-    ]]
+    ]],
+    // Telnyx's connected fits everyone; its start's stream_id and call_control_id are its own
+    // (https://developers.telnyx.com/docs/voice/programmable-voice/media-streaming).
+    ['telnyx', [
+      { event: 'connected', version: '1.0.0' },
+      {
+        event: 'start',
+        sequence_number: '1',
+        start: {
+          user_id: '3E6F995F-85F7-4705-9741-53B116D28237',
+          call_control_id: 'v2:T02llQxIyaRkhfRKxgAP8nY511EhFLizdvdUKJiSw8d6A9BborherQ',
+          call_session_id: 'CAdetect5',
+          from: '+13122010094',
+          to: '+13122123456',
+          tags: ['TAG1', 'TAG2'],
+          client_state: 'aGF2ZSBhIG5pY2UgZGF5ID1d',
+          media_format: { encoding: 'PCMU', sample_rate: 8000, channels: 1 }
+        },
+        stream_id: '32DE0DEA-53CB-4B21-89A4-9E1819C043BC'
+      },
+      { event: 'stop', sequence_number: '2', stop: { user_id: '3E6F995F-85F7-4705-9741-53B116D28237' }, stream_id: '32DE0DEA-53CB-4B21-89A4-9E1819C043BC' }
+    ]],
+    // Exotel's sequence_number is Telnyx's too: a counter alone claims neither.
+    ['exotel', [exotelStrings.connected(), exotelStrings.start('CAdetect6'), exotelStrings.media('MZCAdetect6', 2, 1, 0, Buffer.alloc(320)), exotelStrings.stop('CAdetect6', 'MZCAdetect6', 3)]]
   ]
   for (const [index, [vendor, messages]] of streams.entries()) {
     const client = await ProviderClient.connect(`${gateway.wsUrl}/v1/ingest`)
@@ -59,7 +82,7 @@ t.test('on a vendor route the stream is parsed as that vendor only', async (t) =
 })
 
 t.test('SUPPORT_<VENDOR>=false removes the vendor from its route and from detection', async (t) => {
-  const { gateway } = await startListenedGateway(t, redis.url, { SUPPORT_TWILIO: 'false' })
+  const { gateway } = await startListenedGateway(t, redis.url, { SUPPORT_TWILIO: 'false', SUPPORT_TELNYX: 'false' })
   const response = await fetch(`${gateway.url}/v1/ingest/twilio`)
   t.equal(response.status, 404)
   // Exotel is the only vendor left, so /v1/ingest parses strictly as Exotel, and a Twilio start is a bad Exotel start.
@@ -68,4 +91,17 @@ t.test('SUPPORT_<VENDOR>=false removes the vendor from its route and from detect
   const closed = await client.closed
   t.equal(closed.code, 1007)
   t.match(closed.reason, /^invalid start message at \/start\/call_sid/)
+})
+
+t.test('SUPPORT_TELNYX=false: no Telnyx route, and a Telnyx start on /v1/ingest is no one\'s', async (t) => {
+  const { gateway } = await startListenedGateway(t, redis.url, { SUPPORT_TELNYX: 'false' })
+  t.equal((await fetch(`${gateway.url}/v1/ingest/telnyx`)).status, 404)
+  const client = await ProviderClient.connect(`${gateway.wsUrl}/v1/ingest`)
+  client.send({ event: 'start', sequence_number: '1', stream_id: 'S1', start: { call_control_id: 'v2:x', call_session_id: 'CAnotelnyx', media_format: { encoding: 'PCMU', sample_rate: 8000 } } })
+  const closed = await client.closed
+  t.equal(closed.code, 1007)
+  // The close frame's reason is cut to fit; the log line has it whole.
+  const logged = await gateway.logs.waitFor((line) => line.msg === 'closing connection: bad input', 'the refusal')
+  t.same(logged.vendor_candidates, ['exotel', 'twilio'], 'Telnyx is no candidate')
+  t.match(logged, { reason: /^no enabled vendor accepts this message \(exotel: invalid start message at \/start\/call_sid.*; twilio: invalid start message at \/start\/accountSid/ })
 })

@@ -74,7 +74,7 @@ t.test('detection refuses at once a stream that no enabled vendor can accept', a
       name: 'connected, then a start with an empty start object',
       messages: [{ event: 'connected' }, { event: 'start', start: {} }],
       code: 1007,
-      reason: /^no enabled vendor accepts this message \(exotel: invalid start message at \/start\/call_sid: Expected required property; twilio: invalid start message at \/start\/accountSid: Expected required property\)$/,
+      reason: /^no enabled vendor accepts this message \(exotel: invalid start message at \/start\/call_sid: Expected required property; twilio: invalid start message at \/start\/accountSid: Expected required property; telnyx: invalid start message at \/start\/call_session_id: Expected required property\)$/,
       metric: 'invalid_payload'
     },
     // Both vendors' schemas take it, and both would refuse it before a start.

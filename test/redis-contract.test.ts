@@ -193,7 +193,7 @@ t.test('what the gateway publishes matches the document field for field', async 
   t.same(order, ['call.start', 'audio', 'audio', 'call.dtmf', 'audio', 'call.mark', 'call.stop'])
 })
 
-t.test('Twilio and native calls publish the same documented shapes', async (t) => {
+t.test('Twilio, native and Telnyx calls publish the same documented shapes', async (t) => {
   const secret = 'contract-test-secret-of-32-bytes-at-least'
   const { gateway, published } = await gatewayWithRawSubscriber(t, { SUPPORT_NATIVE: 'true', JWT_SECRET: secret })
 
@@ -214,12 +214,28 @@ t.test('Twilio and native calls publish the same documented shapes', async (t) =
   await published.waitFor(({ message }) => message.includes('"call.stop"') && message.includes('native-contract'), 'native call.stop')
   await published.waitFor(({ message }) => message.includes('"call.stop"') && message.includes('CAtw'), 'twilio call.stop')
 
+  const telnyx = await ProviderClient.connect(`${gateway.wsUrl}/v1/ingest`)
+  telnyx.send({ event: 'connected', version: '1.0.0' })
+  telnyx.send({ event: 'start', sequence_number: '1', stream_id: 'S-tx', start: { user_id: 'U-tx', call_control_id: 'v3:tx', call_session_id: 'tx-session', from: '+13122010094', to: '+13122123456', media_format: { encoding: 'PCMA', sample_rate: 8000, channels: 1 } } })
+  telnyx.send({ event: 'media', sequence_number: '2', media: { track: 'inbound', chunk: '1', timestamp: '0', payload: Buffer.alloc(160, 0xd5).toString('base64') }, stream_id: 'S-tx' })
+  telnyx.send({ event: 'dtmf', stream_id: 'S-tx', occurred_at: '2025-06-05T08:54:19.698408Z', sequence_number: '3', dtmf: { digit: '1' } })
+  telnyx.send({ event: 'mark', stream_id: 'S-tx', sequence_number: '4', mark: { name: 'm' } })
+  telnyx.send({ event: 'stop', sequence_number: '5', stop: { user_id: 'U-tx', call_control_id: 'v3:tx' }, stream_id: 'S-tx' })
+  await telnyx.closed
+  await published.waitFor(({ message }) => message.includes('"call.stop"') && message.includes('tx-session'), 'telnyx call.stop')
+
   const tw = documentedCall(t, published.items, 'CAtw')
   t.same(tw.events.map((event) => event.type), ['call.start', 'call.dtmf', 'call.mark', 'call.stop'])
   t.match(tw.events[0], { vendor: 'twilio', sample_rate: 8000, tenant_id: 'ACtw', tenant_verified: false })
   t.equal(tw.events[0].audio_channel, documentedName('audio channel', 'rtaa:', 'ACtw', false, 'CAtw'), 'an account merely named is marked in the names')
   t.equal(tw.frames.length, 1)
   t.ok(tw.frames[0].pcm.equals(Buffer.alloc(320)), 'μ-law 0xff is silence: 160 samples of PCM 0')
+
+  const tx = documentedCall(t, published.items, 'tx-session')
+  t.same(tx.events.map((event) => event.type), ['call.start', 'call.dtmf', 'call.mark', 'call.stop'])
+  t.match(tx.events[0], { vendor: 'telnyx', sample_rate: 8000, tenant_id: 'U-tx', tenant_verified: false, stream_id: 'S-tx', from: '+13122010094', custom_parameters: { call_control_id: 'v3:tx' } })
+  t.equal(tx.frames.length, 1)
+  t.ok(tx.frames[0].pcm.equals(Buffer.alloc(320).fill(Buffer.from([8, 0]))), 'A-law 0xd5 is the smallest positive step: 160 samples of PCM 8')
 
   const nv = documentedCall(t, published.items, 'native-contract')
   t.same(nv.events.map((event) => event.type), ['call.start', 'call.stop'])

@@ -467,6 +467,9 @@ export class LiveCall {
       case 'connected':
         if (this.#state !== 'awaiting-start') this.#log.debug('connected after start, ignored')
         return
+      case 'vendor-error':
+        this.#log.warn({ vendor_error: { code: event.code, title: event.title, detail: event.detail } }, 'the vendor reported an error; the call goes on')
+        return
       case 'unknown':
         this.#log.debug({ event: event.event }, 'unknown event, ignored')
     }

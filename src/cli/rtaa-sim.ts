@@ -160,7 +160,10 @@ function resolveOptions (argv: string[]): Options | null {
     headers.authorization = `Basic ${Buffer.from(args.basic).toString('base64')}`
   }
   if (args.token !== undefined) headers.authorization = `Bearer ${args.token}`
-  const callUrl = simulator.url?.(url, sampleRate) ?? url
+  const tracks = args.tracks ?? 'inbound'
+  if (tracks !== 'inbound' && tracks !== 'both') throw new UsageError(`--tracks must be inbound or both, not "${tracks}"`)
+  if (tracks === 'both' && simulator.bothTracks !== true) throw new UsageError(`--tracks both: ${vendor} sends one track; ${bothTrackVendors.join(', ')} can send both`, { usage: false })
+  const callUrl = simulator.url?.(url, sampleRate, tracks === 'both' ? ['inbound', 'outbound'] : ['inbound']) ?? url
   const given = args as Record<string, string | boolean | undefined>
   const unused = signings.find(([name, { option }]) => name !== vendor && given[option] !== undefined)
   if (unused !== undefined) throw new UsageError(`--${unused[1].option} signs ${unused[0]} calls; add --vendor ${unused[0]}`, { usage: false })
@@ -170,9 +173,6 @@ function resolveOptions (argv: string[]): Options | null {
   }
   const seconds = args.duration === undefined ? null : Number(args.duration)
   if (seconds !== null && !(seconds > 0)) throw new UsageError('--duration must be a positive number of seconds')
-  const tracks = args.tracks ?? 'inbound'
-  if (tracks !== 'inbound' && tracks !== 'both') throw new UsageError(`--tracks must be inbound or both, not "${tracks}"`)
-  if (tracks === 'both' && simulator.bothTracks !== true) throw new UsageError(`--tracks both: ${vendor} sends one track; ${bothTrackVendors.join(', ')} can send both`, { usage: false })
   const audio = loadAudio(args.wav, sampleRate, seconds)
   return {
     url: callUrl,

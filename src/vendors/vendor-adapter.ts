@@ -1,6 +1,6 @@
 import type { AuthMethod, Query } from '../auth/auth-method.js'
 import type { Principal } from '../auth/principal.js'
-import type { InboundEvent, StreamStart } from './inbound-event.js'
+import type { InboundEvent, StreamStart, Track } from './inbound-event.js'
 import type { ProtocolError } from './protocol-error.js'
 
 /**
@@ -50,6 +50,8 @@ export interface StreamContext {
   principal: Principal
   /** The sample rate the URL asked for, when the vendor takes it from there. */
   sampleRate?: number
+  /** The tracks the URL says the vendor will send, for a vendor whose start does not list them (Telnyx). */
+  tracks?: readonly Track[]
 }
 
 export interface DecodedMessage {

@@ -15,8 +15,8 @@ export interface VendorSimulator {
    * why the gateway would refuse it. rtaa-sim streams at that rate, so audio and URL cannot disagree.
    */
   urlSampleRate? (url: URL): { rate: number } | { error: string } | null
-  /** The URL to connect to, from the one given: adds what the vendor puts there (a sample rate, say). */
-  url? (url: string, sampleRate: number): string
+  /** The URL to connect to, from the one given: adds what the vendor puts there (a sample rate, the tracks). */
+  url? (url: string, sampleRate: number, tracks: readonly Track[]): string
   /** For a vendor that signs its upgrade with a secret (Twilio): how rtaa-sim takes the secret, and signs. */
   readonly signing?: UpgradeSigning
   /** Whether the vendor can send both legs of a call, each frame labelled with its track (`rtaa-sim --tracks both`). */
