@@ -72,7 +72,7 @@ function detectVonage (message: Record<string, unknown>): Detection {
 }
 
 /** `audio/l16;rate=16000`, in any case and with a space after the `;`: its rate, or null for anything else. */
-export function contentTypeRate (contentType: string): number | null {
+function contentTypeRate (contentType: string): number | null {
   const match = /^audio\/l16;\s*rate=([0-9]+)$/i.exec(contentType.trim())
   return VONAGE_SAMPLE_RATES.find((rate) => match?.[1] === String(rate)) ?? null
 }
