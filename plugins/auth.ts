@@ -34,7 +34,8 @@ const BEARER_CHALLENGE = `Bearer realm="${REALM}"`
 const JWT_CLOCK_TOLERANCE_S = 60
 
 /**
- * The methods, in the order they are tried: the first whose credential the request carries decides.
+ * The methods, in the order they are tried: the first the route accepts whose credential the request carries decides
+ * (else the first whose credential it carries, to say that the route does not take it).
  * - jwt: `Authorization: Bearer` or `?access_token=`, verified with @fastify/jwt (exp, at most JWT_MAX_AGE_S ahead,
  *   and tenant_id required);
  * - basic: `Authorization: Basic`, matched against BASIC_AUTH_CREDENTIALS in constant time;
@@ -121,7 +122,9 @@ export default fp(async (fastify) => {
     authenticate (accepted: readonly string[]): onRequestAsyncHookHandler {
       return async function authenticate (request, reply) {
         const auth = toAuthRequest(request)
-        const method = methods.find((candidate) => candidate.applies(auth)) ?? ip
+        // The route's own methods first: on Vonage's route its signed Bearer token is Vonage's, not the gateway's JWT.
+        const method = methods.find((candidate) => candidate !== ip && accepted.includes(candidate.name) && candidate.applies(auth)) ??
+          methods.find((candidate) => candidate.applies(auth)) ?? ip
         if (method === ip && request.headers.authorization !== undefined) {
           return deny(request, reply, 'unknown', { status: 401, reason: 'unsupported_scheme', message: 'unsupported authorization scheme' }, challenges(accepted))
         }

@@ -8,7 +8,7 @@ t.teardown(() => redis.stop())
 
 t.test('each vendor is told apart on /v1/ingest from the literal messages of its docs', async (t) => {
   const { gateway, subscriber } = await startListenedGateway(t, redis.url)
-  const streams: Array<[string, unknown[]]> = [
+  const streams: Array<[string, Array<Record<string, unknown> | Buffer>]> = [
     ['exotel', [exotelStrings.connected(), exotelStrings.start('CAdetect1'), exotelStrings.stop('CAdetect1', 'MZCAdetect1', 2)]],
     ['exotel', [exotelNumbers.start('CAdetect2'), exotelNumbers.stop('CAdetect2', 'MZCAdetect2', 2)]],
     // Exotel's Agent-Stream reference shows connected with protocol and version fields.
@@ -40,13 +40,43 @@ t.test('each vendor is told apart on /v1/ingest from the literal messages of its
       { event: 'stop', sequence_number: '2', stop: { user_id: '3E6F995F-85F7-4705-9741-53B116D28237' }, stream_id: '32DE0DEA-53CB-4B21-89A4-9E1819C043BC' }
     ]],
     // Exotel's sequence_number is Telnyx's too: a counter alone claims neither.
-    ['exotel', [exotelStrings.connected(), exotelStrings.start('CAdetect6'), exotelStrings.media('MZCAdetect6', 2, 1, 0, Buffer.alloc(320)), exotelStrings.stop('CAdetect6', 'MZCAdetect6', 3)]]
+    ['exotel', [exotelStrings.connected(), exotelStrings.start('CAdetect6'), exotelStrings.media('MZCAdetect6', 2, 1, 0, Buffer.alloc(320)), exotelStrings.stop('CAdetect6', 'MZCAdetect6', 3)]],
+    // Vonage's first message (https://developer.vonage.com/en/voice/voice-api/concepts/websockets), then binary
+    // audio; it sends no stop, so the stream ends with a normal close.
+    ['vonage', [
+      { event: 'websocket:connected', 'content-type': 'audio/l16;rate=16000', call_id: 'CAdetect7', language: 'en-GB', 'caller-id': '447700900123' },
+      Buffer.alloc(640),
+      { event: 'websocket:dtmf', digit: '5', duration: 260 }
+    ]]
   ]
   for (const [index, [vendor, messages]] of streams.entries()) {
     const client = await ProviderClient.connect(`${gateway.wsUrl}/v1/ingest`)
-    for (const message of messages) client.send(message)
+    for (const message of messages) {
+      if (Buffer.isBuffer(message)) client.ws.send(message, { binary: true })
+      else client.send(message)
+    }
+    if (vendor === 'vonage') client.ws.close(1000)
     t.equal((await client.closed).code, 1000)
     t.match(await subscriber.waitForEvent('call.stop', `CAdetect${index + 1}`), { vendor }, `stream ${index + 1} is ${vendor}`)
+  }
+})
+
+t.test('Vonage says no to the other vendors\' first messages, and no other vendor claims websocket:connected', async (t) => {
+  const { gateway } = await startListenedGateway(t, redis.url)
+  const firsts: Record<string, Array<Record<string, unknown>>> = {
+    exotel: [exotelStrings.connected(), exotelStrings.start('CAx'), exotelNumbers.start('CAy'), { event: 'connected', protocol: 'Exotel Media Stream', version: '1.0.0' }],
+    twilio: [{ event: 'connected', protocol: 'Call', version: '1.0.0' }, { event: 'start', sequenceNumber: '1', start: { accountSid: 'AC1', streamSid: 'MZt', callSid: 'CAz' }, streamSid: 'MZt' }],
+    native: [{ event: 'start', interaction_id: 'n-1', sample_rate: 16000 }],
+    vonage: [{ event: 'websocket:connected', 'content-type': 'audio/l16;rate=16000', call_id: 'CAv' }]
+  }
+  const adapters = gateway.app.vendors
+  const vonage = adapters.find(({ name }) => name === 'vonage')!
+  for (const [vendor, messages] of Object.entries(firsts)) {
+    for (const message of messages) {
+      t.equal(vonage.detect(message), vendor === 'vonage' ? 'yes' : 'no', `Vonage on ${vendor}'s ${String(message.event)}`)
+      if (vendor !== 'vonage') continue
+      for (const other of adapters.filter(({ name }) => name !== 'vonage')) t.not(other.detect(message), 'yes', `${other.name} does not claim ${String(message.event)}`)
+    }
   }
 })
 
@@ -67,7 +97,7 @@ t.test('a stream no vendor claims is closed with 1008 and a log line', async (t)
     t.equal(closed.code, 1008, name)
     t.match(closed.reason, reason, name)
     t.match(await gateway.logs.waitFor((line) => line.msg === 'closing connection: bad input' && reason.test(String(line.reason))),
-      { level: 40, close_code: 1008, vendor_candidates: ['exotel', 'twilio'] }, name)
+      { level: 40, close_code: 1008, vendor_candidates: ['exotel', 'twilio', 'vonage'] }, name)
   }
 })
 
@@ -85,7 +115,8 @@ t.test('SUPPORT_<VENDOR>=false removes the vendor from its route and from detect
   const { gateway } = await startListenedGateway(t, redis.url, { SUPPORT_TWILIO: 'false', SUPPORT_TELNYX: 'false' })
   const response = await fetch(`${gateway.url}/v1/ingest/twilio`)
   t.equal(response.status, 404)
-  // Exotel is the only vendor left, so /v1/ingest parses strictly as Exotel, and a Twilio start is a bad Exotel start.
+  // Vonage says no to a start, so Exotel is the only vendor left: /v1/ingest parses strictly as Exotel, and a Twilio
+  // start is a bad Exotel start.
   const client = await ProviderClient.connect(`${gateway.wsUrl}/v1/ingest`)
   client.send({ event: 'start', start: { accountSid: 'AC1', streamSid: 'MZ', callSid: 'CAnotwilio' } })
   const closed = await client.closed

@@ -193,7 +193,7 @@ t.test('what the gateway publishes matches the document field for field', async 
   t.same(order, ['call.start', 'audio', 'audio', 'call.dtmf', 'audio', 'call.mark', 'call.stop'])
 })
 
-t.test('Twilio, native and Telnyx calls publish the same documented shapes', async (t) => {
+t.test('Twilio, native, Telnyx and Vonage calls publish the same documented shapes', async (t) => {
   const secret = 'contract-test-secret-of-32-bytes-at-least'
   const { gateway, published } = await gatewayWithRawSubscriber(t, { SUPPORT_NATIVE: 'true', JWT_SECRET: secret })
 
@@ -211,7 +211,17 @@ t.test('Twilio, native and Telnyx calls publish the same documented shapes', asy
   native.ws.send(Buffer.alloc(960), { binary: true })
   native.send({ event: 'stop', reason: 'done' })
   await native.closed
+  // Vonage (https://developer.vonage.com/en/voice/voice-api/concepts/websockets): no stop, the socket closes.
+  const vonage = await ProviderClient.connect(`${gateway.wsUrl}/v1/ingest`)
+  vonage.send({ event: 'websocket:connected', 'content-type': 'audio/l16;rate=16000', call_id: 'vonage-contract', account_id: 'a1b2c3d4' })
+  vonage.ws.send(Buffer.alloc(640), { binary: true })
+  vonage.send({ event: 'websocket:dtmf', digit: '5', duration: 260 })
+  vonage.send({ event: 'websocket:notify', payload: { name: 'm' } })
+  await published.waitFor(({ message }) => message.includes('"call.mark"') && message.includes('vonage-contract'), 'vonage call.mark')
+  vonage.ws.close(1000)
+  await vonage.closed
   await published.waitFor(({ message }) => message.includes('"call.stop"') && message.includes('native-contract'), 'native call.stop')
+  await published.waitFor(({ message }) => message.includes('"call.stop"') && message.includes('vonage-contract'), 'vonage call.stop')
   await published.waitFor(({ message }) => message.includes('"call.stop"') && message.includes('CAtw'), 'twilio call.stop')
 
   const telnyx = await ProviderClient.connect(`${gateway.wsUrl}/v1/ingest`)
@@ -243,4 +253,11 @@ t.test('Twilio, native and Telnyx calls publish the same documented shapes', asy
   t.equal(nv.events[0].playback_channel, documentedName('playback channel', 'rtaa:', 'tn', true, 'native-contract'))
   t.match(nv.events[1], { reason: 'done', frames: 1, bytes: 960 })
   t.equal(nv.frames.length, 1)
+
+  const vn = documentedCall(t, published.items, 'vonage-contract')
+  t.same(vn.events.map((event) => event.type), ['call.start', 'call.dtmf', 'call.mark', 'call.stop'])
+  t.match(vn.events[0], { vendor: 'vonage', tenant_id: 'a1b2c3d4', tenant_verified: false, sample_rate: 16000, stream_id: null })
+  t.equal(vn.events[0].audio_channel, documentedName('audio channel', 'rtaa:', 'a1b2c3d4', false, 'vonage-contract'))
+  t.match(vn.events[3], { reason: 'disconnected', frames: 1, bytes: 640 })
+  t.equal(vn.frames.length, 1)
 })

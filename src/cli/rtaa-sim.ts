@@ -339,7 +339,8 @@ async function runCall (options: Options, id: string): Promise<CallResult> {
     if (digit !== undefined && call.dtmf !== undefined) send(call.dtmf(digit))
   }
   if (options.voicebot) await sleep(500) // let the last playback and marks arrive
-  const stopSent = send(call.stop())
+  const stop = call.stop()
+  const stopSent = stop === null ? closeNormally(ws) : send(stop)
   let timedOut = false
   const timeout = setTimeout(() => {
     timedOut = true
@@ -369,6 +370,13 @@ async function runCall (options: Options, id: string): Promise<CallResult> {
     writeFileSync(result.playback_file, writeWav(pcm, call.playbackRate ?? options.sampleRate))
   }
   return result
+}
+
+/** How a vendor without a stop message ends its call: a normal close, which the gateway answers in kind. */
+function closeNormally (ws: WebSocket): boolean {
+  if (ws.readyState !== WebSocket.OPEN) return false
+  ws.close(1000)
+  return true
 }
 
 function sleep (ms: number): Promise<void> {

@@ -44,7 +44,8 @@ export interface SimulatedCall {
   media (chunk: number, timestampMs: number, pcm: Buffer, track: Track): SimulatedMessage
   /** A key press, for vendors that report them. */
   dtmf? (digit: string): SimulatedMessage
-  stop (): SimulatedMessage
+  /** The vendor's stop; null for a vendor that sends none and ends the call by closing the socket (Vonage). */
+  stop (): SimulatedMessage | null
   /**
    * A message from the gateway, taken as a two-way vendor would: the audio it plays (PCM s16le at
    * `playbackRate`), and what it answers (a mark's echo).
