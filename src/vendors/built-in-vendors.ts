@@ -1,6 +1,7 @@
 import { exotel } from './exotel/exotel.js'
 import { native } from './native/native.js'
+import { plivo } from './plivo/plivo.js'
 import { twilio } from './twilio/twilio.js'
 
 /** The vendors this gateway ships, each behind its SUPPORT_<NAME> flag. Detection on /v1/ingest follows this order. */
-export const builtInVendors = [exotel, twilio, native] as const
+export const builtInVendors = [exotel, twilio, native, plivo] as const
