@@ -17,6 +17,17 @@ t.test('each vendor is told apart on /v1/ingest from the literal messages of its
       { event: 'connected', protocol: 'Call', version: '1.0.0' },
       { event: 'start', sequenceNumber: '1', start: { accountSid: 'AC1', streamSid: 'MZt', callSid: 'CAdetect4', tracks: ['inbound'], mediaFormat: { encoding: 'audio/x-mulaw', sampleRate: 8000, channels: 1 } }, streamSid: 'MZt' },
       { event: 'stop', sequenceNumber: '2', streamSid: 'MZt', stop: { accountSid: 'AC1', callSid: 'CAdetect4' } }
+    ]],
+    // Plivo opens with its start (https://plivo.com/docs/voice-agents/audio-streaming/concepts/audio-streaming-reference);
+    // it ends by closing the socket, or with the stop of its Java stream SDK.
+    ['plivo', [
+      {
+        event: 'start',
+        sequenceNumber: 1,
+        start: { callId: 'CAdetect5', streamId: '87654321-4321-4321-4321-cba987654321', accountId: 'MAXXXXXXXXXXXXXXXXXX', tracks: ['inbound'], mediaFormat: { encoding: 'audio/x-mulaw', sampleRate: 8000 } },
+        extra_headers: 'userId=12345;sessionId=abc-xyz'
+      },
+      { event: 'stop', sequenceNumber: 2, streamId: '87654321-4321-4321-4321-cba987654321' }
     ]]
   ]
   for (const [index, [vendor, messages]] of streams.entries()) {
@@ -59,7 +70,7 @@ t.test('on a vendor route the stream is parsed as that vendor only', async (t) =
 })
 
 t.test('SUPPORT_<VENDOR>=false removes the vendor from its route and from detection', async (t) => {
-  const { gateway } = await startListenedGateway(t, redis.url, { SUPPORT_TWILIO: 'false' })
+  const { gateway } = await startListenedGateway(t, redis.url, { SUPPORT_TWILIO: 'false', SUPPORT_PLIVO: 'false' })
   const response = await fetch(`${gateway.url}/v1/ingest/twilio`)
   t.equal(response.status, 404)
   // Exotel is the only vendor left, so /v1/ingest parses strictly as Exotel, and a Twilio start is a bad Exotel start.
