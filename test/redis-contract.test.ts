@@ -223,4 +223,20 @@ t.test('Twilio and native calls publish the same documented shapes', async (t) =
   t.equal(nv.events[0].playback_channel, documentedName('playback channel', 'rtaa:', 'tn', true, 'native-contract'))
   t.match(nv.events[1], { reason: 'done', frames: 1, bytes: 960 })
   t.equal(nv.frames.length, 1)
+
+  // Plivo, L16 at 16 kHz (https://plivo.com/docs/voice-agents/audio-streaming/concepts/audio-streaming-reference).
+  const plivo = await ProviderClient.connect(`${gateway.wsUrl}/v1/ingest`)
+  const streamId = '87654321-4321-4321-4321-cba987654321'
+  plivo.send({ event: 'start', sequenceNumber: 1, start: { callId: 'CApl', streamId, accountId: 'MApl', tracks: ['inbound'], mediaFormat: { encoding: 'audio/x-l16', sampleRate: 16000 } }, extra_headers: 'userId=12345' })
+  plivo.send({ event: 'media', sequenceNumber: 2, streamId, media: { track: 'inbound', timestamp: '1705312200000', chunk: 1, payload: pcmFrame(640, 4).toString('base64') } })
+  plivo.send({ event: 'dtmf', sequenceNumber: 3, streamId, dtmf: { track: 'inbound', digit: '5', timestamp: '1705312200020' } })
+  plivo.send({ event: 'playedStream', sequenceNumber: 4, streamId, name: 'm' })
+  plivo.close()
+  await published.waitFor(({ message }) => message.includes('"call.stop"') && message.includes('CApl'), 'plivo call.stop')
+  const pl = documentedCall(t, published.items, 'CApl')
+  t.same(pl.events.map((event) => event.type), ['call.start', 'call.dtmf', 'call.mark', 'call.stop'])
+  t.match(pl.events[0], { vendor: 'plivo', sample_rate: 16000, tenant_id: 'MApl', stream_id: streamId, custom_parameters: { userId: '12345' } })
+  t.match(pl.frames.map(({ header }) => header), [{ vendor_seq: 2, timestamp_ms: 0, sample_rate: 16000 }])
+  t.ok(pl.frames[0].pcm.equals(pcmFrame(640, 4)), 'L16 is published as it came')
+  t.match(pl.events[3], { reason: 'disconnected', frames: 1, bytes: 640 })
 })
