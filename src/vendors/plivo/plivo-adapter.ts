@@ -1,6 +1,5 @@
 import { checkWholeSamples, decodeBase64 } from '../../audio/pcm.js'
 import { decodeMulaw, encodeMulaw } from '../../audio/mulaw.js'
-import type { Track } from '../inbound-event.js'
 import { createJsonEventDecoder, decodeAudio, toCounter, type EventMapping } from '../json-messages.js'
 import { CloseCode, ProtocolError } from '../protocol-error.js'
 import type { Detection, OutboundEncoder, StreamDecoder, VendorAdapter } from '../vendor-adapter.js'
@@ -80,8 +79,11 @@ function detectPlivo (message: Record<string, unknown>): Detection {
 /** One connection's decoder: the start settles the audio format of its media and playback. */
 function createPlivoDecoder (): StreamDecoder {
   let encoding: PlivoEncoding | null = null
-  /** Each track's first media timestamp: Plivo's are Unix milliseconds, the contract's count from the stream's start. */
-  const firstTimestamps = new Map<Track | undefined, number>()
+  /**
+   * The stream's first media timestamp: Plivo's are Unix milliseconds, the contract's count from the stream's start.
+   * One origin for both tracks keeps the caller's and the agent's frames on one time line.
+   */
+  let firstTimestamp: number | null = null
 
   const events: EventMapping<typeof plivoMessages> = {
     start: ({ start, extra_headers: extraHeaders }) => {
@@ -105,11 +107,12 @@ function createPlivoDecoder (): StreamDecoder {
     media: ({ sequenceNumber, media }) => {
       if (encoding === null) throw new ProtocolError(CloseCode.POLICY_VIOLATION, 'media before start')
       const audio = decodeAudio(() => decodeBase64(media.payload))
+      const timestamp = toCounter(media.timestamp)
       return {
         kind: 'media',
         pcm: encoding === 'audio/x-mulaw' ? decodeMulaw(audio) : decodeAudio(() => checkWholeSamples(audio)),
         vendorSeq: toCounter(sequenceNumber),
-        timestampMs: sinceFirst(firstTimestamps, media.track, toCounter(media.timestamp)),
+        timestampMs: timestamp === null ? null : timestamp - (firstTimestamp ??= timestamp),
         chunk: toCounter(media.chunk),
         ...(media.track === undefined ? {} : { track: media.track })
       }
@@ -135,14 +138,6 @@ function supportedEncoding (encoding: string, sampleRate: number): PlivoEncoding
   // Within the 123 bytes of a close reason for any encoding Plivo names today.
   const supported = Object.entries(PLIVO_FORMATS).map(([name, rates]) => `${name} at ${rates.join(' or ')}`).join(', ')
   throw new ProtocolError(CloseCode.UNSUPPORTED_DATA, `Plivo audio ${JSON.stringify(encoding).slice(0, 40)} at ${sampleRate} Hz is not supported: use ${supported}`)
-}
-
-/** A media timestamp as milliseconds since its track's first; null when the message has none. */
-function sinceFirst (firstTimestamps: Map<Track | undefined, number>, track: Track | undefined, timestamp: number | null): number | null {
-  if (timestamp === null) return null
-  const first = firstTimestamps.get(track)
-  if (first === undefined) firstTimestamps.set(track, timestamp)
-  return timestamp - (first ?? timestamp)
 }
 
 /**
