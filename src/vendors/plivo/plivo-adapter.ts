@@ -48,7 +48,8 @@ export function createPlivoAdapter ({ authToken, accountId, ipAccounts = null }:
  * How a call's playback goes out: `playAudio` in the stream's own encoding and rate, which Plivo requires; `checkpoint`,
  * answered with `playedStream` once the audio before it has played; `clearAudio`
  * (https://plivo.com/docs/voice/audio-streaming/audio-streaming). Plivo takes WebSocket messages of up to 64 KB and
- * advises at most 16 KB of base64 a message; 100 ms is far below that at either rate.
+ * advises at most 16 KB of base64 a chunk (https://plivo.com/docs/voice-agents/audio-streaming/concepts/audio-streaming-guide,
+ * "Limits"); 100 ms is far below that at either rate.
  */
 export function plivoOutbound (encoding: PlivoEncoding, sampleRate: number): OutboundEncoder {
   const mulaw = encoding === 'audio/x-mulaw'

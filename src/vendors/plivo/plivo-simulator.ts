@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { decodeMulaw, encodeMulaw } from '../../audio/mulaw.js'
 import type { SimulatedCall, VendorSimulator } from '../vendor-simulator.js'
-import { PLIVO_FORMATS, type PlivoEncoding } from './plivo-adapter.js'
+import type { PlivoEncoding } from './plivo-adapter.js'
 import { signPlivoUpgrade } from './plivo-signature.js'
 
 /**
@@ -24,7 +24,7 @@ export const plivoSimulator: VendorSimulator = {
   bothTracks: true,
 
   call (callId, sampleRate, accountId, tracks): SimulatedCall {
-    const encoding: PlivoEncoding = sampleRate === PLIVO_FORMATS['audio/x-mulaw'][0] ? 'audio/x-mulaw' : 'audio/x-l16'
+    const encoding: PlivoEncoding = sampleRate === 8000 ? 'audio/x-mulaw' : 'audio/x-l16'
     const mulaw = encoding === 'audio/x-mulaw'
     const streamId = randomUUID()
     const extraHeaders = 'simulator=rtaa-sim'
