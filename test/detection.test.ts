@@ -18,6 +18,17 @@ t.test('each vendor is told apart on /v1/ingest from the literal messages of its
       { event: 'start', sequenceNumber: '1', start: { accountSid: 'AC1', streamSid: 'MZt', callSid: 'CAdetect4', tracks: ['inbound'], mediaFormat: { encoding: 'audio/x-mulaw', sampleRate: 8000, channels: 1 } }, streamSid: 'MZt' },
       { event: 'stop', sequenceNumber: '2', streamSid: 'MZt', stop: { accountSid: 'AC1', callSid: 'CAdetect4' } }
     ]],
+    // Plivo opens with its start (https://plivo.com/docs/voice-agents/audio-streaming/concepts/audio-streaming-reference);
+    // it ends by closing the socket, or with the stop of its Java stream SDK.
+    ['plivo', [
+      {
+        event: 'start',
+        sequenceNumber: 1,
+        start: { callId: 'CAdetect5', streamId: '87654321-4321-4321-4321-cba987654321', accountId: 'MAXXXXXXXXXXXXXXXXXX', tracks: ['inbound'], mediaFormat: { encoding: 'audio/x-mulaw', sampleRate: 8000 } },
+        extra_headers: 'userId=12345;sessionId=abc-xyz'
+      },
+      { event: 'stop', sequenceNumber: 2, streamId: '87654321-4321-4321-4321-cba987654321' }
+    ]],
     // Telnyx's connected fits everyone; its start's stream_id and call_control_id are its own
     // (https://developers.telnyx.com/docs/voice/programmable-voice/media-streaming).
     ['telnyx', [
@@ -28,7 +39,7 @@ t.test('each vendor is told apart on /v1/ingest from the literal messages of its
         start: {
           user_id: '3E6F995F-85F7-4705-9741-53B116D28237',
           call_control_id: 'v2:T02llQxIyaRkhfRKxgAP8nY511EhFLizdvdUKJiSw8d6A9BborherQ',
-          call_session_id: 'CAdetect5',
+          call_session_id: 'CAdetect6',
           from: '+13122010094',
           to: '+13122123456',
           tags: ['TAG1', 'TAG2'],
@@ -40,11 +51,11 @@ t.test('each vendor is told apart on /v1/ingest from the literal messages of its
       { event: 'stop', sequence_number: '2', stop: { user_id: '3E6F995F-85F7-4705-9741-53B116D28237' }, stream_id: '32DE0DEA-53CB-4B21-89A4-9E1819C043BC' }
     ]],
     // Exotel's sequence_number is Telnyx's too: a counter alone claims neither.
-    ['exotel', [exotelStrings.connected(), exotelStrings.start('CAdetect6'), exotelStrings.media('MZCAdetect6', 2, 1, 0, Buffer.alloc(320)), exotelStrings.stop('CAdetect6', 'MZCAdetect6', 3)]],
+    ['exotel', [exotelStrings.connected(), exotelStrings.start('CAdetect7'), exotelStrings.media('MZCAdetect7', 2, 1, 0, Buffer.alloc(320)), exotelStrings.stop('CAdetect7', 'MZCAdetect7', 3)]],
     // Vonage's first message (https://developer.vonage.com/en/voice/voice-api/concepts/websockets), then binary
     // audio; it sends no stop, so the stream ends with a normal close.
     ['vonage', [
-      { event: 'websocket:connected', 'content-type': 'audio/l16;rate=16000', call_id: 'CAdetect7', language: 'en-GB', 'caller-id': '447700900123' },
+      { event: 'websocket:connected', 'content-type': 'audio/l16;rate=16000', call_id: 'CAdetect8', language: 'en-GB', 'caller-id': '447700900123' },
       Buffer.alloc(640),
       { event: 'websocket:dtmf', digit: '5', duration: 260 }
     ]]
@@ -112,7 +123,7 @@ t.test('on a vendor route the stream is parsed as that vendor only', async (t) =
 })
 
 t.test('SUPPORT_<VENDOR>=false removes the vendor from its route and from detection', async (t) => {
-  const { gateway } = await startListenedGateway(t, redis.url, { SUPPORT_TWILIO: 'false', SUPPORT_TELNYX: 'false' })
+  const { gateway } = await startListenedGateway(t, redis.url, { SUPPORT_TWILIO: 'false', SUPPORT_PLIVO: 'false', SUPPORT_TELNYX: 'false' })
   const response = await fetch(`${gateway.url}/v1/ingest/twilio`)
   t.equal(response.status, 404)
   // Vonage says no to a start, so Exotel is the only vendor left: /v1/ingest parses strictly as Exotel, and a Twilio

@@ -573,7 +573,7 @@ export class LiveCall {
     this.#call = { info, tracks, onlyTrack: tracks.size === 1 ? [...tracks.values()][0] : null, labels, startedAt: Date.now(), audioRate }
     this.#state = 'live'
     // Its playback was subscribed while the call was claimed (#start), so a worker answering call.start is heard.
-    this.#startPlayback(info)
+    this.#startPlayback(start, info)
     this.#publishEvent({
       type: 'call.start',
       ...identity(info),
@@ -605,9 +605,9 @@ export class LiveCall {
     if (counts !== undefined) counts.frames_lost += 1
   }
 
-  #startPlayback (info: CallInfo): void {
-    const encoder = this.#adapter?.outbound
-    if (encoder === undefined) return
+  #startPlayback (start: StreamStart, info: CallInfo): void {
+    if (this.#adapter?.outbound === undefined) return
+    const encoder = this.#decoder?.outbound?.(start) ?? this.#adapter.outbound
     const { metrics, playback } = this.#options
     this.#playback = new Playback({
       host: {

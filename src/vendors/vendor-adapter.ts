@@ -68,6 +68,11 @@ export interface StreamDecoder {
   started? (start: StreamStart): string | undefined
   /** A text message to send the client before the connection is closed for an error. */
   rejected? (error: ProtocolError): string | undefined
+  /**
+   * The playback encoder of this connection's call, when it depends on what the start said (Plivo plays back in the
+   * encoding its start names); without it, the adapter's `outbound`.
+   */
+  outbound? (start: StreamStart): OutboundEncoder
 }
 
 /** Encodes outbound playback for a two-way vendor. */
