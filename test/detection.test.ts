@@ -108,7 +108,7 @@ t.test('a stream no vendor claims is closed with 1008 and a log line', async (t)
     t.equal(closed.code, 1008, name)
     t.match(closed.reason, reason, name)
     t.match(await gateway.logs.waitFor((line) => line.msg === 'closing connection: bad input' && reason.test(String(line.reason))),
-      { level: 40, close_code: 1008, vendor_candidates: ['exotel', 'twilio', 'vonage'] }, name)
+      { level: 40, close_code: 1008, vendor_candidates: ['exotel', 'twilio', 'plivo', 'telnyx', 'vonage'] }, name)
   }
 })
 
@@ -144,6 +144,6 @@ t.test('SUPPORT_TELNYX=false: no Telnyx route, and a Telnyx start on /v1/ingest 
   t.equal(closed.code, 1007)
   // The close frame's reason is cut to fit; the log line has it whole.
   const logged = await gateway.logs.waitFor((line) => line.msg === 'closing connection: bad input', 'the refusal')
-  t.same(logged.vendor_candidates, ['exotel', 'twilio'], 'Telnyx is no candidate')
+  t.same(logged.vendor_candidates, ['exotel', 'twilio', 'plivo', 'vonage'], 'Telnyx is no candidate')
   t.match(logged, { reason: /^no enabled vendor accepts this message \(exotel: invalid start message at \/start\/call_sid.*; twilio: invalid start message at \/start\/accountSid/ })
 })

@@ -405,7 +405,7 @@ t.test('SUPPORT_PLIVO=false removes Plivo from its route and from detection', as
   t.equal(closed.code, 1007, 'Exotel and Twilio refuse the start as theirs')
   t.match(closed.reason, /^no enabled vendor accepts this message \(exotel: invalid start message at \/start\/call_sid/)
   const logged = await gateway.logs.waitFor((line) => line.msg === 'closing connection: bad input')
-  t.same(logged.vendor_candidates, ['exotel', 'twilio'])
+  t.same(logged.vendor_candidates, ['exotel', 'twilio', 'telnyx', 'vonage'], 'Plivo is no candidate')
   t.match(logged.reason, /; twilio: invalid start message at \/start\/accountSid/)
 })
 

@@ -253,7 +253,7 @@ t.test('the IP allowlist: a vendor\'s account list decides, and without one the 
   unnamed.send(exotelStart('CAunnamed', null))
   t.same(await unnamed.closed, { code: 1008, reason: 'the start names no account' })
 
-  const open = await startGateway(t, redis.url, { AUTH_IP_ALLOWLIST: '127.0.0.0/8,203.0.113.0/24', SUPPORT_TWILIO: 'false', SUPPORT_PLIVO: 'false' })
+  const open = await startGateway(t, redis.url, { AUTH_IP_ALLOWLIST: '127.0.0.0/8,203.0.113.0/24', SUPPORT_TWILIO: 'false' })
   t.match(open.logs.items.find((line) => String(line.msg).startsWith('AUTH_IP_ALLOWLIST admits addresses beyond loopback')),
     { level: 40, ranges: ['203.0.113.0/24'], vendors: ['exotel', 'plivo', 'telnyx', 'vonage'], variables: ['EXOTEL_ACCOUNT_SIDS', 'PLIVO_ACCOUNT_SIDS', 'TELNYX_ACCOUNT_SIDS', 'VONAGE_ACCOUNT_SIDS'] })
   const listed = await startGateway(t, redis.url, { AUTH_IP_ALLOWLIST: '127.0.0.0/8,203.0.113.0/24', SUPPORT_TWILIO: 'false', EXOTEL_ACCOUNT_SIDS: 'ACB', PLIVO_ACCOUNT_SIDS: 'MAXXXXXXXXXXXXXXXXXX', TELNYX_ACCOUNT_SIDS: '3E6F995F-85F7-4705-9741-53B116D28237', VONAGE_ACCOUNT_SIDS: 'a1b2c3d4' })
