@@ -7,6 +7,7 @@ import { ProviderClient } from './helpers/exotel.js'
 import { startGateway, startListenedGateway, waitReady } from './helpers/gateway.js'
 import { toEntry } from './helpers/redis-cluster.js'
 import { TestRedis } from './helpers/redis-server.js'
+import { G711_ALAW } from './helpers/g711.js'
 import { Collected } from './helpers/waiter.js'
 
 /*
@@ -43,6 +44,13 @@ const twilio = {
 
 /** 20 ms of μ-law per frame, distinct per track and frame, so a frame on the wrong track cannot pass. */
 const mulaw = (track: 'inbound' | 'outbound', i: number): Buffer => Buffer.from(Array.from({ length: 160 }, (_, j) => (j * 7 + i * 13 + (track === 'inbound' ? 0 : 101)) % 256))
+
+/** A-law bytes as PCM, from the reference table. */
+const alawReference = (alaw: Buffer): Buffer => {
+  const pcm = Buffer.alloc(alaw.length * 2)
+  alaw.forEach((byte, i) => pcm.writeInt16LE(G711_ALAW[byte], i * 2))
+  return pcm
+}
 
 /** Sends a two-track call's media and stop: inbound chunks 1-5, outbound chunks 1-5 without 3 (a gap on that track only). */
 function sendBothTracks (client: ProviderClient, callSid: string): { inbound: Buffer[], outbound: Buffer[] } {
@@ -99,6 +107,52 @@ t.test('a two-track Twilio call publishes each leg byte-exact on its own track, 
   const callerFrames = heard.items.map(decodeAudioFrame)
   t.equal(callerFrames.length, 5, 'the caller-only worker got the caller\'s five frames')
   t.ok(callerFrames.every(({ header }) => header.track === 'inbound'), 'and no frame of the agent\'s')
+})
+
+t.test('a two-track Telnyx call (PCMA, ?track=both_tracks) publishes each leg byte-exact on its own track, a gap counted on its track only', async (t) => {
+  const { gateway, subscriber } = await startListenedGateway(t, redis.url)
+  // Telnyx's literal messages (https://developers.telnyx.com/docs/voice/programmable-voice/media-streaming): its start
+  // names no tracks, so the stream URL does, as Telnyx's stream_track does.
+  const streamId = '32DE0DEA-53CB-4B21-89A4-9E1819C043BC'
+  const client = await ProviderClient.connect(`${gateway.wsUrl}/v1/ingest/telnyx?track=both_tracks`)
+  client.send({ event: 'connected', version: '1.0.0' })
+  client.send({
+    event: 'start',
+    sequence_number: '1',
+    start: {
+      user_id: '3E6F995F-85F7-4705-9741-53B116D28237',
+      call_control_id: 'v2:T02llQxIyaRkhfRKxgAP8nY511EhFLizdvdUKJiSw8d6A9BborherQ',
+      call_session_id: 'ff55a038-6f5d-11ef-9692-02420aeffb1f',
+      from: '+13122010094',
+      to: '+13122123456',
+      media_format: { encoding: 'PCMA', sample_rate: 8000, channels: 1 }
+    },
+    stream_id: streamId
+  })
+  const sent = { inbound: [] as Buffer[], outbound: [] as Buffer[] }
+  let seq = 1
+  // The inbound track misses its chunk 2; the outbound track is whole.
+  for (let chunk = 1; chunk <= 4; chunk++) {
+    for (const track of ['inbound', 'outbound'] as const) {
+      if (track === 'inbound' && chunk === 2) continue
+      const alaw = mulaw(track, chunk)
+      client.send({ event: 'media', sequence_number: String(++seq), media: { track, chunk: String(chunk), timestamp: String((chunk - 1) * 20), payload: alaw.toString('base64') }, stream_id: streamId })
+      sent[track].push(alaw)
+    }
+  }
+  client.send({ event: 'stop', sequence_number: String(++seq), stop: { user_id: '3E6F995F-85F7-4705-9741-53B116D28237' }, stream_id: streamId })
+  t.equal((await client.closed).code, 1000)
+  const id = 'ff55a038-6f5d-11ef-9692-02420aeffb1f'
+  const start = await subscriber.waitForEvent('call.start', id) as CallStartEvent
+  t.same(start.tracks, ['inbound', 'outbound'])
+  const stop = await subscriber.waitForEvent('call.stop', id) as CallStopEvent
+  for (const track of ['inbound', 'outbound'] as const) {
+    const frames = subscriber.frames(id, track)
+    t.ok(Buffer.concat(frames.map(({ pcm }) => pcm)).equals(alawReference(Buffer.concat(sent[track]))), `the ${track} leg, byte for byte against the G.711 A-law table`)
+    t.same(frames.map(({ header }) => [header.seq, header.track]), sent[track].map((_, i) => [i + 1, track]))
+  }
+  t.match(stop.tracks, { inbound: { frames: 3, gaps: 1 }, outbound: { frames: 4, gaps: 0 } }, 'the gap is the inbound track\'s only')
+  t.match(stop, { frames: 7, gaps: 1 })
 })
 
 t.test('a single-track call keeps today\'s shape, and a frame on a track its start did not announce closes it with 1008', async (t) => {
@@ -169,19 +223,24 @@ t.test('Streams mode: each track has a stream of its own, with its own ids, trac
   }
 })
 
-t.test('rtaa-sim --tracks both streams both legs of a Twilio call', async (t) => {
+t.test('rtaa-sim --tracks both streams both legs of a Twilio, Plivo and Telnyx call', async (t) => {
   const { gateway, subscriber } = await startListenedGateway(t, redis.url)
   const { execFile } = await import('node:child_process')
   const { promisify } = await import('node:util')
   const run = promisify(execFile)
-  const { stdout } = await run(process.execPath, ['bin/rtaa-sim.mjs', '--vendor', 'twilio', '--tracks', 'both', '--duration', '0.2',
-    '--url', `${gateway.wsUrl}/v1/ingest`, '--call-prefix', 'CAsim'])
-  t.match(JSON.parse(stdout), { completed: 1, frames_sent: 20 })
-  const stop = await subscriber.waitForEvent('call.stop', 'CAsim-1') as CallStopEvent
-  t.match(stop.tracks, { inbound: { frames: 10, gaps: 0 }, outbound: { frames: 10, gaps: 0 } })
-  t.equal(subscriber.frames('CAsim-1', 'outbound').length, 10)
-  // The agent's leg is its own audio: a 440 Hz tone, not the caller's sweep.
-  t.notOk(subscriber.frames('CAsim-1', 'outbound')[0].pcm.equals(subscriber.frames('CAsim-1')[0].pcm))
+  for (const vendor of ['twilio', 'plivo', 'telnyx']) {
+    const { stdout } = await run(process.execPath, ['bin/rtaa-sim.mjs', '--vendor', vendor, '--tracks', 'both', '--duration', '0.2',
+      '--url', `${gateway.wsUrl}/v1/ingest`, '--call-prefix', `CA${vendor}`])
+    t.match(JSON.parse(stdout), { completed: 1, frames_sent: 20 }, vendor)
+    const start = await subscriber.waitForEvent('call.start', `CA${vendor}-1`) as CallStartEvent
+    t.same(start.tracks, ['inbound', 'outbound'], `${vendor}: both tracks`)
+    const stop = await subscriber.waitForEvent('call.stop', `CA${vendor}-1`) as CallStopEvent
+    t.match(stop.tracks, { inbound: { frames: 10, gaps: 0 }, outbound: { frames: 10, gaps: 0 } }, vendor)
+    const [inbound, outbound] = [subscriber.frames(`CA${vendor}-1`), subscriber.frames(`CA${vendor}-1`, 'outbound')]
+    t.equal(outbound.length, 10)
+    // The agent's leg is its own audio (a 440 Hz tone), not the caller's sweep.
+    t.notOk(outbound[0].pcm.equals(inbound[0].pcm), `${vendor}: each leg is its own audio`)
+  }
 
   const refused = await run(process.execPath, ['bin/rtaa-sim.mjs', '--vendor', 'exotel', '--tracks', 'both', '--url', `${gateway.wsUrl}/v1/ingest`]).catch((err: { code: number, stderr: string }) => err)
   t.match(refused, { code: 2, stderr: /--tracks both: exotel sends one track/ })
