@@ -3,7 +3,7 @@ import { pcmBytesPerMs } from '../audio/pcm.js'
 import { Resampler } from '../audio/resampler.js'
 import type { Log } from '../logger.js'
 import type { Metrics } from '../metrics.js'
-import type { OutboundChunks, OutboundEncoder } from '../vendors/vendor-adapter.js'
+import type { OutboundEncoder } from '../vendors/vendor-adapter.js'
 import { PlaybackMessageError, parsePlaybackMessage } from '../bus/playback-message.js'
 import type { PlaybackBudget } from './playback-budget.js'
 
@@ -55,7 +55,6 @@ export class Playback {
   readonly #rate: number
   readonly #bytesPerMs: number
   readonly #chunkBytes: number
-  readonly #chunks: OutboundChunks
   /** Audio, marks and hang-ups as workers sent them; audio still at its own rate. */
   #queue: Item[] = []
   /** Audio already at the vendor's rate, ahead of everything in #queue. */
@@ -82,9 +81,7 @@ export class Playback {
     this.#options = options
     this.#rate = options.encoder.sampleRate ?? options.callSampleRate
     this.#bytesPerMs = pcmBytesPerMs(this.#rate)
-    const { chunks } = options.encoder
-    this.#chunks = typeof chunks === 'function' ? chunks(this.#rate) : chunks
-    const { ms, multipleOf, minBytes, maxBytes } = this.#chunks
+    const { ms, multipleOf, minBytes, maxBytes } = options.encoder.chunks
     this.#chunkBytes = Math.min(maxBytes, Math.max(minBytes, roundUp(ms * this.#bytesPerMs, multipleOf)))
   }
 
@@ -308,7 +305,7 @@ export class Playback {
 
   /** The size a message of `bytes` of audio goes out at: the vendor's multiple, and at least its minimum. */
   #padded (bytes: number): number {
-    const { multipleOf, minBytes } = this.#chunks
+    const { multipleOf, minBytes } = this.#options.encoder.chunks
     return Math.max(minBytes, roundUp(bytes, multipleOf))
   }
 

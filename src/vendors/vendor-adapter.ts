@@ -70,7 +70,7 @@ export interface StreamDecoder {
   rejected? (error: ProtocolError): string | undefined
   /**
    * The playback encoder of this connection's call, when it depends on what the start said (Plivo plays back in the
-   * encoding its start names); without it, the adapter's `outbound`.
+   * encoding its start names, Vonage in 20 ms frames at its rate); without it, the adapter's `outbound`.
    */
   outbound? (start: StreamStart): OutboundEncoder
 }
@@ -79,11 +79,8 @@ export interface StreamDecoder {
 export interface OutboundEncoder {
   /** The rate the vendor plays; null means the call's own rate. */
   readonly sampleRate: number | null
-  /**
-   * How PCM s16le is cut into media messages, in bytes of PCM at `sampleRate`; a function of the rate played when
-   * the rules are in time rather than bytes and the call's rate decides (Vonage: exactly one 20 ms frame).
-   */
-  readonly chunks: OutboundChunks | ((sampleRate: number) => OutboundChunks)
+  /** How PCM s16le is cut into media messages, in bytes of PCM at `sampleRate`. */
+  readonly chunks: OutboundChunks
   /** One media message, text or (Vonage) binary; `pcm` is s16le mono at `sampleRate`, cut by the chunk rules. */
   media (streamId: string | null, pcm: Buffer): string | Buffer
   mark (streamId: string | null, name: string): string

@@ -4,7 +4,7 @@ import type { AuthMethod } from '../../auth/auth-method.js'
 import type { StreamStart } from '../inbound-event.js'
 import { createJsonEventDecoder, decodeAudio, toCounter, type EventMapping } from '../json-messages.js'
 import { CloseCode, ProtocolError } from '../protocol-error.js'
-import type { Detection, OutboundChunks, VendorAdapter } from '../vendor-adapter.js'
+import type { Detection, OutboundEncoder, VendorAdapter } from '../vendor-adapter.js'
 import { vonageMessages, type ConnectedMessage } from './vonage-messages.js'
 
 export const VONAGE_SAMPLE_RATES = [8000, 16000, 24000] as const
@@ -42,26 +42,31 @@ export function createVonageAdapter ({ ipAccounts = null, signature }: VonageAda
           if (!isBinary) return decodeText(data, false, withUnknownFields)
           // Binary frames are PCM s16le, as Vonage's own tutorial writes them (a Uint16Array's buffer).
           return { event: { kind: 'media', pcm: decodeAudio(() => checkWholeSamples(data)), vendorSeq: null, timestampMs: null } }
-        }
+        },
+        // A 20 ms frame's size is the call's rate's, which websocket:connected names.
+        outbound: (start) => vonageOutbound(start.sampleRate)
       }
     },
 
-    outbound: {
-      // Vonage plays what the endpoint's content-type says, the call's own rate, in frames of exactly 20 ms.
-      sampleRate: null,
-      chunks: frameOf,
-      media: (_streamId, pcm) => pcm,
-      // Vonage answers a notify with websocket:notify once the audio sent before it has played.
-      mark: (_streamId, name) => JSON.stringify({ action: 'notify', payload: { name } }),
-      clear: () => JSON.stringify({ action: 'clear' })
-    }
+    // The default; each call plays at its own rate (the decoder's `outbound`).
+    outbound: vonageOutbound(16000)
   }
 }
 
-/** One 20 ms frame at `sampleRate`, the only size Vonage plays: every message is exactly one, the last one padded. */
-function frameOf (sampleRate: number): OutboundChunks {
-  const bytes = (sampleRate * FRAME_MS / 1000) * 2
-  return { ms: FRAME_MS, multipleOf: bytes, minBytes: bytes, maxBytes: bytes }
+/**
+ * Vonage plays what the endpoint's content-type says, the call's own rate, in binary frames of exactly 20 ms: every
+ * message is one frame, the last one padded.
+ */
+function vonageOutbound (sampleRate: number): OutboundEncoder {
+  const frameBytes = (sampleRate * FRAME_MS / 1000) * 2
+  return {
+    sampleRate,
+    chunks: { ms: FRAME_MS, multipleOf: frameBytes, minBytes: frameBytes, maxBytes: frameBytes },
+    media: (_streamId, pcm) => pcm,
+    // Vonage answers a notify with websocket:notify once the audio sent before it has played.
+    mark: (_streamId, name) => JSON.stringify({ action: 'notify', payload: { name } }),
+    clear: () => JSON.stringify({ action: 'clear' })
+  }
 }
 
 /** Every Vonage text message has an `event` of its own `websocket:` namespace; the first is websocket:connected. */
