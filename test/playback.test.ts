@@ -8,31 +8,14 @@ import { ProviderClient, exotelStrings, pcmFrame } from './helpers/exotel.js'
 import type { Subscriber } from './helpers/subscriber.js'
 import { scrape, total } from './helpers/metrics.js'
 import { Collected } from './helpers/waiter.js'
+import { playbackWorker, type PlaybackWorker } from './helpers/playback-worker.js'
 
 const redis = await TestRedis.start()
 t.teardown(() => redis.stop())
 
 const LEAD_MS = 400
 
-/** What a worker does: PUBLISH to the call's playback channel, audio as the envelope the contract describes. */
-async function worker (t: Test): Promise<{ audio: (channel: string, sampleRate: number, pcm: Buffer) => Promise<void>, command: (channel: string, command: object) => Promise<void>, raw: (channel: string, message: Buffer | string) => Promise<void> }> {
-  const redisClient = new Redis(redis.url)
-  t.teardown(() => redisClient.disconnect())
-  return {
-    async audio (channel, sampleRate, pcm) {
-      const header = Buffer.from(JSON.stringify({ sample_rate: sampleRate, encoding: 'pcm_s16le', channels: 1 }))
-      const length = Buffer.alloc(4)
-      length.writeUInt32BE(header.length)
-      await redisClient.publish(channel, Buffer.concat([length, header, pcm]))
-    },
-    async command (channel, command) {
-      await redisClient.publish(channel, JSON.stringify(command))
-    },
-    async raw (channel, message) {
-      await redisClient.publish(channel, message)
-    }
-  }
-}
+const worker = (t: Test): PlaybackWorker => playbackWorker(t, redis.url)
 
 interface Received {
   at: number

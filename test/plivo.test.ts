@@ -1,6 +1,5 @@
 import { createHmac } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
-import { Redis } from 'ioredis'
 import t, { type Test } from 'tap'
 import type { CallStartEvent } from '../src/bus/call-events.js'
 import { loadConfig } from '../src/config.js'
@@ -17,6 +16,7 @@ import { runServer } from './helpers/server-process.js'
 import { Subscriber } from './helpers/subscriber.js'
 import { startToolsGateway, tool } from './helpers/tools.js'
 import { Collected } from './helpers/waiter.js'
+import { playbackWorker, type PlaybackWorker } from './helpers/playback-worker.js'
 
 const redis = await TestRedis.start()
 t.teardown(() => redis.stop())
@@ -197,22 +197,7 @@ t.test('bad Plivo input is refused with the close code that says why', async (t)
   t.same(await binary.closed, { code: 1003, reason: 'binary frames are not part of the Plivo protocol' })
 })
 
-/** What a worker does: PUBLISH to the call's playback channel, audio as the envelope the contract describes. */
-async function worker (t: Test): Promise<{ audio: (channel: string, sampleRate: number, pcm: Buffer) => Promise<void>, command: (channel: string, command: object) => Promise<void> }> {
-  const client = new Redis(redis.url)
-  t.teardown(() => client.disconnect())
-  return {
-    async audio (channel, sampleRate, pcm) {
-      const header = Buffer.from(JSON.stringify({ sample_rate: sampleRate, encoding: 'pcm_s16le', channels: 1 }))
-      const length = Buffer.alloc(4)
-      length.writeUInt32BE(header.length)
-      await client.publish(channel, Buffer.concat([length, header, pcm]))
-    },
-    async command (channel, command) {
-      await client.publish(channel, JSON.stringify(command))
-    }
-  }
-}
+const worker = (t: Test): PlaybackWorker => playbackWorker(t, redis.url)
 
 interface Heard {
   at: number

@@ -1,7 +1,6 @@
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
-import { Redis } from 'ioredis'
 import t, { type Test } from 'tap'
 import type { CallStartEvent } from '../src/bus/call-events.js'
 import { writeWav } from '../src/audio/wav.js'
@@ -15,6 +14,7 @@ import { runServer } from './helpers/server-process.js'
 import type { Subscriber } from './helpers/subscriber.js'
 import { tool } from './helpers/tools.js'
 import { Collected } from './helpers/waiter.js'
+import { playbackWorker, type PlaybackWorker } from './helpers/playback-worker.js'
 
 const redis = await TestRedis.start()
 t.teardown(() => redis.stop())
@@ -275,22 +275,7 @@ t.test('TELNYX_USER_ID: the token vouches for its account, and a start naming an
   t.match(await other.closed, { code: 1008, reason: /^account f5586561-8ff0-4291-a51b-c7dfe4139ff9 is not one this credential may stream for/ })
 })
 
-/** What a worker does: PUBLISH to the call's playback channel, audio as the envelope the contract describes. */
-async function worker (t: Test): Promise<{ audio: (channel: string, sampleRate: number, pcm: Buffer) => Promise<void>, command: (channel: string, command: object) => Promise<void> }> {
-  const client = new Redis(redis.url)
-  t.teardown(() => client.disconnect())
-  return {
-    async audio (channel, sampleRate, pcm) {
-      const header = Buffer.from(JSON.stringify({ sample_rate: sampleRate, encoding: 'pcm_s16le', channels: 1 }))
-      const length = Buffer.alloc(4)
-      length.writeUInt32BE(header.length)
-      await client.publish(channel, Buffer.concat([length, header, pcm]))
-    },
-    async command (channel, command) {
-      await client.publish(channel, JSON.stringify(command))
-    }
-  }
-}
+const worker = (t: Test): PlaybackWorker => playbackWorker(t, redis.url)
 
 interface Received {
   at: number

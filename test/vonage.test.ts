@@ -2,7 +2,6 @@ import { endianness } from 'node:os'
 import { performance } from 'node:perf_hooks'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { Redis } from 'ioredis'
 import t, { type Test } from 'tap'
 import type { CallStartEvent } from '../src/bus/call-events.js'
 import { readWav } from '../src/audio/wav.js'
@@ -15,6 +14,7 @@ import { runServer } from './helpers/server-process.js'
 import type { Subscriber } from './helpers/subscriber.js'
 import { tool } from './helpers/tools.js'
 import { Collected } from './helpers/waiter.js'
+import { playbackWorker, type PlaybackWorker } from './helpers/playback-worker.js'
 
 const redis = await TestRedis.start()
 t.teardown(() => redis.stop())
@@ -69,22 +69,7 @@ function listen (client: ProviderClient): { frames: Collected<{ at: number, pcm:
   return { frames, texts }
 }
 
-/** A worker: PUBLISH to the call's playback channel, audio as the envelope the contract describes. */
-function worker (t: Test): { audio: (channel: string, sampleRate: number, pcm: Buffer) => Promise<void>, command: (channel: string, command: object) => Promise<void> } {
-  const client = new Redis(redis.url)
-  t.teardown(() => client.disconnect())
-  return {
-    async audio (channel, sampleRate, pcm) {
-      const header = Buffer.from(JSON.stringify({ sample_rate: sampleRate, encoding: 'pcm_s16le', channels: 1 }))
-      const length = Buffer.alloc(4)
-      length.writeUInt32BE(header.length)
-      await client.publish(channel, Buffer.concat([length, header, pcm]))
-    },
-    async command (channel, command) {
-      await client.publish(channel, JSON.stringify(command))
-    }
-  }
-}
+const worker = (t: Test): PlaybackWorker => playbackWorker(t, redis.url)
 
 for (const path of ['/v1/ingest/vonage', '/v1/ingest']) {
   t.test(`a Vonage call through ${path} lands on Redis under the same contract`, async (t) => {

@@ -88,8 +88,8 @@ export interface CallInfo extends Omit<StreamStart, 'callId' | 'accountId' | 'de
   tracks: readonly Track[]
 }
 
-/** One connection's call as a dashboard sees it (LiveCalls.snapshot). */
-export interface CallSnapshot {
+/** One connection's call as a dashboard sees it (LiveCalls.snapshot): the call's counts, summed over its tracks, and more. */
+export interface CallSnapshot extends TrackTotals {
   /** `claiming`: the start was accepted, and the call waits to be sure no other stream holds it. */
   state: 'awaiting-start' | 'claiming' | 'live' | 'ended'
   vendor: string | null
@@ -99,13 +99,7 @@ export interface CallSnapshot {
   sample_rate: number | null
   /** Epoch ms of the start message; null before it. */
   started_at: number | null
-  frames: number
-  bytes: number
-  frames_lost: number
-  gaps: number
-  duplicates: number
-  reordered: number
-  /** The counts above per track, once the call has started. */
+  /** The counts per track, once the call has started. */
   tracks: Partial<Record<Track, TrackTotals>>
 }
 
@@ -391,7 +385,6 @@ export class LiveCall {
   snapshot (): CallSnapshot {
     const info = this.info
     const tracks = this.#trackTotals()
-    const stats = callTotals(tracks)
     return {
       state: this.#state,
       vendor: this.#adapter?.name ?? null,
@@ -400,12 +393,7 @@ export class LiveCall {
       stream_id: info?.streamId ?? null,
       sample_rate: info?.sampleRate ?? null,
       started_at: this.#call?.startedAt ?? null,
-      frames: stats.frames,
-      bytes: stats.bytes,
-      frames_lost: stats.frames_lost,
-      gaps: stats.gaps,
-      duplicates: stats.duplicates,
-      reordered: stats.reordered,
+      ...callTotals(tracks),
       tracks
     }
   }
