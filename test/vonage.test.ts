@@ -308,6 +308,9 @@ t.test('with VONAGE_SIGNATURE_SECRET, the upgrade needs the token Vonage signs (
     ['signed with another secret', bearer(signVonageToken('another-secret-0123456789', claims)), 401, 'vonage-signature', 'bad_signature'],
     ['signed for another account', bearer(signVonageToken(secret, { ...claims, api_key: 'ffffffff' })), 401, 'vonage-signature', 'wrong_account'],
     ['issued ten minutes ago', bearer(signVonageToken(secret, { ...claims, iat: now - 600 })), 401, 'vonage-signature', 'token_lifetime'],
+    ['issued ten minutes ahead', bearer(signVonageToken(secret, { ...claims, iat: now + 600 })), 401, 'vonage-signature', 'token_inactive'],
+    ['past its exp', bearer(signVonageToken(secret, { ...claims, exp: now - 300 })), 401, 'vonage-signature', 'token_expired'],
+    ['signed with alg none', bearer(`${Buffer.from('{"alg":"none"}').toString('base64url')}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.`), 401, 'vonage-signature', 'bad_signature'],
     ['a token with its signature cut', bearer(signVonageToken(secret, claims).slice(0, -2)), 401, 'vonage-signature', 'bad_signature'],
     ['no credential', {}, 401, 'ip', 'credentials_required'],
     ['Basic instead', { headers: { authorization: basicAuth('vonage', 'whatever') } }, 401, 'basic', 'method_not_accepted']
