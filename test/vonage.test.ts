@@ -6,7 +6,6 @@ import t, { type Test } from 'tap'
 import type { CallStartEvent } from '../src/bus/call-events.js'
 import { readWav } from '../src/audio/wav.js'
 import { loadConfig } from '../src/config.js'
-import { signVonageToken } from '../src/vendors/vonage/vonage-signature.js'
 import { TestRedis } from './helpers/redis-server.js'
 import { startListenedGateway, type Gateway } from './helpers/gateway.js'
 import { ProviderClient, basicAuth, refusedUpgrade } from './helpers/exotel.js'
@@ -15,6 +14,7 @@ import type { Subscriber } from './helpers/subscriber.js'
 import { tool } from './helpers/tools.js'
 import { Collected } from './helpers/waiter.js'
 import { playbackWorker, type PlaybackWorker } from './helpers/playback-worker.js'
+import { signJwt } from './helpers/jwt.js'
 
 const redis = await TestRedis.start()
 t.teardown(() => redis.stop())
@@ -298,20 +298,20 @@ t.test('with VONAGE_SIGNATURE_SECRET, the upgrade needs the token Vonage signs (
   const claims = { iat: now, jti: 'c5ba8f24-1a14-4c10-bfdf-3fbe8ce511b5', iss: 'Vonage', api_key: 'a1b2c3d4', application_id: 'aaaaaaaa-bbbb-cccc-dddd-0123456789ab' }
   const bearer = (token: string): { headers: Record<string, string> } => ({ headers: { authorization: `Bearer ${token}` } })
 
-  const client = await ProviderClient.connect(url, bearer(signVonageToken(secret, claims)))
+  const client = await ProviderClient.connect(url, bearer(signJwt(claims, secret)))
   client.send(vonage.connected('CON-signed'))
   await subscriber.waitForEvent('call.start', 'CON-signed')
   client.close()
   t.match(await subscriber.waitForEvent('call.stop', 'CON-signed'), { vendor: 'vonage', tenant_id: 'a1b2c3d4', tenant_verified: true }, 'the signed account is the tenant')
 
   const refusals: Array<[string, { headers?: Record<string, string> }, number, string, string]> = [
-    ['signed with another secret', bearer(signVonageToken('another-secret-0123456789', claims)), 401, 'vonage-signature', 'bad_signature'],
-    ['signed for another account', bearer(signVonageToken(secret, { ...claims, api_key: 'ffffffff' })), 401, 'vonage-signature', 'wrong_account'],
-    ['issued ten minutes ago', bearer(signVonageToken(secret, { ...claims, iat: now - 600 })), 401, 'vonage-signature', 'token_lifetime'],
-    ['issued ten minutes ahead', bearer(signVonageToken(secret, { ...claims, iat: now + 600 })), 401, 'vonage-signature', 'token_inactive'],
-    ['past its exp', bearer(signVonageToken(secret, { ...claims, exp: now - 300 })), 401, 'vonage-signature', 'token_expired'],
-    ['signed with alg none', bearer(`${Buffer.from('{"alg":"none"}').toString('base64url')}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.`), 401, 'vonage-signature', 'bad_signature'],
-    ['a token with its signature cut', bearer(signVonageToken(secret, claims).slice(0, -2)), 401, 'vonage-signature', 'bad_signature'],
+    ['signed with another secret', bearer(signJwt(claims, 'another-secret-0123456789')), 401, 'vonage-signature', 'bad_signature'],
+    ['signed for another account', bearer(signJwt({ ...claims, api_key: 'ffffffff' }, secret)), 401, 'vonage-signature', 'wrong_account'],
+    ['issued ten minutes ago', bearer(signJwt({ ...claims, iat: now - 600 }, secret)), 401, 'vonage-signature', 'token_lifetime'],
+    ['issued ten minutes ahead', bearer(signJwt({ ...claims, iat: now + 600 }, secret)), 401, 'vonage-signature', 'token_inactive'],
+    ['past its exp', bearer(signJwt({ ...claims, exp: now - 300 }, secret)), 401, 'vonage-signature', 'token_expired'],
+    ['signed with alg none', bearer(signJwt(claims, '', 'none')), 401, 'vonage-signature', 'bad_signature'],
+    ['a token with its signature cut', bearer(signJwt(claims, secret).slice(0, -2)), 401, 'vonage-signature', 'bad_signature'],
     ['no credential', {}, 401, 'ip', 'credentials_required'],
     ['Basic instead', { headers: { authorization: basicAuth('vonage', 'whatever') } }, 401, 'basic', 'method_not_accepted']
   ]
@@ -321,7 +321,7 @@ t.test('with VONAGE_SIGNATURE_SECRET, the upgrade needs the token Vonage signs (
     t.match(gateway.logs.items.findLast((line) => line.msg === 'authentication failed'), { auth_method: method, reason }, name)
     t.notMatch(JSON.stringify(gateway.logs.items.at(-1)), secret, `${name}: the log holds no secret`)
   }
-  const claimed = await ProviderClient.connect(url, bearer(signVonageToken(secret, claims)))
+  const claimed = await ProviderClient.connect(url, bearer(signJwt(claims, secret)))
   claimed.send(vonage.connected('CON-claims-other', 16000, { account_id: 'ffffffff' }))
   t.match(await claimed.closed, { code: 1008, reason: 'account ffffffff is not one this credential may stream for' }, 'the headers cannot name another tenant')
 })

@@ -1,4 +1,3 @@
-import { createHmac } from 'node:crypto'
 import { TokenError, createDecoder, createVerifier } from 'fast-jwt'
 import type { AuthFailure, AuthMethod, AuthRequest } from '../../auth/auth-method.js'
 import type { Tenancy } from '../../auth/tenancy.js'
@@ -60,17 +59,6 @@ function refusal (err: unknown, token: string): AuthFailure {
   return Date.now() / 1000 - iat > MAX_TOKEN_AGE_S + CLOCK_TOLERANCE_S
     ? { status: 401, reason: 'token_lifetime', message: 'invalid token', detail: `iat must be within the last ${MAX_TOKEN_AGE_S} s` }
     : { status: 401, reason: 'token_expired', message: 'invalid token' }
-}
-
-/** A token as Vonage signs it with `signatureSecret`, carrying `claims` (for tests). */
-export function signVonageToken (signatureSecret: string, claims: Record<string, unknown>): string {
-  const header = Buffer.from(JSON.stringify({ alg: 'HS256', typ: 'JWT' })).toString('base64url')
-  const payload = Buffer.from(JSON.stringify(claims)).toString('base64url')
-  return `${header}.${payload}.${hs256(signatureSecret, `${header}.${payload}`).toString('base64url')}`
-}
-
-function hs256 (secret: string, signingInput: string): Buffer {
-  return createHmac('sha256', secret).update(signingInput).digest()
 }
 
 function bearerToken (request: AuthRequest): string | undefined {
