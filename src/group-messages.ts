@@ -11,8 +11,8 @@ import type { MetricsSnapshot } from './metrics.js'
 /** A call as its call.stop names it: the fields every event carries, but `ts`. */
 export type CallIdentity = Pick<CallStopEvent, 'interaction_id' | 'tenant_id' | 'tenant_verified' | 'vendor' | 'stream_id'>
 
-/** What a call.stop counts, in this order: frames, bytes, frames_lost, gaps, duplicates, reordered. */
-export type CallCounts = [frames: number, bytes: number, framesLost: number, gaps: number, duplicates: number, reordered: number]
+/** What a call.stop counts, in this order: frames, bytes, frames_lost, gaps, duplicates, reordered, frames_withheld, bytes_withheld. */
+export type CallCounts = [frames: number, bytes: number, framesLost: number, gaps: number, duplicates: number, reordered: number, framesWithheld: number, bytesWithheld: number]
 
 /** From a worker to the primary. `call` is a number of the worker's own, naming one of its calls. */
 export type WorkerMessage =

@@ -265,8 +265,8 @@ export class ProcessGroup {
     for (const { identity, epoch, startedAt, claim, tracks, counts } of member.calls.values()) {
       const byTrack: Partial<Record<Track, TrackTotals>> = {}
       tracks.forEach((track, i) => {
-        const [frames, bytes, framesLost, gaps, duplicates, reordered] = counts[i] ?? [0, 0, 0, 0, 0, 0]
-        byTrack[track] = { frames, bytes, frames_lost: framesLost, gaps, duplicates, reordered }
+        const [frames, bytes, framesLost, gaps, duplicates, reordered, framesWithheld, bytesWithheld] = counts[i] ?? [0, 0, 0, 0, 0, 0, 0, 0]
+        byTrack[track] = { frames, bytes, frames_lost: framesLost, gaps, duplicates, reordered, frames_withheld: framesWithheld, bytes_withheld: bytesWithheld }
       })
       const totals = callTotals(byTrack)
       const now = Date.now()
@@ -282,6 +282,8 @@ export class ProcessGroup {
         gaps: totals.gaps,
         duplicates: totals.duplicates,
         reordered: totals.reordered,
+        frames_withheld: totals.frames_withheld,
+        bytes_withheld: totals.bytes_withheld,
         tracks: byTrack
       }
       const call: CallRef = { tenantId: identity.tenant_id, tenantVerified: identity.tenant_verified, interactionId: identity.interaction_id, epoch: epoch ?? undefined, tracks }

@@ -88,8 +88,8 @@ export class WorkerLink {
     for (const [call, number] of this.#calls) {
       const { tracks } = call.snapshot()
       counts.push([number, (call.info?.tracks ?? []).map((track) => {
-        const { frames, bytes, frames_lost: framesLost, gaps, duplicates, reordered } = tracks[track] ?? callTotals({})
-        return [frames, bytes, framesLost, gaps, duplicates, reordered]
+        const { frames, bytes, frames_lost: framesLost, gaps, duplicates, reordered, frames_withheld: framesWithheld, bytes_withheld: bytesWithheld } = tracks[track] ?? callTotals({})
+        return [frames, bytes, framesLost, gaps, duplicates, reordered, framesWithheld, bytesWithheld]
       })])
     }
     this.#send({ type: 'rtaa:call-counts', counts })

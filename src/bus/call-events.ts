@@ -64,8 +64,29 @@ export interface CallStopEvent extends CallEventBase {
   gaps: number
   duplicates: number
   reordered: number
+  /** Frames, and their PCM bytes, received while the call was paused: withheld from Redis, not lost. */
+  frames_withheld: number
+  bytes_withheld: number
   /** The counts above, per track; for one track, the same as the call's. */
   tracks: Partial<Record<Track, TrackTotals>>
+}
+
+/** Who paused or resumed a call: a worker's command on its control channel, or the vendor's own pause (AudioHook). */
+export type PauseSource = 'worker' | 'vendor'
+
+/** From now on the call's audio is withheld from Redis (docs/redis-contract.md, "Pause and resume"). */
+export interface CallPausedEvent extends CallEventBase {
+  type: 'call.paused'
+  source: PauseSource
+}
+
+export interface CallResumedEvent extends CallEventBase {
+  type: 'call.resumed'
+  source: PauseSource
+  /** How long the pause lasted, and what it withheld. */
+  paused_ms: number
+  frames_withheld: number
+  bytes_withheld: number
 }
 
 /** One track's share of call.stop's counts. */
@@ -76,11 +97,13 @@ export interface TrackTotals {
   gaps: number
   duplicates: number
   reordered: number
+  frames_withheld: number
+  bytes_withheld: number
 }
 
 /** A call's counts from its tracks' (call.stop's top-level fields). */
 export function callTotals (tracks: Partial<Record<Track, TrackTotals>>): TrackTotals {
-  const totals: TrackTotals = { frames: 0, bytes: 0, frames_lost: 0, gaps: 0, duplicates: 0, reordered: 0 }
+  const totals: TrackTotals = { frames: 0, bytes: 0, frames_lost: 0, gaps: 0, duplicates: 0, reordered: 0, frames_withheld: 0, bytes_withheld: 0 }
   for (const counts of Object.values(tracks)) {
     totals.frames += counts.frames
     totals.bytes += counts.bytes
@@ -88,8 +111,10 @@ export function callTotals (tracks: Partial<Record<Track, TrackTotals>>): TrackT
     totals.gaps += counts.gaps
     totals.duplicates += counts.duplicates
     totals.reordered += counts.reordered
+    totals.frames_withheld += counts.frames_withheld
+    totals.bytes_withheld += counts.bytes_withheld
   }
   return totals
 }
 
-export type CallEvent = CallStartEvent | CallDtmfEvent | CallMarkEvent | CallStopEvent
+export type CallEvent = CallStartEvent | CallDtmfEvent | CallMarkEvent | CallPausedEvent | CallResumedEvent | CallStopEvent

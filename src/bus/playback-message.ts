@@ -6,6 +6,11 @@ export type PlaybackMessage =
   | { kind: 'mark', name: string }
   | { kind: 'clear' }
   | { kind: 'hangup' }
+  /** Withhold the call's audio from Redis until `resume` (a payment moment, say): for every vendor. */
+  | { kind: 'pause' }
+  | { kind: 'resume' }
+  /** A message for the vendor itself, which its encoder wraps (AudioHook's `event`). */
+  | { kind: 'event', payload: Record<string, unknown> }
 
 export class PlaybackMessageError extends Error {
   override name = 'PlaybackMessageError'
@@ -25,6 +30,20 @@ const OPEN_BRACE = 0x7b
 /** The rates a worker may send; each has its resampling filter designed once, so an odd rate cannot stall the process. */
 export const PLAYBACK_SAMPLE_RATES = [8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000]
 
+/** A control command (`pause`, `resume`) is a small JSON object; the call handles it whatever its vendor. */
+const MAX_CONTROL_BYTES = 256
+
+/** `pause` or `resume` when the message is that command, null for anything else (which parsePlaybackMessage judges). */
+export function controlCommand (message: Buffer): 'pause' | 'resume' | null {
+  if (message[0] !== OPEN_BRACE || message.length > MAX_CONTROL_BYTES) return null
+  try {
+    const { kind } = parseCommand(message)
+    return kind === 'pause' || kind === 'resume' ? kind : null
+  } catch {
+    return null
+  }
+}
+
 /**
  * A JSON command starts with `{`; anything else is the audio envelope, which starts with a 4-byte big-endian header
  * length (so its first byte is 0 for any header under 16 MiB): header JSON, then PCM s16le mono.
@@ -40,6 +59,15 @@ function parseCommand (message: Buffer): PlaybackMessage {
       return { kind: 'clear' }
     case 'hangup':
       return { kind: 'hangup' }
+    case 'pause':
+      return { kind: 'pause' }
+    case 'resume':
+      return { kind: 'resume' }
+    case 'event':
+      if (typeof command.event !== 'object' || command.event === null || Array.isArray(command.event)) {
+        throw new PlaybackMessageError('bad_event', 'an event command needs an "event" object')
+      }
+      return { kind: 'event', payload: command.event as Record<string, unknown> }
     case 'mark':
       if (typeof command.name !== 'string' || command.name === '' || command.name.length > 256) {
         throw new PlaybackMessageError('bad_mark', 'a mark needs a "name" of 1 to 256 characters')

@@ -332,7 +332,8 @@ export class RedisBus implements Bus {
   publishEvent (call: CallRef, event: CallEvent): Promise<void> {
     return new Promise((resolve, reject) => {
       const bytes = Buffer.byteLength(JSON.stringify(event))
-      if (event.type === 'call.start' || event.type === 'call.stop') {
+      // A call's lifecycle, pauses included, is kept while anything can be: a worker must know audio stopped on purpose.
+      if (event.type === 'call.start' || event.type === 'call.stop' || event.type === 'call.paused' || event.type === 'call.resumed') {
         this.#publish('lifecycle', this.#audioChannelOf(call), event, null, bytes, -1, call, { published: resolve, failed: reject })
         return
       }

@@ -19,6 +19,9 @@ export class CallStats implements PublishOutcome {
   gaps = 0
   duplicates = 0
   reordered = 0
+  /** Frames received while the call was paused, and their bytes: counted, never published. */
+  framesWithheld = 0
+  bytesWithheld = 0
   #published = 0
   #folded = { frames: 0, bytes: 0, published: 0 }
   /** After the last fold, acknowledgements go to their counter directly. */
@@ -41,6 +44,13 @@ export class CallStats implements PublishOutcome {
     this.bytes += bytes
   }
 
+  /** One frame received while the call is paused: its chunk still counts, so the resume shows no false gap. */
+  withhold (bytes: number, chunk: number | null): void {
+    if (chunk !== null) this.#account(chunk)
+    this.framesWithheld++
+    this.bytesWithheld += bytes
+  }
+
   /** Redis acknowledged one frame. */
   published (): void {
     if (this.#closed) this.#counters.framesPublished.inc()
@@ -56,7 +66,16 @@ export class CallStats implements PublishOutcome {
 
   /** The counts as call.stop gives them. */
   totals (): TrackTotals {
-    return { frames: this.frames, bytes: this.bytes, frames_lost: this.framesLost, gaps: this.gaps, duplicates: this.duplicates, reordered: this.reordered }
+    return {
+      frames: this.frames,
+      bytes: this.bytes,
+      frames_lost: this.framesLost,
+      gaps: this.gaps,
+      duplicates: this.duplicates,
+      reordered: this.reordered,
+      frames_withheld: this.framesWithheld,
+      bytes_withheld: this.bytesWithheld
+    }
   }
 
   /** A frame arrived after the call had ended, and was not published. */

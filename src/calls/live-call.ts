@@ -1,6 +1,7 @@
 import type { AudioFrameHeader } from '../bus/audio-frame.js'
 import { PublishDropped, type Bus } from '../bus/bus.js'
-import { CONTRACT_VERSION, callTotals, type CallEvent, type CallStopEvent, type TrackTotals } from '../bus/call-events.js'
+import { CONTRACT_VERSION, callTotals, type CallEvent, type CallStopEvent, type PauseSource, type TrackTotals } from '../bus/call-events.js'
+import { controlCommand } from '../bus/playback-message.js'
 import { trackRefs, type CallRef } from '../bus/channels.js'
 import { tenancyOf } from '../auth/principal.js'
 import { resolveTenant } from '../auth/tenancy.js'
@@ -10,7 +11,7 @@ import type { Metrics } from '../metrics.js'
 import type { Track } from '../track.js'
 import type { InboundEvent, StreamStart } from '../vendors/inbound-event.js'
 import { CloseCode, ProtocolError } from '../vendors/protocol-error.js'
-import type { StreamContext, StreamDecoder, VendorAdapter } from '../vendors/vendor-adapter.js'
+import type { OutboundEncoder, StreamContext, StreamDecoder, VendorAdapter } from '../vendors/vendor-adapter.js'
 import { VendorDetector, type Candidate } from '../vendors/vendor-detector.js'
 import { CallStats } from './call-stats.js'
 import { Playback, type PlaybackSettings } from './playback.js'
@@ -116,6 +117,14 @@ interface Started {
   audioRate: TokenBucket
 }
 
+/** A pause under way: since when, who paused, and what it has withheld so far. */
+interface Pause {
+  since: number
+  source: PauseSource
+  frames: number
+  bytes: number
+}
+
 interface TrackState {
   ref: CallRef
   stats: CallStats
@@ -185,6 +194,10 @@ export class LiveCall {
   #hungUp = false
   /** Outbound audio, for two-way vendors. */
   #playback: Playback | null = null
+  /** The call's playback encoder, for what the vendor expects before the gateway closes its stream. */
+  #encoder: OutboundEncoder | null = null
+  /** While the call's audio is withheld (a payment moment): since when, who paused it, and what it has withheld. */
+  #paused: Pause | null = null
 
   /** Messages received, and the count the keepalive last saw and when it last changed: idle is no change. */
   #messages = 0
@@ -256,6 +269,7 @@ export class LiveCall {
         this.#log.debug({ fields: decoded.unknownFields }, 'unknown fields, ignored')
       }
       this.#handle(decoded.event)
+      if (decoded.reply !== undefined && this.#stateNow() !== 'ended') this.#socket.send(decoded.reply)
     } catch (err) {
       if (err instanceof ProtocolError) {
         this.reject(err)
@@ -318,6 +332,9 @@ export class LiveCall {
   /** Ends the call for a reason of the gateway's own and closes its connection. */
   hangup (reason: string, closeCode: number, closeReason: string): void {
     if (this.#state !== 'ended') this.#hungUp = true
+    // A vendor that expects to be told (AudioHook's disconnect) hears why before the close.
+    const goodbye = this.#state === 'live' ? this.#encoder?.disconnect?.(this.#call?.info.streamId ?? null, reason) : undefined
+    if (goodbye !== undefined) this.#socket.send(goodbye)
     this.#end(reason)
     this.#socket.close(closeCode, closeReason)
   }
@@ -332,10 +349,16 @@ export class LiveCall {
     this.#end('disconnected')
   }
 
-  /** One message from the call's playback channel. */
+  /** One message from the call's playback (control) channel: pause and resume are the call's, the rest its playback's. */
   playback (message: Buffer): void {
-    if (this.#playback === null) this.#options.metrics.playbackDropped.inc({ reason: 'call_ended' })
-    else this.#playback.receive(message)
+    const control = controlCommand(message)
+    if (control !== null && this.#state === 'live') {
+      if (control === 'pause') this.#pause('worker')
+      else this.#resume('worker')
+      return
+    }
+    if (this.#playback !== null) this.#playback.receive(message)
+    else this.#options.metrics.playbackDropped.inc({ reason: this.#state === 'live' ? 'not_played' : 'call_ended' })
   }
 
   pong (): void {
@@ -436,10 +459,19 @@ export class LiveCall {
       case 'media': {
         const call = this.#live('media')
         const track = trackOf(call, event.track)
-        if (call.audioRate.take(event.pcm.length)) this.#audio(call.info, track, event.pcm, event.vendorSeq, event.timestampMs, event.chunk ?? null)
-        else this.#limit('audio_rate', `audio faster than ${this.#options.inbound.maxAudioSpeed} times real time`)
+        if (!call.audioRate.take(event.pcm.length)) this.#limit('audio_rate', `audio faster than ${this.#options.inbound.maxAudioSpeed} times real time`)
+        else if (this.#paused === null) this.#audio(call.info, track, event.pcm, event.vendorSeq, event.timestampMs, event.chunk ?? null)
+        else this.#withhold(track, event.pcm.length, event.chunk ?? null)
         return
       }
+      case 'pause':
+        this.#live('pause')
+        this.#pause('vendor')
+        return
+      case 'resume':
+        this.#live('resume')
+        this.#resume('vendor')
+        return
       case 'start':
         this.#start(event.start)
         return
@@ -498,9 +530,10 @@ export class LiveCall {
     this.#state = 'claiming'
     this.#claiming = { start, info }
     this.#log = this.#options.log.child({ interaction_id: info.interactionId, tenant_id: info.tenantId, vendor: info.vendor })
-    // A two-way call is subscribed to its playback before call.start goes out, so a worker that answers call.start
-    // at once is heard: it goes live once Redis has answered the claim and acknowledged the subscription.
-    const subscribed = adapter.outbound === undefined ? null : this.#subscribePlayback(info)
+    // Every call is subscribed to its playback (control) channel before call.start goes out, so a worker that answers
+    // call.start at once is heard, with audio or a pause: it goes live once Redis has answered the claim and
+    // acknowledged the subscription.
+    const subscribed = this.#subscribePlayback(info)
     let claimed: ClaimResult = 'unconfirmed'
     const timer = setTimeout(() => this.#claimAnswered(claimed), CLAIM_WAIT_MS)
     const claim = owner.claim(this).then((result) => {
@@ -596,6 +629,7 @@ export class LiveCall {
   #startPlayback (start: StreamStart, info: CallInfo): void {
     if (this.#adapter?.outbound === undefined) return
     const encoder = this.#decoder?.outbound?.(start) ?? this.#adapter.outbound
+    this.#encoder = encoder
     const { metrics, playback } = this.#options
     this.#playback = new Playback({
       host: {
@@ -623,7 +657,8 @@ export class LiveCall {
       tenant_id: info.tenantId,
       seq: stats.frames + 1,
       vendor_seq: vendorSeq,
-      timestamp_ms: timestampMs ?? Math.floor(stats.bytes / pcmBytesPerMs(info.sampleRate)),
+      // Withheld audio keeps its place on the time line: a resumed call's timestamps go on from the pause's end.
+      timestamp_ms: timestampMs ?? Math.floor((stats.bytes + stats.bytesWithheld) / pcmBytesPerMs(info.sampleRate)),
       sample_rate: info.sampleRate,
       encoding: 'pcm_s16le',
       channels: 1
@@ -631,6 +666,37 @@ export class LiveCall {
     if (ref.track !== undefined) header.track = ref.track
     stats.frame(pcm.length, chunk)
     this.#options.bus.publishAudio(ref, header, pcm, stats)
+  }
+
+  /** A frame of a paused call: counted as withheld, and never handed to the bus, so no outage buffer holds it. */
+  #withhold ({ stats }: TrackState, bytes: number, chunk: number | null): void {
+    const paused = this.#paused as Pause
+    stats.withhold(bytes, chunk)
+    paused.frames++
+    paused.bytes += bytes
+  }
+
+  /** Withholds the call's audio from now on; a pause while paused changes nothing. */
+  #pause (source: PauseSource): void {
+    if (this.#paused !== null) {
+      this.#log.debug({ source, paused_by: this.#paused.source }, 'pause while paused, ignored')
+      return
+    }
+    this.#paused = { since: Date.now(), source, frames: 0, bytes: 0 }
+    this.#log.info({ source }, 'call paused: audio withheld from redis')
+    this.#publishEvent({ type: 'call.paused', ...identity((this.#call as Started).info), source })
+  }
+
+  #resume (source: PauseSource): void {
+    const paused = this.#paused
+    if (paused === null) {
+      this.#log.debug({ source }, 'resume while not paused, ignored')
+      return
+    }
+    this.#paused = null
+    const summary = { paused_ms: Date.now() - paused.since, frames_withheld: paused.frames, bytes_withheld: paused.bytes }
+    this.#log.info({ source, ...summary }, 'call resumed')
+    this.#publishEvent({ type: 'call.resumed', ...identity((this.#call as Started).info), source, ...summary })
   }
 
   /** The vendor echoed a mark: it played the audio queued before it. */
@@ -699,6 +765,8 @@ export class LiveCall {
       gaps: totals.gaps,
       duplicates: totals.duplicates,
       reordered: totals.reordered,
+      frames_withheld: totals.frames_withheld,
+      bytes_withheld: totals.bytes_withheld,
       tracks
     }
     this.#publishEvent(this.#stopEvent)

@@ -97,15 +97,41 @@ export class Playback {
     }
     try {
       const command = parsePlaybackMessage(message)
-      if (command.kind === 'audio') this.#enqueueAudio(command.sampleRate, command.pcm)
+      const plays = this.#options.encoder.media !== undefined
+      switch (command.kind) {
+        case 'hangup':
+          this.#enqueue({ kind: 'hangup' })
+          return
+        case 'event':
+          this.#event(command.payload)
+          return
+        case 'pause':
+        case 'resume':
+          // The call takes these before its playback does (LiveCall.playback).
+          return
+      }
+      if (!plays) {
+        this.#drop('not_played')
+        this.#options.log.debug({ command: command.kind }, 'playback message dropped: the vendor plays no audio')
+      } else if (command.kind === 'audio') this.#enqueueAudio(command.sampleRate, command.pcm)
       else if (command.kind === 'mark') this.#enqueue({ kind: 'mark', name: command.name })
-      else if (command.kind === 'hangup') this.#enqueue({ kind: 'hangup' })
       else this.#clear()
     } catch (err) {
       if (!(err instanceof PlaybackMessageError)) throw err
       this.#options.log.warn({ reason: err.reason, detail: err.message }, 'playback message dropped')
       this.#drop(err.reason)
     }
+  }
+
+  /** A worker's message for the vendor itself: sent at once, ahead of queued audio, when the vendor takes one. */
+  #event (payload: Record<string, unknown>): void {
+    const { encoder, streamId, host, log } = this.#options
+    if (encoder.event === undefined) {
+      log.warn({ reason: 'unsupported_command' }, 'playback message dropped: this vendor takes no event')
+      this.#drop('unsupported_command')
+      return
+    }
+    host.send(encoder.event(streamId, payload))
   }
 
   /** The vendor echoed a mark: false when it was already reported as cleared, so it is not published twice. */
@@ -218,7 +244,7 @@ export class Playback {
     const queuedMarks = this.#queue.flatMap((item) => (item.kind === 'mark' ? [item.name] : []))
     this.#dropAudio()
     this.#queue = this.#queue.filter((item) => item.kind === 'hangup')
-    this.#options.host.send(this.#options.encoder.clear(this.#options.streamId))
+    this.#options.host.send((this.#options.encoder.clear as NonNullable<OutboundEncoder['clear']>)(this.#options.streamId))
     this.#playedBy = performance.now()
     for (const name of [...this.#sentMarks, ...queuedMarks]) {
       this.#clearedMarks.add(name)
@@ -250,7 +276,7 @@ export class Playback {
         }
         if (head.kind === 'mark') {
           this.#queue.shift()
-          host.send(encoder.mark(streamId, head.name))
+          host.send((encoder.mark as NonNullable<OutboundEncoder['mark']>)(streamId, head.name))
           this.#sentMarks.push(head.name)
           metrics.playbackMarksOut.inc({ vendor })
           continue
@@ -276,7 +302,7 @@ export class Playback {
       const startsAt = Math.max(this.#playedBy, now)
       // When the vendor has nothing left to play, a chunk goes at once even if it is longer than the lead.
       if (startsAt > now && startsAt + durationMs - now > leadMs) return this.#wake(startsAt + durationMs - leadMs - now)
-      host.send(encoder.media(streamId, this.#pad(this.#take(size), paddedBytes)))
+      host.send((encoder.media as NonNullable<OutboundEncoder['media']>)(streamId, this.#pad(this.#take(size), paddedBytes)))
       this.#playedBy = startsAt + durationMs
       metrics.playbackFramesOut.inc({ vendor })
     }

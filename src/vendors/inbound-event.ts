@@ -10,6 +10,9 @@ export type InboundEvent =
   | { kind: 'dtmf', digit: string, durationMs: number | null }
   | { kind: 'mark', name: string }
   | { kind: 'stop', reason: string | null }
+  /** The vendor paused or resumed its stream (AudioHook's pause): the call's audio is withheld meanwhile. */
+  | { kind: 'pause' }
+  | { kind: 'resume' }
   /** The vendor reports a problem it has with the stream (Telnyx's `error`); logged at warn, the call goes on. */
   | { kind: 'vendor-error', code: string | null, title: string | null, detail: string | null }
   | { kind: 'unknown', event: string }

@@ -56,6 +56,8 @@ export interface StreamContext {
 
 export interface DecodedMessage {
   event: InboundEvent
+  /** A text message to send the client at once, once the event is handled (AudioHook's pong, paused, closed). */
+  reply?: string
   /** Field paths the message carries that its schema does not name; only when asked for (debug). */
   unknownFields?: string[]
 }
@@ -81,10 +83,21 @@ export interface OutboundEncoder {
   readonly sampleRate: number | null
   /** How PCM s16le is cut into media messages, in bytes of PCM at `sampleRate`. */
   readonly chunks: OutboundChunks
-  /** One media message, text or (Vonage) binary; `pcm` is s16le mono at `sampleRate`, cut by the chunk rules. */
-  media (streamId: string | null, pcm: Buffer): string | Buffer
-  mark (streamId: string | null, name: string): string
-  clear (streamId: string | null): string
+  /**
+   * One media message, text or (Vonage) binary; `pcm` is s16le mono at `sampleRate`, cut by the chunk rules. A vendor
+   * that plays no audio (AudioHook) leaves out `media`, `mark` and `clear`: workers' audio, marks and clears are then
+   * dropped and counted (`not_played`).
+   */
+  media? (streamId: string | null, pcm: Buffer): string | Buffer
+  mark? (streamId: string | null, name: string): string
+  clear? (streamId: string | null): string
+  /**
+   * A worker's `event` command (docs/redis-contract.md, "Speak into a call"): the vendor's message carrying it
+   * (AudioHook's `event`, for transcripts or agent assist back into Genesys). Without it, the command is dropped.
+   */
+  event? (streamId: string | null, payload: Record<string, unknown>): string
+  /** The message a vendor expects before the gateway closes its stream (AudioHook's `disconnect`); `reason` is call.stop's. */
+  disconnect? (streamId: string | null, reason: string): string
 }
 
 export interface OutboundChunks {
