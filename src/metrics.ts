@@ -58,6 +58,7 @@ export function createMetrics ({ tenantLabel }: MetricsOptions) {
       buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers
     }),
+    framesWithheld: new Counter({ name: 'rtaa_frames_withheld_total', help: 'Audio frames received while their call was paused, withheld from Redis', labelNames: call, registers }),
     framesDropped: new Counter({ name: 'rtaa_frames_dropped_total', help: 'Audio frames not published, by reason', labelNames: [...call, 'reason'], registers }),
     connectionsLimited: new Counter({
       name: 'rtaa_connections_limited_total',

@@ -95,7 +95,7 @@ function documentedCall (t: Test, published: Published[], interactionId: string)
 }
 
 /** A gateway with the default prefix, and a plain ioredis subscriber: nothing from src/ reads what is published. */
-async function gatewayWithRawSubscriber (t: Test, env: Record<string, string> = {}): Promise<{ gateway: Gateway, published: Collected<Published> }> {
+async function gatewayWithRawSubscriber (t: Test, env: Record<string, string> = {}): Promise<{ gateway: Gateway, published: Collected<Published>, redisUrl: string }> {
   const redis = await TestRedis.start()
   t.teardown(() => redis.stop())
   const gateway = await startGateway(t, redis.url, { REDIS_PREFIX: 'rtaa:', ...env })
@@ -105,7 +105,7 @@ async function gatewayWithRawSubscriber (t: Test, env: Record<string, string> = 
   t.teardown(() => subscriber.disconnect())
   subscriber.on('pmessageBuffer', (_pattern: Buffer, channel: Buffer, message: Buffer) => published.push({ channel: channel.toString(), message }))
   await subscriber.psubscribe('rtaa:*')
-  return { gateway, published }
+  return { gateway, published, redisUrl: redis.url }
 }
 
 const baseFields = fieldTable('### Fields every event carries')
@@ -113,6 +113,8 @@ const eventFields = {
   'call.start': fieldTable('### `call.start`'),
   'call.dtmf': fieldTable('### `call.dtmf`'),
   'call.mark': fieldTable('### `call.mark`'),
+  'call.paused': fieldTable('### `call.paused`'),
+  'call.resumed': fieldTable('### `call.resumed`'),
   'call.stop': fieldTable('### `call.stop`')
 }
 const headerFields = fieldTable('Header fields:')
@@ -120,7 +122,7 @@ const headerFields = fieldTable('Header fields:')
 t.test('the document names the fields the issue promised', async (t) => {
   t.same([...baseFields.keys()], ['type', 'interaction_id', 'tenant_id', 'tenant_verified', 'vendor', 'stream_id', 'ts'])
   t.same([...headerFields.keys()], ['interaction_id', 'tenant_id', 'seq', 'vendor_seq', 'timestamp_ms', 'sample_rate', 'encoding', 'channels', 'track'])
-  t.same([...eventFields['call.stop'].keys()], ['reason', 'frames', 'bytes', 'duration_ms', 'frames_lost', 'gaps', 'duplicates', 'reordered', 'tracks'])
+  t.same([...eventFields['call.stop'].keys()], ['reason', 'frames', 'bytes', 'duration_ms', 'frames_lost', 'gaps', 'duplicates', 'reordered', 'frames_withheld', 'bytes_withheld', 'tracks'])
 })
 
 t.test("the document's worked example decodes to what the document says", async (t) => {
@@ -148,7 +150,7 @@ t.test('the header encoder writes exactly the bytes JSON.stringify would', async
 })
 
 t.test('what the gateway publishes matches the document field for field', async (t) => {
-  const { gateway, published } = await gatewayWithRawSubscriber(t, { EXOTEL_ACCOUNT_SIDS: 'ACxxxxxxxxxxxxxxxxxxxxxxxx' })
+  const { gateway, published, redisUrl } = await gatewayWithRawSubscriber(t, { EXOTEL_ACCOUNT_SIDS: 'ACxxxxxxxxxxxxxxxxxxxxxxxx' })
 
   const sampleRate = 16000
   const sent = [pcmFrame(3200, 1), pcmFrame(640, 2), pcmFrame(1600, 3)]
@@ -159,12 +161,20 @@ t.test('what the gateway publishes matches the document field for field', async 
   client.send(exotelStrings.dtmf('MZcontract', 4, '#'))
   client.send(exotelStrings.media('MZcontract', 5, 3, 120, sent[2]))
   client.send(exotelStrings.mark('MZcontract', 6, 'turn-1'))
+  // A pause and its resume, by a worker on the control channel, with nothing sent between them.
+  const worker = new Redis(redisUrl)
+  t.teardown(() => worker.disconnect())
+  const control = documentedName('playback channel', 'rtaa:', 'ACxxxxxxxxxxxxxxxxxxxxxxxx', true, 'CAcontract')
+  await worker.publish(control, JSON.stringify({ type: 'pause' }))
+  await published.waitFor(({ message }) => message.includes('"call.paused"'), 'call.paused')
+  await worker.publish(control, JSON.stringify({ type: 'resume' }))
+  await published.waitFor(({ message }) => message.includes('"call.resumed"'), 'call.resumed')
   client.send(exotelStrings.stop('CAcontract', 'MZcontract', 7))
   await client.closed
   await published.waitFor(({ message }) => message.includes('"call.stop"'), 'call.stop')
 
   const { events, frames } = documentedCall(t, published.items, 'CAcontract')
-  t.same(events.map((event) => event.type), ['call.start', 'call.dtmf', 'call.mark', 'call.stop'])
+  t.same(events.map((event) => event.type), ['call.start', 'call.dtmf', 'call.mark', 'call.paused', 'call.resumed', 'call.stop'])
   const tenant = 'ACxxxxxxxxxxxxxxxxxxxxxxxx'
   t.equal(events[0].tenant_verified, true, 'EXOTEL_ACCOUNT_SIDS vouches for the account')
   t.equal(events[0].audio_channel, documentedName('audio channel', 'rtaa:', tenant, true, 'CAcontract'), 'call.start names the audio channel as the document spells it')
@@ -186,11 +196,12 @@ t.test('what the gateway publishes matches the document field for field', async 
     bytesBefore += pcm.length
   })
   t.match(frames.map(({ header }) => header), [{ vendor_seq: 2, timestamp_ms: 0 }, {}, { vendor_seq: 5, timestamp_ms: 120 }])
-  t.match(events[3], { reason: 'callended', frames: 3, bytes: bytesBefore })
+  t.match(events[5], { reason: 'callended', frames: 3, bytes: bytesBefore, frames_withheld: 0 })
 
   // "call.start is published before the first audio frame … and call.stop after the last frame".
-  const order = published.items.map(({ channel, message }) => channel === 'rtaa:calls' ? String(JSON.parse(message.toString()).type) : 'audio')
-  t.same(order, ['call.start', 'audio', 'audio', 'call.dtmf', 'audio', 'call.mark', 'call.stop'])
+  const order = published.items.filter(({ channel }) => !channel.startsWith('rtaa:playback:'))
+    .map(({ channel, message }) => channel === 'rtaa:calls' ? String(JSON.parse(message.toString()).type) : 'audio')
+  t.same(order, ['call.start', 'audio', 'audio', 'call.dtmf', 'audio', 'call.mark', 'call.paused', 'call.resumed', 'call.stop'])
 })
 
 t.test('Twilio, native, Telnyx and Vonage calls publish the same documented shapes', async (t) => {

@@ -49,6 +49,7 @@ export class CallStats implements PublishOutcome {
     if (chunk !== null) this.#account(chunk)
     this.framesWithheld++
     this.bytesWithheld += bytes
+    this.#counters.withheld.inc()
   }
 
   /** Redis acknowledged one frame. */
@@ -130,6 +131,7 @@ function callCounters (metrics: Metrics, labels: Record<string, string>) {
     publishFailed: metrics.framesDropped.labels({ ...labels, reason: 'publish_failed' }),
     bufferFull: metrics.framesDropped.labels({ ...labels, reason: 'redis_buffer_full' }),
     afterEnd: metrics.framesDropped.labels({ ...labels, reason: 'after_end' }),
+    withheld: metrics.framesWithheld.labels(labels),
     gaps: metrics.sequenceGaps.labels(labels),
     duplicates: metrics.sequenceDuplicates.labels(labels),
     reorders: metrics.sequenceReorders.labels(labels)
