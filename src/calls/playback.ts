@@ -39,6 +39,9 @@ export interface PlaybackOptions extends PlaybackSettings {
   log: Log
 }
 
+/** The messages of a vendor that plays audio; audio and marks are only ever queued for one. */
+type Player = Required<Pick<OutboundEncoder, 'media' | 'mark' | 'clear'>>
+
 type Item = { kind: 'audio', pcm: Buffer, rate: number } | { kind: 'mark', name: string } | { kind: 'hangup' }
 
 /** Audio that has stopped growing for this long is sent even if it is shorter than a chunk (padded). */
@@ -55,6 +58,8 @@ export class Playback {
   readonly #rate: number
   readonly #bytesPerMs: number
   readonly #chunkBytes: number
+  /** How the vendor plays audio; null for one that plays none (AudioHook), whose audio, marks and clears are dropped. */
+  readonly #player: Player | null
   /** Audio, marks and hang-ups as workers sent them; audio still at its own rate. */
   #queue: Item[] = []
   /** Audio already at the vendor's rate, ahead of everything in #queue. */
@@ -81,6 +86,8 @@ export class Playback {
     this.#options = options
     this.#rate = options.encoder.sampleRate ?? options.callSampleRate
     this.#bytesPerMs = pcmBytesPerMs(this.#rate)
+    const { media, mark, clear } = options.encoder
+    this.#player = media !== undefined && mark !== undefined && clear !== undefined ? { media, mark, clear } : null
     const { ms, multipleOf, minBytes, maxBytes } = options.encoder.chunks
     this.#chunkBytes = Math.min(maxBytes, Math.max(minBytes, roundUp(ms * this.#bytesPerMs, multipleOf)))
   }
@@ -97,7 +104,6 @@ export class Playback {
     }
     try {
       const command = parsePlaybackMessage(message)
-      const plays = this.#options.encoder.media !== undefined
       switch (command.kind) {
         case 'hangup':
           this.#enqueue({ kind: 'hangup' })
@@ -110,7 +116,7 @@ export class Playback {
           // The call takes these before its playback does (LiveCall.playback).
           return
       }
-      if (!plays) {
+      if (this.#player === null) {
         this.#drop('not_played')
         this.#options.log.debug({ command: command.kind }, 'playback message dropped: the vendor plays no audio')
       } else if (command.kind === 'audio') this.#enqueueAudio(command.sampleRate, command.pcm)
@@ -244,7 +250,8 @@ export class Playback {
     const queuedMarks = this.#queue.flatMap((item) => (item.kind === 'mark' ? [item.name] : []))
     this.#dropAudio()
     this.#queue = this.#queue.filter((item) => item.kind === 'hangup')
-    this.#options.host.send((this.#options.encoder.clear as NonNullable<OutboundEncoder['clear']>)(this.#options.streamId))
+    // Only a vendor that plays audio gets here (#receive drops a clear for one that does not).
+    this.#options.host.send((this.#player as Player).clear(this.#options.streamId))
     this.#playedBy = performance.now()
     for (const name of [...this.#sentMarks, ...queuedMarks]) {
       this.#clearedMarks.add(name)
@@ -260,7 +267,7 @@ export class Playback {
       clearTimeout(this.#timer)
       this.#timer = null
     }
-    const { host, encoder, streamId, metrics, vendor, leadMs } = this.#options
+    const { host, streamId, metrics, vendor, leadMs } = this.#options
     while (!this.#stopped) {
       this.#fill(this.#chunkBytes)
       const now = performance.now()
@@ -276,7 +283,7 @@ export class Playback {
         }
         if (head.kind === 'mark') {
           this.#queue.shift()
-          host.send((encoder.mark as NonNullable<OutboundEncoder['mark']>)(streamId, head.name))
+          host.send((this.#player as Player).mark(streamId, head.name))
           this.#sentMarks.push(head.name)
           metrics.playbackMarksOut.inc({ vendor })
           continue
@@ -302,7 +309,7 @@ export class Playback {
       const startsAt = Math.max(this.#playedBy, now)
       // When the vendor has nothing left to play, a chunk goes at once even if it is longer than the lead.
       if (startsAt > now && startsAt + durationMs - now > leadMs) return this.#wake(startsAt + durationMs - leadMs - now)
-      host.send((encoder.media as NonNullable<OutboundEncoder['media']>)(streamId, this.#pad(this.#take(size), paddedBytes)))
+      host.send((this.#player as Player).media(streamId, this.#pad(this.#take(size), paddedBytes)))
       this.#playedBy = startsAt + durationMs
       metrics.playbackFramesOut.inc({ vendor })
     }
