@@ -35,6 +35,8 @@ t.test('defaults: loopback-only allowlist, no Basic credentials, Exotel on', asy
     TWILIO_ACCOUNT_SIDS: '',
     SUPPORT_VONAGE: true,
     VONAGE_ACCOUNT_SIDS: '',
+    // On, but inert until AUDIOHOOK_CREDENTIALS is set.
+    SUPPORT_AUDIOHOOK: true,
     PLIVO_ACCOUNT_SIDS: '',
     CALL_CLAIM_TTL_MS: 30000,
     WS_PING_INTERVAL_MS: 30000,

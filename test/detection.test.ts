@@ -1,4 +1,6 @@
+import { randomUUID } from 'node:crypto'
 import t from 'tap'
+import { signAudioHookUpgrade } from '../src/vendors/audiohook/audiohook-signature.js'
 import { TestRedis } from './helpers/redis-server.js'
 import { startListenedGateway } from './helpers/gateway.js'
 import { ProviderClient, exotelNumbers, exotelStrings } from './helpers/exotel.js'
@@ -70,6 +72,42 @@ t.test('each vendor is told apart on /v1/ingest from the literal messages of its
     t.equal((await client.closed).code, 1000)
     t.match(await subscriber.waitForEvent('call.stop', `CAdetect${index + 1}`), { vendor }, `stream ${index + 1} is ${vendor}`)
   }
+})
+
+t.test('AudioHook is told apart by its credential: X-API-KEY makes it the only candidate, and the others are told apart as before', async (t) => {
+  const org = 'd7934305-0972-4844-938e-9060eef73d05'
+  const { gateway, subscriber } = await startListenedGateway(t, redis.url, { AUDIOHOOK_CREDENTIALS: `${org}:SGVsbG8sIEkgYW0gdGhlIEFQSSBrZXkh` })
+  const exotel = await ProviderClient.connect(`${gateway.wsUrl}/v1/ingest`)
+  for (const message of [exotelStrings.connected(), exotelStrings.start('CAdetectAH'), exotelStrings.stop('CAdetectAH', 'MZCAdetectAH', 2)]) exotel.send(message)
+  t.match(await subscriber.waitForEvent('call.stop', 'CAdetectAH'), { vendor: 'exotel' })
+  const connected = await gateway.logs.waitFor((line) => line.msg === 'connection opened' && Array.isArray(line.vendor_candidates))
+  t.notOk((connected.vendor_candidates as string[]).includes('audiohook'), 'without X-API-KEY AudioHook is no candidate')
+
+  // The open of https://developer.genesys.cloud/devapps/audiohook/session-walkthrough#open-transaction, unlike any other vendor's first message.
+  const url = `${gateway.wsUrl}/v1/ingest`
+  const id = randomUUID()
+  const headers = signAudioHookUpgrade(url, { organizationId: org, apiKey: 'SGVsbG8sIEkgYW0gdGhlIEFQSSBrZXkh', secret: null },
+    { sessionId: id, correlationId: randomUUID(), nonce: 'unused', created: 0 })
+  const audiohook = await ProviderClient.connect(url, { headers })
+  audiohook.send({
+    version: '2',
+    type: 'open',
+    seq: 1,
+    serverseq: 0,
+    id,
+    position: 'PT0S',
+    parameters: {
+      organizationId: org,
+      conversationId: 'CAdetectAH2',
+      participant: { id: randomUUID(), ani: '+1-555-555-1234', aniName: 'John Doe', dnis: '+1-800-555-6789' },
+      media: [{ type: 'audio', format: 'PCMU', channels: ['external', 'internal'], rate: 8000 }],
+      language: 'en-US'
+    }
+  })
+  await audiohook.received.waitFor((text) => text.includes('"opened"'))
+  audiohook.send({ version: '2', type: 'close', seq: 2, serverseq: 1, id, position: 'PT0S', parameters: { reason: 'end' } })
+  t.equal((await audiohook.closed).code, 1000)
+  t.match(await subscriber.waitForEvent('call.stop', 'CAdetectAH2'), { vendor: 'audiohook', reason: 'end' })
 })
 
 t.test('Vonage says no to the other vendors\' first messages, and no other vendor claims websocket:connected', async (t) => {

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs'
 import { Redis } from 'ioredis'
 import t, { type Test } from 'tap'
 import { encodeAudioFrame, type AudioFrameHeader } from '../src/bus/audio-frame.js'
+import { signAudioHookUpgrade } from '../src/vendors/audiohook/audiohook-signature.js'
 import { TestRedis } from './helpers/redis-server.js'
 import { startGateway, waitReady, type Gateway } from './helpers/gateway.js'
 import { ProviderClient, exotelStrings, pcmFrame } from './helpers/exotel.js'
@@ -286,4 +287,42 @@ t.test('Twilio, native, Telnyx and Vonage calls publish the same documented shap
   t.match(pl.frames.map(({ header }) => header), [{ vendor_seq: 2, timestamp_ms: 0, sample_rate: 16000 }])
   t.ok(pl.frames[0].pcm.equals(pcmFrame(640, 4)), 'L16 is published as it came')
   t.match(pl.events[3], { reason: 'disconnected', frames: 1, bytes: 640 })
+})
+
+t.test('a Genesys AudioHook call publishes the same documented shapes', async (t) => {
+  const org = 'd7934305-0972-4844-938e-9060eef73d05'
+  const { gateway, published } = await gatewayWithRawSubscriber(t, { AUDIOHOOK_CREDENTIALS: `${org}:contract-api-key` })
+  const url = `${gateway.wsUrl}/v1/ingest`
+  const id = '30b0e395-84d3-4570-ac13-9a62d8f514c0'
+  const client = await ProviderClient.connect(url, {
+    headers: signAudioHookUpgrade(url, { organizationId: org, apiKey: 'contract-api-key', secret: null }, { sessionId: id, correlationId: id, nonce: 'n', created: 0 })
+  })
+  // The open of https://developer.genesys.cloud/devapps/audiohook/session-walkthrough#open-transaction, mono.
+  client.send({
+    version: '2',
+    type: 'open',
+    seq: 1,
+    serverseq: 0,
+    id,
+    position: 'PT0S',
+    parameters: {
+      organizationId: org,
+      conversationId: 'ah-contract',
+      participant: { id: '883efee8-3d6c-4537-b500-6d7ca4b92fa0', ani: '+1-555-555-1234', aniName: 'John Doe', dnis: '+1-800-555-6789' },
+      media: [{ type: 'audio', format: 'PCMU', channels: ['external'], rate: 8000 }],
+      language: 'en-US'
+    }
+  })
+  await client.received.waitFor((text) => text.includes('"opened"'))
+  client.ws.send(Buffer.alloc(160, 0xff), { binary: true })
+  client.send({ version: '2', type: 'close', seq: 2, serverseq: 1, id, position: 'PT0.02S', parameters: { reason: 'end' } })
+  await client.closed
+  await published.waitFor(({ message }) => message.includes('"call.stop"') && message.includes('ah-contract'), 'audiohook call.stop')
+
+  const ah = documentedCall(t, published.items, 'ah-contract')
+  t.same(ah.events.map((event) => event.type), ['call.start', 'call.stop'])
+  t.match(ah.events[0], { vendor: 'audiohook', sample_rate: 8000, tenant_id: org, tenant_verified: true, stream_id: id, from: '+1-555-555-1234', to: '+1-800-555-6789' })
+  t.match(ah.frames.map(({ header }) => header), [{ vendor_seq: null, timestamp_ms: 0, sample_rate: 8000 }])
+  t.ok(ah.frames[0].pcm.equals(Buffer.alloc(320)), 'μ-law 0xff is silence: 160 samples of PCM 0')
+  t.match(ah.events[1], { reason: 'end', frames: 1, bytes: 320 })
 })

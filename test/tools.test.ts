@@ -103,7 +103,7 @@ t.test('a token from rtaa-token is accepted; an expired one is refused', async (
 t.test('bad arguments give a usage message and exit status 2', async (t) => {
   const dir = t.testdir()
   const cases: Array<[string, string[], RegExp]> = [
-    ['rtaa-sim', ['--vendor', 'skype'], /--vendor must be exotel, twilio, native, plivo, telnyx or vonage/],
+    ['rtaa-sim', ['--vendor', 'skype'], /--vendor must be exotel, twilio, native, plivo, telnyx, vonage or audiohook/],
     ['rtaa-sim', ['--sample-rate', '11025'], /--sample-rate for exotel must be one of 8000, 16000, 24000/],
     ['rtaa-sim', ['--chunk-ms', '7'], /--chunk-ms must be 20 or 100/],
     ['rtaa-sim', ['--wav', 'missing.wav'], /--wav missing.wav/],

@@ -268,8 +268,12 @@ export class LiveCall {
       if (decoded.unknownFields !== undefined && decoded.unknownFields.length > 0) {
         this.#log.debug({ fields: decoded.unknownFields }, 'unknown fields, ignored')
       }
-      this.#handle(decoded.event)
-      if (decoded.reply !== undefined && this.#stateNow() !== 'ended') this.#socket.send(decoded.reply)
+      const { event, also = [], reply } = decoded
+      const stop = event.kind === 'stop'
+      if (reply !== undefined && stop) this.#socket.send(reply)
+      this.#handle(event)
+      for (const more of also) if (this.#stateNow() === 'live') this.#handle(more)
+      if (reply !== undefined && !stop && this.#stateNow() !== 'ended') this.#socket.send(reply)
     } catch (err) {
       if (err instanceof ProtocolError) {
         this.reject(err)
@@ -725,8 +729,8 @@ export class LiveCall {
     this.#log.debug('message after the stream ended, ignored')
     if (!this.#hungUp || this.#call === null || this.#decoder === null) return
     try {
-      const { event } = this.#decoder.decode(data, isBinary, false)
-      if (event.kind === 'media') trackOf(this.#call, event.track).stats.afterEnd()
+      const { event, also = [] } = this.#decoder.decode(data, isBinary, false)
+      for (const each of [event, ...also]) if (each.kind === 'media') trackOf(this.#call, each.track).stats.afterEnd()
     } catch {
       // A message the call would have refused is ignored like any other now.
     }

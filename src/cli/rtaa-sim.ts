@@ -68,6 +68,8 @@ interface Options {
   tracks: Array<{ track: Track, audio: Buffer }>
   chunkMs: number
   headers: Record<string, string>
+  /** The vendor's signing, applied to each call's upgrade; null when unsigned. */
+  signing: { sign: UpgradeSigning, secret: string } | null
   account: string
   calls: number
   rampMs: number
@@ -167,10 +169,8 @@ function resolveOptions (argv: string[]): Options | null {
   const given = args as Record<string, string | boolean | undefined>
   const unused = signings.find(([name, { option }]) => name !== vendor && given[option] !== undefined)
   if (unused !== undefined) throw new UsageError(`--${unused[1].option} signs ${unused[0]} calls; add --vendor ${unused[0]}`, { usage: false })
-  if (simulator.signing !== undefined) {
-    const secret = signingSecret(simulator.signing, given[simulator.signing.option])
-    if (secret !== undefined) Object.assign(headers, simulator.signing.headers(callUrl, secret))
-  }
+  const secret = simulator.signing === undefined ? undefined : signingSecret(simulator.signing, given[simulator.signing.option])
+  const signing = simulator.signing === undefined || secret === undefined ? null : { sign: simulator.signing, secret }
   const seconds = args.duration === undefined ? null : Number(args.duration)
   if (seconds !== null && !(seconds > 0)) throw new UsageError('--duration must be a positive number of seconds')
   const audio = loadAudio(args.wav, sampleRate, seconds)
@@ -186,6 +186,7 @@ function resolveOptions (argv: string[]): Options | null {
       : [{ track: 'inbound', audio }],
     chunkMs,
     headers,
+    signing,
     account: accountOption(args.account),
     calls: integerOption(args.calls, 'calls', 1, 1),
     rampMs: integerOption(args['ramp-ms'], 'ramp-ms', 50, 0),
@@ -275,8 +276,10 @@ function tone (fromHz: number, rate: number, samples: number, toHz = fromHz): Bu
 
 async function runCall (options: Options, id: string): Promise<CallResult> {
   const result: CallResult = { interaction_id: id, ok: false, frames_sent: 0, bytes_sent: 0, close_code: null }
-  const call = options.simulator.call(id, options.sampleRate, options.account, options.tracks.map(({ track }) => track))
-  const ws = new WebSocket(options.url, { headers: options.headers, perMessageDeflate: false, ...options.tls })
+  // Signed for this call: a signature may carry a nonce, which no two upgrades share.
+  const headers = { ...options.headers, ...options.signing?.sign.headers(options.url, options.signing.secret) }
+  const call = options.simulator.call(id, options.sampleRate, options.account, options.tracks.map(({ track }) => track), headers)
+  const ws = new WebSocket(options.url, { headers, perMessageDeflate: false, ...options.tls })
   const playback: Buffer[] = []
   /** False when the socket had already closed: the message was not sent. */
   const send = (message: Record<string, unknown> | Buffer): boolean => {
@@ -330,7 +333,8 @@ async function runCall (options: Options, id: string): Promise<CallResult> {
     await sleep(start + k * options.chunkMs - performance.now())
     for (const { track, audio } of options.tracks) {
       const pcm = audio.subarray(k * chunkBytes, (k + 1) * chunkBytes)
-      send(call.media(k + 1, k * options.chunkMs, pcm, track))
+      const message = call.media(k + 1, k * options.chunkMs, pcm, track)
+      if (message !== null) send(message)
       result.frames_sent++
       result.bytes_sent += pcm.length
       stats.frames++

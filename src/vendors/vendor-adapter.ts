@@ -56,7 +56,12 @@ export interface StreamContext {
 
 export interface DecodedMessage {
   event: InboundEvent
-  /** A text message to send the client at once, once the event is handled (AudioHook's pong, paused, closed). */
+  /** Further events the same message carries, handled after `event` (AudioHook's stereo frame: one media per track). */
+  also?: InboundEvent[]
+  /**
+   * A text message to send the client at once, once the event is handled (AudioHook's pong); a stop's answer
+   * (AudioHook's closed) goes out before the close that ends the call.
+   */
   reply?: string
   /** Field paths the message carries that its schema does not name; only when asked for (debug). */
   unknownFields?: string[]

@@ -23,9 +23,10 @@ export interface VendorSimulator {
   readonly bothTracks?: boolean
   /**
    * One call's messages, numbered as the vendor numbers them; `accountId` is the account its start names, `tracks`
-   * the legs it streams (`['inbound']` unless the vendor has `bothTracks`).
+   * the legs it streams (`['inbound']` unless the vendor has `bothTracks`), `upgrade` the headers its upgrade carries
+   * (AudioHook's open repeats the session and organization it signed).
    */
-  call (callId: string, sampleRate: number, accountId: string, tracks: readonly Track[]): SimulatedCall
+  call (callId: string, sampleRate: number, accountId: string, tracks: readonly Track[], upgrade?: Readonly<Record<string, string>>): SimulatedCall
 }
 
 export interface UpgradeSigning {
@@ -33,15 +34,18 @@ export interface UpgradeSigning {
   readonly option: string
   /** The gateway setting holding the same secret: the option's default, read as the gateway reads it. */
   readonly setting: string
-  /** The headers that sign an upgrade to `url`, the URL as connected to. */
+  /** The headers that sign an upgrade to `url`, the URL as connected to; made anew for every call (a nonce each). */
   headers (url: string, secret: string): Record<string, string>
 }
 
 export interface SimulatedCall {
   /** What the vendor sends before the first audio. */
   readonly opening: SimulatedMessage[]
-  /** One media message of one track; `chunk` counts that track's media messages from 1. */
-  media (chunk: number, timestampMs: number, pcm: Buffer, track: Track): SimulatedMessage
+  /**
+   * One media message of one track; `chunk` counts that track's media messages from 1. Null: nothing to send yet
+   * (AudioHook sends the chunks of both tracks in one stereo frame, with the second).
+   */
+  media (chunk: number, timestampMs: number, pcm: Buffer, track: Track): SimulatedMessage | null
   /** A key press, for vendors that report them. */
   dtmf? (digit: string): SimulatedMessage
   /** The vendor's stop; null for a vendor that sends none and ends the call by closing the socket (Vonage). */
