@@ -307,6 +307,33 @@ t.test('a worker\'s event reaches Genesys as an AudioHook event; its hang-up is 
   t.equal(binary.length, 0, 'the worker\'s audio is not played: AudioHook plays none')
 })
 
+t.test('a worker\'s pause asks Genesys to pause, withholds the audio, and its resume asks Genesys to resume; the answers publish nothing more', async (t) => {
+  const { gateway, subscriber } = await startListenedGateway(t, redis.url, { AUDIOHOOK_CREDENTIALS: CREDENTIALS })
+  const { client, session, texts } = await connect(t, gateway)
+  client.send(open(session, 'CONV-worker-pause'))
+  const { playback_channel: channel } = await subscriber.waitForEvent('call.start', 'CONV-worker-pause') as CallStartEvent
+  await nextOf(texts, 'opened')
+  client.ws.send(interleave(codes(0, 0), codes(1, 0)), { binary: true })
+  const worker = playbackWorker(t, redis.url)
+  await worker.command(channel, { type: 'pause' })
+  // The protocol's server-initiated pause (https://developer.genesys.cloud/devapps/audiohook/protocol-reference).
+  t.same(await nextOf(texts, 'pause'), { version: '2', type: 'pause', seq: 2, clientseq: 1, id: session, parameters: {} })
+  t.match(await subscriber.waitForEvent('call.paused', 'CONV-worker-pause'), { source: 'worker' })
+  client.ws.send(interleave(codes(0, 1), codes(1, 1)), { binary: true }) // in flight before Genesys paused: withheld
+  client.send(clientMessage(session, 'paused', 2, 2))
+  await worker.command(channel, { type: 'resume' })
+  t.same(await nextOf(texts, 'resume'), { version: '2', type: 'resume', seq: 3, clientseq: 2, id: session, parameters: {} })
+  client.send(clientMessage(session, 'resumed', 3, 3, { start: 'PT0.04S', discarded: 'PT0S' }))
+  client.ws.send(interleave(codes(0, 2), codes(1, 2)), { binary: true })
+  client.send(clientMessage(session, 'close', 4, 3, { reason: 'end' }))
+  await nextOf(texts, 'closed')
+  const stop = await subscriber.waitForEvent('call.stop', 'CONV-worker-pause')
+  t.match(stop, { frames: 4, frames_withheld: 2, tracks: { inbound: { frames: 2, frames_withheld: 1 }, outbound: { frames: 2, frames_withheld: 1 } } })
+  const events = subscriber.events('CONV-worker-pause').map(({ type }) => type)
+  t.same(events, ['call.start', 'call.paused', 'call.resumed', 'call.stop'], 'Genesys\'s paused and resumed, answers to the worker\'s, publish nothing more')
+  t.ok(subscriber.frames('CONV-worker-pause').map(({ pcm }) => pcm)[1].equals(expectedPcm(codes(0, 2))), 'audio resumes byte-exact')
+})
+
 t.test('the gateway\'s shutdown tells Genesys with a disconnect before the 1001', async (t) => {
   const { gateway, subscriber } = await startListenedGateway(t, redis.url, { AUDIOHOOK_CREDENTIALS: CREDENTIALS })
   const { client, session, texts } = await connect(t, gateway)

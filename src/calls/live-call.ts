@@ -357,8 +357,9 @@ export class LiveCall {
   playback (message: Buffer): void {
     const control = controlCommand(message)
     if (control !== null && this.#state === 'live') {
-      if (control === 'pause') this.#pause('worker')
-      else this.#resume('worker')
+      const streamId = this.#call?.info.streamId ?? null
+      if (control === 'pause' && this.#pause('worker')) this.#tellVendor(this.#encoder?.pause?.(streamId))
+      if (control === 'resume' && this.#resume('worker')) this.#tellVendor(this.#encoder?.resume?.(streamId))
       return
     }
     if (this.#playback !== null) this.#playback.receive(message)
@@ -680,27 +681,35 @@ export class LiveCall {
     paused.bytes += bytes
   }
 
-  /** Withholds the call's audio from now on; a pause while paused changes nothing. */
-  #pause (source: PauseSource): void {
+  /** A message for the vendor, when its encoder has one. */
+  #tellVendor (message: string | undefined): void {
+    if (message !== undefined) this.#socket.send(message)
+  }
+
+  /** Withholds the call's audio from now on; a pause while paused changes nothing (false). */
+  #pause (source: PauseSource): boolean {
     if (this.#paused !== null) {
       this.#log.debug({ source, paused_by: this.#paused.source }, 'pause while paused, ignored')
-      return
+      return false
     }
     this.#paused = { since: Date.now(), source, frames: 0, bytes: 0 }
     this.#log.info({ source }, 'call paused: audio withheld from redis')
     this.#publishEvent({ type: 'call.paused', ...identity((this.#call as Started).info), source })
+    return true
   }
 
-  #resume (source: PauseSource): void {
+  /** Ends the pause; a resume while not paused changes nothing (false). */
+  #resume (source: PauseSource): boolean {
     const paused = this.#paused
     if (paused === null) {
       this.#log.debug({ source }, 'resume while not paused, ignored')
-      return
+      return false
     }
     this.#paused = null
     const summary = { paused_ms: Date.now() - paused.since, frames_withheld: paused.frames, bytes_withheld: paused.bytes }
     this.#log.info({ source, ...summary }, 'call resumed')
     this.#publishEvent({ type: 'call.resumed', ...identity((this.#call as Started).info), source, ...summary })
+    return true
   }
 
   /** The vendor echoed a mark: it played the audio queued before it. */

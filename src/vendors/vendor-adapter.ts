@@ -101,6 +101,13 @@ export interface OutboundEncoder {
    * (AudioHook's `event`, for transcripts or agent assist back into Genesys). Without it, the command is dropped.
    */
   event? (streamId: string | null, payload: Record<string, unknown>): string
+  /**
+   * A request that the vendor pause or resume its stream, sent when a worker pauses or resumes the call (AudioHook's
+   * `pause` and `resume`, which the client answers with `paused` and `resumed`). The gateway withholds the call's audio
+   * either way; this only spares the vendor sending it.
+   */
+  pause? (streamId: string | null): string
+  resume? (streamId: string | null): string
   /** The message a vendor expects before the gateway closes its stream (AudioHook's `disconnect`); `reason` is call.stop's. */
   disconnect? (streamId: string | null, reason: string): string
 }

@@ -84,13 +84,19 @@ function detectAudioHook (message: Record<string, unknown>): Detection {
   return message.type === 'open' && 'organizationId' in (typeof message.parameters === 'object' && message.parameters !== null ? message.parameters : {}) ? 'yes' : 'maybe'
 }
 
-/** No audio, no marks, no clear: AudioHook is a monitor. What goes back is `event` and, before a close, `disconnect`. */
+/**
+ * No audio, no marks, no clear: AudioHook is a monitor. What goes back is `event`, `pause` and `resume` (a worker's
+ * pause asks Genesys to stop sending; it answers `paused`, and `resumed` after `resume`) and, before a close,
+ * `disconnect`.
+ */
 function audioHookOutbound (session: Session): OutboundEncoder {
   return {
     sampleRate: AUDIOHOOK_SAMPLE_RATE,
     chunks: { ms: 100, multipleOf: 2, minBytes: 2, maxBytes: 64_000 },
     // The worker's event object is the message's parameters, e.g. {"entities":[{"type":"transcript","data":{…}}]}.
     event: (_streamId, payload) => serverMessage(session, 'event', payload),
+    pause: () => serverMessage(session, 'pause', {}),
+    resume: () => serverMessage(session, 'resume', {}),
     // A worker's hang-up and the gateway's shutdown complete the session; anything else ends it for an error.
     disconnect: (_streamId, reason) => serverMessage(session, 'disconnect', {
       reason: reason === 'hangup' || reason === 'shutdown' ? 'completed' : 'error',
