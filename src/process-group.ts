@@ -275,15 +275,8 @@ export class ProcessGroup {
         ...identity,
         ts: now,
         reason: 'worker_exited',
-        frames: totals.frames,
-        bytes: totals.bytes,
         duration_ms: now - startedAt,
-        frames_lost: totals.frames_lost,
-        gaps: totals.gaps,
-        duplicates: totals.duplicates,
-        reordered: totals.reordered,
-        frames_withheld: totals.frames_withheld,
-        bytes_withheld: totals.bytes_withheld,
+        ...totals,
         tracks: byTrack
       }
       const call: CallRef = { tenantId: identity.tenant_id, tenantVerified: identity.tenant_verified, interactionId: identity.interaction_id, epoch: epoch ?? undefined, tracks }

@@ -771,15 +771,8 @@ export class LiveCall {
       type: 'call.stop',
       ...identity(info),
       reason,
-      frames: totals.frames,
-      bytes: totals.bytes,
       duration_ms: Date.now() - startedAt,
-      frames_lost: totals.frames_lost,
-      gaps: totals.gaps,
-      duplicates: totals.duplicates,
-      reordered: totals.reordered,
-      frames_withheld: totals.frames_withheld,
-      bytes_withheld: totals.bytes_withheld,
+      ...totals,
       tracks
     }
     this.#publishEvent(this.#stopEvent)
