@@ -1,5 +1,7 @@
 /** G.711 A-law ↔ linear PCM s16le, by table: one lookup per sample on the hot path. */
 
+import { decodeByTable, encodeBySample } from './g711.js'
+
 /** The largest magnitude of each segment, in the 13-bit domain A-law encodes (Sun's reference g711.c, seg_aend). */
 const SEGMENT_ENDS = [0x1f, 0x3f, 0x7f, 0xff, 0x1ff, 0x3ff, 0x7ff, 0xfff]
 
@@ -16,16 +18,12 @@ for (let byte = 0; byte < 256; byte++) {
 
 /** A-law bytes to PCM s16le: twice as many bytes out. */
 export function decodeAlaw (alaw: Buffer): Buffer {
-  const pcm = Buffer.allocUnsafe(alaw.length * 2)
-  for (let i = 0; i < alaw.length; i++) pcm.writeInt16LE(DECODE[alaw[i]], i * 2)
-  return pcm
+  return decodeByTable(alaw, DECODE)
 }
 
 /** PCM s16le to A-law bytes (ITU-T G.711, as in Sun's reference g711.c). */
 export function encodeAlaw (pcm: Buffer): Buffer {
-  const alaw = Buffer.allocUnsafe(pcm.length >> 1)
-  for (let i = 0; i < alaw.length; i++) alaw[i] = encodeSample(pcm.readInt16LE(i * 2))
-  return alaw
+  return encodeBySample(pcm, encodeSample)
 }
 
 function encodeSample (sample: number): number {

@@ -1,5 +1,7 @@
 /** G.711 μ-law ↔ linear PCM s16le, by table: one lookup per sample on the hot path. */
 
+import { decodeByTable, encodeBySample } from './g711.js'
+
 const BIAS = 0x84
 const CLIP = 32635
 
@@ -13,16 +15,12 @@ for (let byte = 0; byte < 256; byte++) {
 
 /** μ-law bytes to PCM s16le: twice as many bytes out. */
 export function decodeMulaw (mulaw: Buffer): Buffer {
-  const pcm = Buffer.allocUnsafe(mulaw.length * 2)
-  for (let i = 0; i < mulaw.length; i++) pcm.writeInt16LE(DECODE[mulaw[i]], i * 2)
-  return pcm
+  return decodeByTable(mulaw, DECODE)
 }
 
 /** PCM s16le to μ-law bytes (ITU-T G.711, as in Sun's reference g711.c). */
 export function encodeMulaw (pcm: Buffer): Buffer {
-  const mulaw = Buffer.allocUnsafe(pcm.length >> 1)
-  for (let i = 0; i < mulaw.length; i++) mulaw[i] = encodeSample(pcm.readInt16LE(i * 2))
-  return mulaw
+  return encodeBySample(pcm, encodeSample)
 }
 
 function encodeSample (sample: number): number {

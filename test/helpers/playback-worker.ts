@@ -29,3 +29,17 @@ export function playbackWorker (t: Test, redisUrl: string): PlaybackWorker {
     }
   }
 }
+
+/**
+ * The most audio (ms) a vendor had been sent but could not yet have played, over messages `{ at, ms }` in the order
+ * they arrived (at: arrival time in ms, ms: the audio the message carries): what the gateway's pacing bounds by its lead.
+ */
+export function mostUnplayedMs (messages: ReadonlyArray<{ at: number, ms: number }>): number {
+  let sentMs = 0
+  let most = 0
+  for (const { at, ms } of messages) {
+    sentMs += ms
+    most = Math.max(most, sentMs - (at - messages[0].at))
+  }
+  return most
+}
