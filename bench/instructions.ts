@@ -36,7 +36,9 @@ async function count (variant: Variant, redisUrl: string): Promise<{ variant: Va
   // Its driver counts deliveries on pub/sub; a Streams variant's frames would never arrive there.
   if (parseVariant(variant).transport === 'streams') throw new Error(`${variant}: bench:instructions counts pub/sub variants only`)
   const port = await freePort()
-  const out = mkdtempSync(join(tmpdir(), 'rtaa-callgrind-'))
+  // BENCH_CALLGRIND_DIR keeps each server's callgrind output there, for callgrind_annotate.
+  const keep = process.env.BENCH_CALLGRIND_DIR
+  const out = keep === undefined ? mkdtempSync(join(tmpdir(), 'rtaa-callgrind-')) : mkdtempSync(join(keep, `${variant.replace(/\W/g, '_')}-`))
   // One thread for V8's compiler and GC, so their work is not spread by timing across runs.
   const command = await serverCommand(variant, port, redisUrl, ['--single-threaded'])
   // Tracked: killed with the benchmark, on exit or a signal (bench/children.ts); valgrind runs node in its own process.
@@ -87,7 +89,7 @@ async function count (variant: Variant, redisUrl: string): Promise<{ variant: Va
       await once(server, 'exit')
     }
     sink.disconnect()
-    rmSync(out, { recursive: true, force: true })
+    if (keep === undefined) rmSync(out, { recursive: true, force: true })
   }
 }
 

@@ -1,4 +1,4 @@
-import type { AudioFrameHeader } from './audio-frame.js'
+import type { AudioFrameEncoder, AudioFrameHeader, FixedHeader } from './audio-frame.js'
 import type { CallEvent, CallStartEvent } from './call-events.js'
 import type { CallRef } from './channels.js'
 
@@ -20,6 +20,13 @@ export interface Bus {
    * and reports its fate to `outcome`; within a call, publish order is call order.
    */
   publishAudio (call: CallRef, header: AudioFrameHeader, pcm: Buffer, outcome: PublishOutcome): void
+  /**
+   * An encoder of one track's whole audio messages, header included, made once when its call starts; null when the
+   * transport keeps a frame's header beside its PCM (Streams), and frames go through publishAudio.
+   */
+  frameEncoder (fixed: FixedHeader): AudioFrameEncoder | null
+  /** Publishes one frame that `frameEncoder`'s encoder wrote, as publishAudio does. */
+  publishFrame (call: CallRef, message: Buffer, outcome: PublishOutcome): void
   /**
    * Starts delivering one call's playback messages to the receiver; until then nothing is subscribed. Resolves once
    * Redis has acknowledged the subscription (or it failed, which is logged): it never rejects.

@@ -3,7 +3,7 @@ import Denque from 'denque'
 import { ReplyError } from 'ioredis'
 import { redactUrl, type Log } from '../logger.js'
 import type { Metrics } from '../metrics.js'
-import type { AudioFrameHeader } from './audio-frame.js'
+import type { AudioFrameEncoder, AudioFrameHeader, FixedHeader } from './audio-frame.js'
 import { PublishDropped, type Bus, type BusProblem, type CallRoutes, type PlaybackReceiver, type PublishOutcome } from './bus.js'
 import type { CallEvent } from './call-events.js'
 import { callTag, claimKey, playbackChannel, playbackTag, trackRefs, type CallRef } from './channels.js'
@@ -362,6 +362,14 @@ export class RedisBus implements Bus {
     const bytes = this.#transport.frameBytes(header, pcm)
     // Pub/sub's bytes hold the header already: a waiting frame keeps no header object alive besides.
     this.#publish('audio', this.#audioChannelOf(call), bytes, this.#transport.keepsHeader ? header : null, bytes.length, performance.now(), call, outcome)
+  }
+
+  frameEncoder (fixed: FixedHeader): AudioFrameEncoder | null {
+    return this.#transport.frameEncoder(fixed)
+  }
+
+  publishFrame (call: CallRef, message: Buffer, outcome: PublishOutcome): void {
+    this.#publish('audio', this.#audioChannelOf(call), message, null, message.length, performance.now(), call, outcome)
   }
 
   /** A call's audio channel (or stream), named once per call rather than once per frame (and per waiting frame). */

@@ -1,5 +1,5 @@
 import { ReplyError, type Cluster, type Redis } from 'ioredis'
-import { encodeAudioFrame, type AudioFrameHeader } from './audio-frame.js'
+import { AudioFrameEncoder, encodeAudioFrame, type AudioFrameHeader, type FixedHeader } from './audio-frame.js'
 import { PublishDropped } from './bus.js'
 import type { CallEvent } from './call-events.js'
 import { audioChannel, audioStreamKey, callsChannel, trackRefs, type CallRef } from './channels.js'
@@ -20,6 +20,11 @@ export interface Transport {
   audioTarget (call: CallRef): string
   /** The bytes a frame is held as until it is written. */
   frameBytes (header: AudioFrameHeader, pcm: Buffer): Buffer
+  /**
+   * A track's encoder of those bytes, header and all, made once per call (pub/sub); null where a frame's bytes are its
+   * PCM alone and its header goes beside it (Streams).
+   */
+  frameEncoder (fixed: FixedHeader): AudioFrameEncoder | null
   /** Whether writeFrame needs the frame's header beside its bytes (Streams), or the bytes hold it (pub/sub). */
   readonly keepsHeader: boolean
   /** Writes one frame to `target` (the call's audio channel, or its audio stream); `header` if it keeps headers. */
@@ -41,6 +46,7 @@ export function pubSubTransport (prefix: string, sharded: boolean): Transport {
     keepsHeader: false,
     liveStreamTtlMs: 0,
     frameBytes: encodeAudioFrame,
+    frameEncoder: (fixed) => new AudioFrameEncoder(fixed),
     writeFrame: (redis, channel, _header, bytes) => publish(redis, channel, bytes),
     writeEvent: (redis, event) => publish(redis, events, JSON.stringify(event))
   }
@@ -70,6 +76,7 @@ export function streamsTransport (prefix: string, { maxLen, ttlMs, claimTtlMs, e
     keepsHeader: true,
     liveStreamTtlMs: ttlMs,
     frameBytes: (_header, pcm) => pcm,
+    frameEncoder: () => null,
     writeFrame: (redis, key, kept, pcm) => {
       const header = kept as AudioFrameHeader
       const added = appendFrame(redis, key, maxLen, header, pcm)

@@ -1,4 +1,4 @@
-import type { AudioFrameHeader } from '../bus/audio-frame.js'
+import type { AudioFrameEncoder, AudioFrameHeader } from '../bus/audio-frame.js'
 import { PublishDropped, type Bus } from '../bus/bus.js'
 import { CONTRACT_VERSION, callTotals, type CallEvent, type CallStopEvent, type PauseSource, type TrackTotals } from '../bus/call-events.js'
 import { controlCommand } from '../bus/playback-message.js'
@@ -11,7 +11,8 @@ import type { Metrics } from '../metrics.js'
 import type { Track } from '../track.js'
 import type { InboundEvent, StreamStart } from '../vendors/inbound-event.js'
 import { CloseCode, ProtocolError } from '../vendors/protocol-error.js'
-import type { OutboundEncoder, StreamContext, StreamDecoder, VendorAdapter } from '../vendors/vendor-adapter.js'
+import { newMediaScan, type MediaScan } from '../vendors/media-scanner.js'
+import type { MediaFastPath, OutboundEncoder, StreamContext, StreamDecoder, VendorAdapter } from '../vendors/vendor-adapter.js'
 import { VendorDetector, type Candidate } from '../vendors/vendor-detector.js'
 import { CallStats } from './call-stats.js'
 import { Playback, type PlaybackSettings } from './playback.js'
@@ -128,7 +129,22 @@ interface Pause {
 interface TrackState {
   ref: CallRef
   stats: CallStats
+  /** The track's audio messages, header encoded once (pub/sub); null when frames go out as header and PCM (Streams). */
+  encoder: AudioFrameEncoder | null
 }
+
+/**
+ * A media message the vendor's fast path read, its PCM still base64 in the message (`data`) until it is decoded
+ * straight into the frame. One per connection, reused for every message.
+ */
+interface ScannedPcm {
+  fast: MediaFastPath
+  scan: MediaScan
+  data: Buffer | null
+}
+
+/** A frame's PCM: decoded already (the full path), or still in its message (the fast path). */
+type Pcm = Buffer | ScannedPcm
 
 /** How long a start waits for Redis to confirm the claim before the call goes on unconfirmed. */
 const CLAIM_WAIT_MS = 1000
@@ -174,6 +190,8 @@ export class LiveCall {
   #adapter: VendorAdapter | null = null
   #context: StreamContext | null = null
   #decoder: StreamDecoder | null = null
+  /** The vendor's fast path for media, with the reading it reuses; null without one, or at debug level. */
+  #scanned: ScannedPcm | null = null
   /** Messages held while detection is undecided or the claim is checked, replayed once either is settled. */
   #held: Array<[Buffer, boolean]> = []
   /** Bytes held while the claim is checked, for its bound. */
@@ -262,6 +280,14 @@ export class LiveCall {
     try {
       if (this.#decoder === null) {
         this.#detect(data, isBinary)
+        return
+      }
+      const scanned = this.#scanned
+      if (scanned !== null && !isBinary && this.#state === 'live' && this.#call?.onlyTrack != null && scanned.fast.scan(data, scanned.scan)) {
+        const { scan } = scanned
+        scanned.data = data
+        this.#media(this.#call, this.#call.onlyTrack, scanned, scan.vendorSeq, scan.timestampMs, scan.chunk)
+        scanned.data = null
         return
       }
       const decoded = this.#decoder.decode(data, isBinary, this.#debug)
@@ -442,6 +468,9 @@ export class LiveCall {
     this.#adapter = adapter
     this.#context = context
     this.#decoder = adapter.createDecoder(context)
+    // At debug level every message goes through decode, which names the fields a schema does not.
+    const fast = this.#decoder.fast
+    this.#scanned = fast === undefined || this.#debug ? null : { fast, scan: newMediaScan(), data: null }
     this.#log = this.#options.log.child({ vendor: adapter.name })
   }
 
@@ -463,10 +492,7 @@ export class LiveCall {
     switch (event.kind) {
       case 'media': {
         const call = this.#live('media')
-        const track = trackOf(call, event.track)
-        if (!call.audioRate.take(event.pcm.length)) this.#limit('audio_rate', `audio faster than ${this.#options.inbound.maxAudioSpeed} times real time`)
-        else if (this.#paused === null) this.#audio(call.info, track, event.pcm, event.vendorSeq, event.timestampMs, event.chunk ?? null)
-        else this.#withhold(track, event.pcm.length, event.chunk ?? null)
+        this.#media(call, trackOf(call, event.track), event.pcm, event.vendorSeq, event.timestampMs, event.chunk ?? null)
         return
       }
       case 'pause':
@@ -592,7 +618,8 @@ export class LiveCall {
     const labels = metrics.callLabels(info.vendor, info.tenantId, info.tenantVerified)
     const tracks = new Map(trackRefs(info).map((ref, i) => {
       const track = info.tracks[i]
-      return [track, { ref, stats: new CallStats(metrics, labels, (err, first) => this.#frameLost(track, err, first)) }] as const
+      const encoder = bus.frameEncoder({ interaction_id: info.interactionId, tenant_id: info.tenantId, sample_rate: info.sampleRate, encoding: 'pcm_s16le', channels: 1, track: ref.track })
+      return [track, { ref, stats: new CallStats(metrics, labels, (err, first) => this.#frameLost(track, err, first)), encoder }] as const
     }))
     // Each track is its own real time: a call with two may send twice the audio.
     const audioRate = new TokenBucket(inbound.maxAudioSpeed * pcmBytesPerMs(info.sampleRate) * tracks.size, INBOUND_BURST_MS)
@@ -652,25 +679,41 @@ export class LiveCall {
     })
   }
 
+  /** One frame of media: within the call's audio rate, published, or withheld while the call is paused. */
+  #media (call: Started, track: TrackState, pcm: Pcm, vendorSeq: number | null, timestampMs: number | null, chunk: number | null): void {
+    const bytes = pcmBytes(pcm)
+    if (!call.audioRate.take(bytes)) this.#limit('audio_rate', `audio faster than ${this.#options.inbound.maxAudioSpeed} times real time`)
+    else if (this.#paused === null) this.#audio(call.info, track, pcm, bytes, vendorSeq, timestampMs, chunk)
+    else this.#withhold(track, bytes, chunk)
+  }
+
   /**
    * Publishes one frame of PCM s16le; a null timestampMs is derived from the audio so far. `chunk` is the
    * vendor's media counter, which gap accounting follows.
    */
-  #audio (info: CallInfo, { ref, stats }: TrackState, pcm: Buffer, vendorSeq: number | null, timestampMs: number | null, chunk: number | null): void {
+  #audio (info: CallInfo, { ref, stats, encoder }: TrackState, pcm: Pcm, bytes: number, vendorSeq: number | null, timestampMs: number | null, chunk: number | null): void {
+    const seq = stats.frames + 1
+    // Withheld audio keeps its place on the time line: a resumed call's timestamps go on from the pause's end.
+    const timestamp = timestampMs ?? Math.floor((stats.bytes + stats.bytesWithheld) / pcmBytesPerMs(info.sampleRate))
+    stats.frame(bytes, chunk)
+    if (encoder !== null) {
+      const message = encoder.frame(seq, vendorSeq, timestamp, bytes)
+      writePcm(pcm, message, message.length - bytes)
+      this.#options.bus.publishFrame(ref, message, stats)
+      return
+    }
     const header: AudioFrameHeader = {
       interaction_id: info.interactionId,
       tenant_id: info.tenantId,
-      seq: stats.frames + 1,
+      seq,
       vendor_seq: vendorSeq,
-      // Withheld audio keeps its place on the time line: a resumed call's timestamps go on from the pause's end.
-      timestamp_ms: timestampMs ?? Math.floor((stats.bytes + stats.bytesWithheld) / pcmBytesPerMs(info.sampleRate)),
+      timestamp_ms: timestamp,
       sample_rate: info.sampleRate,
       encoding: 'pcm_s16le',
       channels: 1
     }
     if (ref.track !== undefined) header.track = ref.track
-    stats.frame(pcm.length, chunk)
-    this.#options.bus.publishAudio(ref, header, pcm, stats)
+    this.#options.bus.publishAudio(ref, header, pcmBuffer(pcm, bytes), stats)
   }
 
   /** A frame of a paused call: counted as withheld, and never handed to the bus, so no outage buffer holds it. */
@@ -805,6 +848,22 @@ export class LiveCall {
       this.#log.warn({ err, event: event.type }, 'call event not published to redis')
     })
   }
+}
+
+function pcmBytes (pcm: Pcm): number {
+  return Buffer.isBuffer(pcm) ? pcm.length : pcm.fast.pcmBytes(pcm.scan)
+}
+
+function writePcm (pcm: Pcm, target: Buffer, offset: number): void {
+  if (Buffer.isBuffer(pcm)) pcm.copy(target, offset)
+  else pcm.fast.decodePcm(pcm.data as Buffer, pcm.scan, target, offset)
+}
+
+function pcmBuffer (pcm: Pcm, bytes: number): Buffer {
+  if (Buffer.isBuffer(pcm)) return pcm
+  const decoded = Buffer.allocUnsafe(bytes)
+  writePcm(pcm, decoded, 0)
+  return decoded
 }
 
 /** The track a media event is for: its own, which the start announced, or the call's only one. */

@@ -1,6 +1,7 @@
 import type { AuthMethod, Query } from '../auth/auth-method.js'
 import type { Principal } from '../auth/principal.js'
 import type { InboundEvent, StreamStart, Track } from './inbound-event.js'
+import type { MediaScan } from './media-scanner.js'
 import type { ProtocolError } from './protocol-error.js'
 
 /**
@@ -71,6 +72,11 @@ export interface DecodedMessage {
 export interface StreamDecoder {
   /** Throws ProtocolError for a message the gateway refuses. */
   decode (data: Buffer, isBinary: boolean, withUnknownFields: boolean): DecodedMessage
+  /**
+   * The frame path's shortcut for media (docs/adding-a-vendor.md, "A fast path for media"): messages read from their
+   * bytes, PCM decoded straight into the message Redis gets. Optional; whatever it is not sure of goes to `decode`.
+   */
+  readonly fast?: MediaFastPath
   /** A text message to send the client once its call has started (the native protocol acknowledges). */
   started? (start: StreamStart): string | undefined
   /** A text message to send the client before the connection is closed for an error. */
@@ -80,6 +86,20 @@ export interface StreamDecoder {
    * encoding its start names, Vonage in 20 ms frames at its rate); without it, the adapter's `outbound`.
    */
   outbound? (start: StreamStart): OutboundEncoder
+}
+
+/**
+ * A vendor's media messages read without parsing them. It must vouch only for what `decode` accepts as media (for a
+ * call with one track), with the same counters and the same PCM; test/fast-media.test.ts checks a vendor's against
+ * its decoder.
+ */
+export interface MediaFastPath {
+  /** True when `data` is a media message it vouches for (`into` then holds its reading); false leaves it to decode. */
+  scan (data: Buffer, into: MediaScan): boolean
+  /** The bytes of PCM s16le the message `scan` read carries. */
+  pcmBytes (scan: MediaScan): number
+  /** Writes that PCM into `target` from `offset` on. */
+  decodePcm (data: Buffer, scan: MediaScan, target: Buffer, offset: number): void
 }
 
 /** Encodes outbound playback for a two-way vendor. */

@@ -46,6 +46,11 @@ export class Subscriber {
       .map(({ message }) => decodeAudioFrame(message))
   }
 
+  /** A call's audio messages as Redis carried them, header and PCM, undecoded. */
+  rawFrames (interactionId: string, track: Track = 'inbound'): Buffer[] {
+    return this.published.items.filter(({ channel }) => this.#isAudioOf(channel, interactionId, track)).map(({ message }) => message)
+  }
+
   /** The frames published on one channel, as call.start names it. */
   framesOn (channel: string): Array<{ header: AudioFrameHeader, pcm: Buffer }> {
     return this.published.items.filter((item) => item.channel === channel).map(({ message }) => decodeAudioFrame(message))

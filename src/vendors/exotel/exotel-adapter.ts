@@ -1,7 +1,8 @@
 import type { Query } from '../../auth/auth-method.js'
-import { decodeBase64Pcm } from '../../audio/pcm.js'
+import { decodeBase64Into, decodeBase64Pcm } from '../../audio/pcm.js'
 import { createJsonEventDecoder, decodeAudio, toCounter, type EventMapping } from '../json-messages.js'
-import type { Detection, StreamContext, VendorAdapter } from '../vendor-adapter.js'
+import { MediaScanner } from '../media-scanner.js'
+import type { Detection, MediaFastPath, StreamContext, VendorAdapter } from '../vendor-adapter.js'
 import { exotelMessages } from './exotel-messages.js'
 
 export const EXOTEL_SAMPLE_RATES = [8000, 16000, 24000] as const
@@ -28,7 +29,7 @@ export function createExotelAdapter (defaultSampleRate: number, ipAccounts: read
     detect: detectExotel,
 
     createDecoder (context: StreamContext) {
-      return { decode: createJsonEventDecoder('Exotel', exotelMessages, exotelEvents(context.sampleRate ?? defaultSampleRate)) }
+      return { decode: createJsonEventDecoder('Exotel', exotelMessages, exotelEvents(context.sampleRate ?? defaultSampleRate)), fast: exotelFastMedia }
     },
 
     outbound: {
@@ -41,6 +42,20 @@ export function createExotelAdapter (defaultSampleRate: number, ipAccounts: read
       clear: (streamId) => JSON.stringify({ event: 'clear', stream_sid: streamId })
     }
   }
+}
+
+/** MediaMessage (exotel-messages.ts), as the frame path reads it; whole 16-bit samples, as decodeBase64Pcm requires. */
+const exotelMediaScanner = new MediaScanner({
+  event: 'media',
+  top: { sequence_number: 'sequence', stream_sid: 'id' },
+  nestedKey: 'media',
+  nested: { chunk: 'chunk', timestamp: 'timestamp', payload: 'payload' }
+})
+
+const exotelFastMedia: MediaFastPath = {
+  scan: (data, into) => exotelMediaScanner.scan(data, into) && into.payloadBytes % 2 === 0,
+  pcmBytes: (scan) => scan.payloadBytes,
+  decodePcm: (data, scan, target, offset) => decodeBase64Into(data, scan.payloadStart, scan.payloadEnd, target, offset)
 }
 
 /**
