@@ -133,19 +133,6 @@ interface TrackState {
   encoder: AudioFrameEncoder | null
 }
 
-/**
- * A media message the vendor's fast path read, its PCM still base64 in the message (`data`) until it is decoded
- * straight into the frame. One per connection, reused for every message.
- */
-interface ScannedPcm {
-  fast: MediaFastPath
-  scan: MediaScan
-  data: Buffer | null
-}
-
-/** A frame's PCM: decoded already (the full path), or still in its message (the fast path). */
-type Pcm = Buffer | ScannedPcm
-
 /** How long a start waits for Redis to confirm the claim before the call goes on unconfirmed. */
 const CLAIM_WAIT_MS = 1000
 /** Messages, and their bytes, that a call holds while its claim is checked; a stream that sends more is refused. */
@@ -191,7 +178,9 @@ export class LiveCall {
   #context: StreamContext | null = null
   #decoder: StreamDecoder | null = null
   /** The vendor's fast path for media, with the reading it reuses; null without one, or at debug level. */
-  #scanned: ScannedPcm | null = null
+  #fast: { path: MediaFastPath, scan: MediaScan } | null = null
+  /** What the fast path decodes a frame's PCM into, before it is copied into the frame: the call's, reused. */
+  #pcm: Buffer | null = null
   /** Messages held while detection is undecided or the claim is checked, replayed once either is settled. */
   #held: Array<[Buffer, boolean]> = []
   /** Bytes held while the claim is checked, for its bound. */
@@ -282,13 +271,16 @@ export class LiveCall {
         this.#detect(data, isBinary)
         return
       }
-      const scanned = this.#scanned
-      if (scanned !== null && !isBinary && this.#state === 'live' && this.#call?.onlyTrack != null && scanned.fast.scan(data, scanned.scan)) {
-        const { scan } = scanned
-        scanned.data = data
-        this.#media(this.#call, this.#call.onlyTrack, scanned, scan.vendorSeq, scan.timestampMs, scan.chunk)
-        scanned.data = null
-        return
+      const fast = this.#fast
+      if (fast !== null && !isBinary && this.#state === 'live' && this.#call?.onlyTrack != null && fast.path.scan(data, fast.scan)) {
+        const { scan } = fast
+        const pcm = this.#pcmFor(((scan.payloadEnd - scan.payloadStart) * 3) >>> 2)
+        const bytes = fast.path.decodePcm(data, scan, pcm)
+        // A payload its decoder refuses goes the full way, which says why.
+        if (bytes >= 0) {
+          this.#media(this.#call, this.#call.onlyTrack, pcm, bytes, scan.vendorSeq, scan.timestampMs, scan.chunk)
+          return
+        }
       }
       const decoded = this.#decoder.decode(data, isBinary, this.#debug)
       if (decoded.unknownFields !== undefined && decoded.unknownFields.length > 0) {
@@ -470,7 +462,7 @@ export class LiveCall {
     this.#decoder = adapter.createDecoder(context)
     // At debug level every message goes through decode, which names the fields a schema does not.
     const fast = this.#decoder.fast
-    this.#scanned = fast === undefined || this.#debug ? null : { fast, scan: newMediaScan(), data: null }
+    this.#fast = fast === undefined || this.#debug ? null : { path: fast, scan: newMediaScan() }
     this.#log = this.#options.log.child({ vendor: adapter.name })
   }
 
@@ -492,7 +484,7 @@ export class LiveCall {
     switch (event.kind) {
       case 'media': {
         const call = this.#live('media')
-        this.#media(call, trackOf(call, event.track), event.pcm, event.vendorSeq, event.timestampMs, event.chunk ?? null)
+        this.#media(call, trackOf(call, event.track), event.pcm, event.pcm.length, event.vendorSeq, event.timestampMs, event.chunk ?? null)
         return
       }
       case 'pause':
@@ -679,26 +671,31 @@ export class LiveCall {
     })
   }
 
-  /** One frame of media: within the call's audio rate, published, or withheld while the call is paused. */
-  #media (call: Started, track: TrackState, pcm: Pcm, vendorSeq: number | null, timestampMs: number | null, chunk: number | null): void {
-    const bytes = pcmBytes(pcm)
+  /** The call's buffer for the fast path's PCM, grown to hold `bytes`. */
+  #pcmFor (bytes: number): Buffer {
+    if (this.#pcm === null || this.#pcm.length < bytes) this.#pcm = Buffer.allocUnsafeSlow(Math.max(bytes, 2048))
+    return this.#pcm
+  }
+
+  /** One frame of media, pcm[0, bytes): within the call's audio rate, published, or withheld while the call is paused. */
+  #media (call: Started, track: TrackState, pcm: Buffer, bytes: number, vendorSeq: number | null, timestampMs: number | null, chunk: number | null): void {
     if (!call.audioRate.take(bytes)) this.#limit('audio_rate', `audio faster than ${this.#options.inbound.maxAudioSpeed} times real time`)
     else if (this.#paused === null) this.#audio(call.info, track, pcm, bytes, vendorSeq, timestampMs, chunk)
     else this.#withhold(track, bytes, chunk)
   }
 
   /**
-   * Publishes one frame of PCM s16le; a null timestampMs is derived from the audio so far. `chunk` is the
-   * vendor's media counter, which gap accounting follows.
+   * Publishes one frame of PCM s16le, pcm[0, bytes); a null timestampMs is derived from the audio so far. `chunk` is
+   * the vendor's media counter, which gap accounting follows.
    */
-  #audio (info: CallInfo, { ref, stats, encoder }: TrackState, pcm: Pcm, bytes: number, vendorSeq: number | null, timestampMs: number | null, chunk: number | null): void {
+  #audio (info: CallInfo, { ref, stats, encoder }: TrackState, pcm: Buffer, bytes: number, vendorSeq: number | null, timestampMs: number | null, chunk: number | null): void {
     const seq = stats.frames + 1
     // Withheld audio keeps its place on the time line: a resumed call's timestamps go on from the pause's end.
     const timestamp = timestampMs ?? Math.floor((stats.bytes + stats.bytesWithheld) / pcmBytesPerMs(info.sampleRate))
     stats.frame(bytes, chunk)
     if (encoder !== null) {
       const message = encoder.frame(seq, vendorSeq, timestamp, bytes)
-      writePcm(pcm, message, message.length - bytes)
+      pcm.copy(message, message.length - bytes, 0, bytes)
       this.#options.bus.publishFrame(ref, message, stats)
       return
     }
@@ -713,7 +710,8 @@ export class LiveCall {
       channels: 1
     }
     if (ref.track !== undefined) header.track = ref.track
-    this.#options.bus.publishAudio(ref, header, pcmBuffer(pcm, bytes), stats)
+    // The bus keeps a frame's PCM until Redis takes it: never the call's reused buffer.
+    this.#options.bus.publishAudio(ref, header, pcm === this.#pcm ? Buffer.copyBytesFrom(pcm, 0, bytes) : pcm, stats)
   }
 
   /** A frame of a paused call: counted as withheld, and never handed to the bus, so no outage buffer holds it. */
@@ -848,22 +846,6 @@ export class LiveCall {
       this.#log.warn({ err, event: event.type }, 'call event not published to redis')
     })
   }
-}
-
-function pcmBytes (pcm: Pcm): number {
-  return Buffer.isBuffer(pcm) ? pcm.length : pcm.fast.pcmBytes(pcm.scan)
-}
-
-function writePcm (pcm: Pcm, target: Buffer, offset: number): void {
-  if (Buffer.isBuffer(pcm)) pcm.copy(target, offset)
-  else pcm.fast.decodePcm(pcm.data as Buffer, pcm.scan, target, offset)
-}
-
-function pcmBuffer (pcm: Pcm, bytes: number): Buffer {
-  if (Buffer.isBuffer(pcm)) return pcm
-  const decoded = Buffer.allocUnsafe(bytes)
-  writePcm(pcm, decoded, 0)
-  return decoded
 }
 
 /** The track a media event is for: its own, which the start announced, or the call's only one. */

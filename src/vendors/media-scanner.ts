@@ -1,4 +1,4 @@
-import { base64Bytes } from '../audio/pcm.js'
+import { isAscii } from 'node:buffer'
 
 /**
  * The frame path's reading of a JSON media message, straight from its bytes: no string, no parsed object. It vouches
@@ -8,7 +8,8 @@ import { base64Bytes } from '../audio/pcm.js'
  *
  * What it understands: one object of keys without escapes, whose values are strings without escapes, integers of
  * up to 15 digits, true, false or null, plus one nested object of the same (the media); ASCII only. Anything else
- * (an escape, a float, an array, a repeated key it reads) is left to the full path.
+ * (an escape, a float, an array, a repeated key it reads) is left to the full path. The long strings, the whole
+ * message's bytes and the payload's end, are checked by Node's own loops (isAscii, indexOf), not byte by byte here.
  */
 
 /** What a field of the layout holds: a vendor counter (integer or numeric string), an id (string), or the audio. */
@@ -30,15 +31,16 @@ export interface MediaScan {
   vendorSeq: number | null
   chunk: number | null
   timestampMs: number | null
-  /** The payload's characters: data[payloadStart, payloadEnd). */
+  /**
+   * The payload's characters, data[payloadStart, payloadEnd): ASCII without a backslash, so the string the full path
+   * would parse is `data.toString('latin1', payloadStart, payloadEnd)`. Not checked further: its decoder judges it.
+   */
   payloadStart: number
   payloadEnd: number
-  /** The bytes the payload's base64 decodes to. */
-  payloadBytes: number
 }
 
 export function newMediaScan (): MediaScan {
-  return { vendorSeq: null, chunk: null, timestampMs: null, payloadStart: 0, payloadEnd: 0, payloadBytes: 0 }
+  return { vendorSeq: null, chunk: null, timestampMs: null, payloadStart: 0, payloadEnd: 0 }
 }
 
 const QUOTE = 0x22
@@ -89,7 +91,8 @@ export class MediaScanner {
     this.#seen = 0
     let event = false
     let media = false
-    if (!this.#open(data)) return false
+    // No escape anywhere and no byte past ASCII: then a string's bytes are its characters.
+    if (!isAscii(data) || data.indexOf(BACKSLASH) !== -1 || !this.#open(data)) return false
     for (let first = true; ; first = false) {
       if (this.#closes(data, first)) break
       const keyStart = this.#string(data)
@@ -142,12 +145,16 @@ export class MediaScanner {
         return start >= 0 && this.#at - 1 - start <= MAX_ID_LENGTH
       }
       default: {
-        const start = this.#string(data)
-        if (start < 0) return false
-        into.payloadStart = start
-        into.payloadEnd = this.#at - 1
-        into.payloadBytes = base64Bytes(data, start, this.#at - 1)
-        return into.payloadBytes >= 0
+        // A control character in it would make the full path refuse the message; it makes the payload's decoder
+        // refuse it too, which sends the message to the full path.
+        this.#skipSpace(data)
+        if (data[this.#at] !== QUOTE) return false
+        const end = data.indexOf(QUOTE, this.#at + 1)
+        if (end === -1) return false
+        into.payloadStart = this.#at + 1
+        into.payloadEnd = end
+        this.#at = end + 1
+        return true
       }
     }
   }
@@ -194,14 +201,14 @@ export class MediaScanner {
     return false
   }
 
-  /** A string without escapes or control characters, ASCII only; returns where its characters start, or -1. */
+  /** A string without control characters (scan has ruled out escapes); returns where its characters start, or -1. */
   #string (data: Buffer): number {
     this.#skipSpace(data)
     if (data[this.#at] !== QUOTE) return -1
     const start = ++this.#at
     for (let byte = data[this.#at]; byte !== QUOTE; byte = data[++this.#at]) {
       // Undefined past the end: not a number, so this returns as well.
-      if (!(byte >= 0x20 && byte < 0x80) || byte === BACKSLASH) return -1
+      if (!(byte >= 0x20)) return -1
     }
     this.#at++
     return start

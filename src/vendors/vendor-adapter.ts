@@ -96,10 +96,11 @@ export interface StreamDecoder {
 export interface MediaFastPath {
   /** True when `data` is a media message it vouches for (`into` then holds its reading); false leaves it to decode. */
   scan (data: Buffer, into: MediaScan): boolean
-  /** The bytes of PCM s16le the message `scan` read carries. */
-  pcmBytes (scan: MediaScan): number
-  /** Writes that PCM into `target` from `offset` on. */
-  decodePcm (data: Buffer, scan: MediaScan, target: Buffer, offset: number): void
+  /**
+   * Decodes the scanned message's PCM s16le into `target` from its start: the bytes written, or -1 where decode would
+   * refuse the message (or `target` is too small); the message then goes to decode, which says why.
+   */
+  decodePcm (data: Buffer, scan: MediaScan, target: Buffer): number
 }
 
 /** Encodes outbound playback for a two-way vendor. */

@@ -44,7 +44,7 @@ export function createExotelAdapter (defaultSampleRate: number, ipAccounts: read
   }
 }
 
-/** MediaMessage (exotel-messages.ts), as the frame path reads it; whole 16-bit samples, as decodeBase64Pcm requires. */
+/** MediaMessage (exotel-messages.ts), as the frame path reads it. */
 const exotelMediaScanner = new MediaScanner({
   event: 'media',
   top: { sequence_number: 'sequence', stream_sid: 'id' },
@@ -53,9 +53,12 @@ const exotelMediaScanner = new MediaScanner({
 })
 
 const exotelFastMedia: MediaFastPath = {
-  scan: (data, into) => exotelMediaScanner.scan(data, into) && into.payloadBytes % 2 === 0,
-  pcmBytes: (scan) => scan.payloadBytes,
-  decodePcm: (data, scan, target, offset) => decodeBase64Into(data, scan.payloadStart, scan.payloadEnd, target, offset)
+  scan: (data, into) => exotelMediaScanner.scan(data, into),
+  // decodeBase64Pcm's rules, into the caller's buffer: the same decoder, the same checks.
+  decodePcm: (data, scan, target) => {
+    const bytes = decodeBase64Into(data.toString('latin1', scan.payloadStart, scan.payloadEnd), target)
+    return bytes % 2 === 0 ? bytes : -1
+  }
 }
 
 /**
