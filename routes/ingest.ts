@@ -60,8 +60,10 @@ function addIngestRoute (fastify: TypedInstance, path: string, vendors: readonly
   }, (socket, request) => {
     // Every line about the connection says which credential it came with (a Basic key, never a secret). The call
     // names its vendor itself once it knows it, so its logger starts from the request id, not the route's names.
-    const connection = fastify.log.child({ reqId: request.id })
-    const log = request.principal === null ? connection : connection.child(credentialFields(request.principal))
+    const log = fastify.log.child({ reqId: request.id, ...(request.principal === null ? {} : credentialFields(request.principal)) })
+    // @fastify/websocket's error listener holds the request and its reply for as long as the socket lives; the
+    // call's own listener (LiveCalls.open) answers socket errors, so the request can go once the call has it.
+    socket.removeAllListeners('error')
     liveCalls.open(socket, { candidates: request.candidates ?? [], log })
   })
 }

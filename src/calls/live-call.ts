@@ -173,7 +173,8 @@ export class LiveCall {
   /** Read once: the level does not change at runtime. */
   readonly #debug: boolean
 
-  readonly #detector: VendorDetector
+  /** Until the vendor is settled; then let go, with the decoders it tried. */
+  #detector: VendorDetector | null
   #adapter: VendorAdapter | null = null
   #context: StreamContext | null = null
   #decoder: StreamDecoder | null = null
@@ -226,8 +227,9 @@ export class LiveCall {
     this.#log = options.log
     this.#debug = debugEnabled(options.log)
     this.#messageRate = new TokenBucket(options.inbound.maxMessagesPerS / 1000, INBOUND_BURST_MS)
-    this.#detector = new VendorDetector(options.candidates)
-    const decided = this.#detector.decided
+    const detector = new VendorDetector(options.candidates)
+    const decided = detector.decided
+    this.#detector = decided === null ? detector : null
     // Every line names the vendor, or while it is being detected the candidates, so a grep for one finds them all.
     if (decided !== null) this.#use(decided)
     else this.#log = options.log.child({ vendor_candidates: options.candidates.map(({ adapter }) => adapter.name) })
@@ -460,6 +462,7 @@ export class LiveCall {
     this.#adapter = adapter
     this.#context = context
     this.#decoder = adapter.createDecoder(context)
+    this.#detector = null
     // At debug level every message goes through decode, which names the fields a schema does not.
     const fast = this.#decoder.fast
     this.#fast = fast === undefined || this.#debug ? null : { path: fast, scan: newMediaScan() }
@@ -467,7 +470,7 @@ export class LiveCall {
   }
 
   #detect (data: Buffer, isBinary: boolean): void {
-    const verdict = this.#detector.offer(data, isBinary)
+    const verdict = (this.#detector as VendorDetector).offer(data, isBinary)
     if ('stop' in verdict) {
       this.#stop(null)
       return

@@ -2,7 +2,7 @@ import type { Query } from '../../auth/auth-method.js'
 import { decodeBase64Into, decodeBase64Pcm } from '../../audio/pcm.js'
 import { createJsonEventDecoder, decodeAudio, toCounter, type EventMapping } from '../json-messages.js'
 import { MediaScanner } from '../media-scanner.js'
-import type { Detection, MediaFastPath, StreamContext, VendorAdapter } from '../vendor-adapter.js'
+import type { Detection, MediaFastPath, StreamContext, StreamDecoder, VendorAdapter } from '../vendor-adapter.js'
 import { exotelMessages } from './exotel-messages.js'
 
 export const EXOTEL_SAMPLE_RATES = [8000, 16000, 24000] as const
@@ -29,7 +29,7 @@ export function createExotelAdapter (defaultSampleRate: number, ipAccounts: read
     detect: detectExotel,
 
     createDecoder (context: StreamContext) {
-      return { decode: createJsonEventDecoder('Exotel', exotelMessages, exotelEvents(context.sampleRate ?? defaultSampleRate)), fast: exotelFastMedia }
+      return decoderAt(context.sampleRate ?? defaultSampleRate)
     },
 
     outbound: {
@@ -42,6 +42,18 @@ export function createExotelAdapter (defaultSampleRate: number, ipAccounts: read
       clear: (streamId) => JSON.stringify({ event: 'clear', stream_sid: streamId })
     }
   }
+}
+
+/** The decoder is stateless: one per sample rate serves every connection at it. */
+const decoders = new Map<number, StreamDecoder>()
+
+function decoderAt (sampleRate: number): StreamDecoder {
+  let decoder = decoders.get(sampleRate)
+  if (decoder === undefined) {
+    decoder = { decode: createJsonEventDecoder('Exotel', exotelMessages, exotelEvents(sampleRate)), fast: exotelFastMedia }
+    decoders.set(sampleRate, decoder)
+  }
+  return decoder
 }
 
 /** MediaMessage (exotel-messages.ts), as the frame path reads it. */
