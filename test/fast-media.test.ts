@@ -1,5 +1,6 @@
 import t from 'tap'
 import { AudioFrameEncoder, encodeAudioFrame, type AudioFrameHeader } from '../src/bus/audio-frame.js'
+import { pubSubTransport } from '../src/bus/transports.js'
 import { createExotelAdapter } from '../src/vendors/exotel/exotel-adapter.js'
 import { newMediaScan, type MediaScan } from '../src/vendors/media-scanner.js'
 import type { InboundEvent } from '../src/vendors/inbound-event.js'
@@ -163,8 +164,15 @@ t.test('an audio message written from a header encoded once has encodeAudioFrame
     pcm.copy(message, message.length - pcm.length)
     const expected = encodeAudioFrame(header, pcm)
     if (!message.equals(expected) && failures.length < 5) failures.push(`${JSON.stringify(header)}: ${message.subarray(0, 120).toString()} against ${expected.subarray(0, 120).toString()}`)
+    // On one Redis the same message goes out inside its PUBLISH command, written in the same buffer.
+    const channel = `rtaa:audio:{${header.tenant_id ?? '~'}:${header.interaction_id}}`
+    const publisher = pubSubTransport('rtaa:', false).frameEncoder(channel, header) as AudioFrameEncoder
+    const command = publisher.frame(header.seq, header.vendor_seq, header.timestamp_ms, pcm.length)
+    pcm.copy(command, command.length - publisher.trailerBytes - pcm.length)
+    const resp = Buffer.concat([Buffer.from(`*3\r\n$7\r\nPUBLISH\r\n$${channel.length}\r\n${channel}\r\n$${expected.length}\r\n`), expected, Buffer.from('\r\n')])
+    if (!command.equals(resp) && failures.length < 5) failures.push(`${JSON.stringify(header)} as a command: ${command.subarray(0, 160).toString()}`)
   }
-  t.same(failures, [], '20,000 headers, byte for byte')
+  t.same(failures, [], '20,000 headers, byte for byte, as messages and as PUBLISH commands')
 })
 
 const redis = await TestRedis.start()

@@ -43,30 +43,55 @@ export function encodeAudioFrame (header: AudioFrameHeader, pcm: Buffer): Buffer
   return message
 }
 
+const CRLF = Buffer.from('\r\n')
+
 /**
  * One track's audio messages, with the header encoded once when the call starts: each frame writes only its seq,
- * vendor_seq and timestamp_ms between the fixed bytes, digit by digit, with no string in between. The bytes are
- * encodeAudioFrame's (test/fast-media.test.ts compares them).
+ * vendor_seq and timestamp_ms between the fixed bytes, digit by digit, with no string in between. The message bytes
+ * are encodeAudioFrame's (test/fast-media.test.ts compares them).
+ *
+ * With a `command`, the message goes out inside the Redis command that publishes it, in the same buffer: the
+ * command's bytes up to its last argument's `$`, then the message as that RESP bulk string (`<length>\r\n<message>\r\n`).
+ * Redis then gets the buffer as it is, with no copy on the way.
  */
 export class AudioFrameEncoder {
+  readonly #command: Buffer | null
   readonly #head: Buffer
   readonly #vendorSeq = Buffer.from(VENDOR_SEQ_JSON)
   readonly #timestamp = Buffer.from(TIMESTAMP_JSON)
   readonly #tail: Buffer
   readonly #fixedBytes: number
 
-  constructor (fixed: FixedHeader) {
+  /** Bytes after the PCM: the bulk string's CRLF inside a command, else none. */
+  readonly trailerBytes: number
+
+  constructor (fixed: FixedHeader, command: Buffer | null = null) {
+    this.#command = command
+    this.trailerBytes = command === null ? 0 : CRLF.length
     this.#head = Buffer.from(headJson(fixed))
     this.#tail = Buffer.from(tailJson(fixed))
     this.#fixedBytes = this.#head.length + this.#vendorSeq.length + this.#timestamp.length + this.#tail.length
   }
 
-  /** A message with its header written and room for `pcmBytes` of PCM at its end, from `length - pcmBytes` on. */
+  /**
+   * A message with its header written and room for `pcmBytes` of PCM, which goes at `length - trailerBytes -
+   * pcmBytes`; inside its command when the encoder has one.
+   */
   frame (seq: number, vendorSeq: number | null, timestampMs: number, pcmBytes: number): Buffer {
     const headerBytes = this.#fixedBytes + numberBytes(seq) + numberBytes(vendorSeq) + numberBytes(timestampMs)
-    const message = Buffer.allocUnsafe(LENGTH_BYTES + headerBytes + pcmBytes)
-    message.writeUInt32BE(headerBytes, 0)
-    let at = LENGTH_BYTES + this.#head.copy(message, LENGTH_BYTES)
+    const messageBytes = LENGTH_BYTES + headerBytes + pcmBytes
+    const command = this.#command
+    const envelope = command === null ? 0 : command.length + numberBytes(messageBytes) + 2 * CRLF.length
+    const message = Buffer.allocUnsafe(envelope + messageBytes)
+    let at = 0
+    if (command !== null) {
+      at = writeNumber(message, command.copy(message, 0), messageBytes)
+      at += CRLF.copy(message, at)
+      CRLF.copy(message, message.length - CRLF.length)
+    }
+    message.writeUInt32BE(headerBytes, at)
+    at += LENGTH_BYTES
+    at += this.#head.copy(message, at)
     at = writeNumber(message, at, seq)
     at += this.#vendorSeq.copy(message, at)
     at = writeNumber(message, at, vendorSeq)

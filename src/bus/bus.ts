@@ -24,7 +24,7 @@ export interface Bus {
    * An encoder of one track's whole audio messages, header included, made once when its call starts; null when the
    * transport keeps a frame's header beside its PCM (Streams), and frames go through publishAudio.
    */
-  frameEncoder (fixed: FixedHeader): AudioFrameEncoder | null
+  frameEncoder (call: CallRef, fixed: FixedHeader): AudioFrameEncoder | null
   /** Publishes one frame that `frameEncoder`'s encoder wrote, as publishAudio does. */
   publishFrame (call: CallRef, message: Buffer, outcome: PublishOutcome): void
   /**

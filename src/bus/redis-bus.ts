@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks'
 import Denque from 'denque'
-import { ReplyError } from 'ioredis'
+import { ReplyError, type Redis } from 'ioredis'
 import { redactUrl, type Log } from '../logger.js'
 import type { Metrics } from '../metrics.js'
 import type { AudioFrameEncoder, AudioFrameHeader, FixedHeader } from './audio-frame.js'
@@ -99,6 +99,8 @@ interface Pending {
 
   call: CallRef
   outcome: PublishOutcome
+  /** A frame written as its whole PUBLISH command (AudioFrameEncoder), sent as it is. */
+  encoded: boolean
   /** The arena slab holding a buffered frame's copy, released once it is sent or dropped. */
   slab: Slab | null
 }
@@ -211,6 +213,8 @@ export class RedisBus implements Bus {
   #closing = false
   /** QUIT is next: nothing more is written. */
   #quitting = false
+  /** The connection's writes are held until the end of this turn of the event loop (#batchWrites). */
+  #corked = false
   /** Closed: a publish now fails at once. */
   #closed = false
   #idle: Array<() => void> = []
@@ -233,7 +237,8 @@ export class RedisBus implements Bus {
     this.#quitTimeoutMs = options.quitTimeoutMs ?? 2000
 
     this.#redis = connectRedis(target, {
-      enableAutoPipelining: true,
+      // Frames written as whole commands are batched by #batchWrites instead, and everything else with them, in order.
+      enableAutoPipelining: !options.transport.encodesCommands,
       connectionName: 'rtaa-ingest:publisher',
       enableOfflineQueue: false,
       // In-flight publishes fail at once when the connection drops; they come back here, not into ioredis.
@@ -364,12 +369,12 @@ export class RedisBus implements Bus {
     this.#publish('audio', this.#audioChannelOf(call), bytes, this.#transport.keepsHeader ? header : null, bytes.length, performance.now(), call, outcome)
   }
 
-  frameEncoder (fixed: FixedHeader): AudioFrameEncoder | null {
-    return this.#transport.frameEncoder(fixed)
+  frameEncoder (call: CallRef, fixed: FixedHeader): AudioFrameEncoder | null {
+    return this.#transport.frameEncoder(this.#audioChannelOf(call), fixed)
   }
 
   publishFrame (call: CallRef, message: Buffer, outcome: PublishOutcome): void {
-    this.#publish('audio', this.#audioChannelOf(call), message, null, message.length, performance.now(), call, outcome)
+    this.#publish('audio', this.#audioChannelOf(call), message, null, message.length, performance.now(), call, outcome, this.#transport.encodesCommands)
   }
 
   /** A call's audio channel (or stream), named once per call rather than once per frame (and per waiting frame). */
@@ -477,7 +482,7 @@ export class RedisBus implements Bus {
   }
 
   #publish (lane: Lane, channel: string, payload: Buffer | CallEvent, header: AudioFrameHeader | null, bytes: number, since: number, call: CallRef,
-    outcome: PublishOutcome): void {
+    outcome: PublishOutcome, encoded = false): void {
     const pending: Pending = {
       id: this.#nextId++,
       lane,
@@ -494,6 +499,7 @@ export class RedisBus implements Bus {
       lost: false,
       call,
       outcome,
+      encoded,
       slab: null
     }
     if (this.#closed) {
@@ -529,11 +535,30 @@ export class RedisBus implements Bus {
     this.#inFlightBytes += pending.bytes
     this.#open++
     const { payload, header } = pending
-    const written = Buffer.isBuffer(payload)
-      ? this.#transport.writeFrame(this.#redis, pending.channel, header,
-        pending.slab !== null ? payload.subarray(pending.offset, pending.offset + pending.length) : payload)
-      : this.#transport.writeEvent(this.#redis, payload, pending.call)
+    this.#batchWrites()
+    const bytes = Buffer.isBuffer(payload) && pending.slab !== null ? payload.subarray(pending.offset, pending.offset + pending.length) : payload
+    const written = !Buffer.isBuffer(bytes)
+      ? this.#transport.writeEvent(this.#redis, bytes as CallEvent, pending.call)
+      : pending.encoded
+        ? this.#transport.writeEncoded(this.#redis, pending.channel, bytes)
+        : this.#transport.writeFrame(this.#redis, pending.channel, header, bytes)
     written.then(() => this.#acknowledged(pending, attempt), (err: Error) => this.#failed(pending, attempt, err))
+  }
+
+  /**
+   * Where frames go out as whole commands, ioredis writes each at once, so what is written in one turn of the event
+   * loop is held (corked) and goes in one write at its end: the batching its auto-pipelining does elsewhere, without
+   * a pipeline and a promise per command. Commands keep the order they were sent in.
+   */
+  #batchWrites (): void {
+    if (this.#corked || !this.#transport.encodesCommands) return
+    const stream = (this.#redis as Redis).stream
+    stream.cork()
+    this.#corked = true
+    setImmediate(() => {
+      this.#corked = false
+      stream.uncork()
+    })
   }
 
   #acknowledged (pending: Pending, attempt: number): void {

@@ -1,4 +1,4 @@
-import { ReplyError, type Cluster, type Redis } from 'ioredis'
+import { Command, ReplyError, type Cluster, type Redis } from 'ioredis'
 import { AudioFrameEncoder, encodeAudioFrame, type AudioFrameHeader, type FixedHeader } from './audio-frame.js'
 import { PublishDropped } from './bus.js'
 import type { CallEvent } from './call-events.js'
@@ -22,9 +22,14 @@ export interface Transport {
   frameBytes (header: AudioFrameHeader, pcm: Buffer): Buffer
   /**
    * A track's encoder of those bytes, header and all, made once per call (pub/sub); null where a frame's bytes are its
-   * PCM alone and its header goes beside it (Streams).
+   * PCM alone and its header goes beside it (Streams). On one Redis its frames are whole PUBLISH commands, which
+   * writeEncoded sends as they are; on a cluster they are messages, for writeFrame.
    */
-  frameEncoder (fixed: FixedHeader): AudioFrameEncoder | null
+  frameEncoder (target: string, fixed: FixedHeader): AudioFrameEncoder | null
+  /** Whether the encoder's frames are whole commands (writeEncoded) rather than messages (writeFrame). */
+  readonly encodesCommands: boolean
+  /** Sends a frame frameEncoder wrote as a whole command. */
+  writeEncoded (redis: RedisClient, target: string, command: Buffer): Promise<unknown>
   /** Whether writeFrame needs the frame's header beside its bytes (Streams), or the bytes hold it (pub/sub). */
   readonly keepsHeader: boolean
   /** Writes one frame to `target` (the call's audio channel, or its audio stream); `header` if it keeps headers. */
@@ -46,7 +51,15 @@ export function pubSubTransport (prefix: string, sharded: boolean): Transport {
     keepsHeader: false,
     liveStreamTtlMs: 0,
     frameBytes: encodeAudioFrame,
-    frameEncoder: (fixed) => new AudioFrameEncoder(fixed),
+    // SPUBLISH on a cluster goes through ioredis, which routes it by its channel's slot.
+    frameEncoder: (channel, fixed) => new AudioFrameEncoder(fixed, sharded ? null : commandUpToLastArgument('PUBLISH', channel)),
+    encodesCommands: !sharded,
+    writeEncoded: (redis, channel, bytes) => {
+      const command = new EncodedCommand('publish', channel, bytes)
+      // Its answer comes through the command's own promise.
+      ;(redis as Redis).sendCommand(command)
+      return command.promise
+    },
     writeFrame: (redis, channel, _header, bytes) => publish(redis, channel, bytes),
     writeEvent: (redis, event) => publish(redis, events, JSON.stringify(event))
   }
@@ -77,6 +90,8 @@ export function streamsTransport (prefix: string, { maxLen, ttlMs, claimTtlMs, e
     liveStreamTtlMs: ttlMs,
     frameBytes: (_header, pcm) => pcm,
     frameEncoder: () => null,
+    encodesCommands: false,
+    writeEncoded: () => Promise.reject(new Error('Streams frames are not encoded as commands')),
     writeFrame: (redis, key, kept, pcm) => {
       const header = kept as AudioFrameHeader
       const added = appendFrame(redis, key, maxLen, header, pcm)
@@ -105,6 +120,28 @@ export function streamsTransport (prefix: string, { maxLen, ttlMs, claimTtlMs, e
         })
       ])
     }
+  }
+}
+
+/** A command's RESP bytes up to its last argument's `$`: `*3\r\n$7\r\nPUBLISH\r\n$<n>\r\n<channel>\r\n$`. */
+function commandUpToLastArgument (name: string, channel: string): Buffer {
+  return Buffer.from(`*3\r\n$${name.length}\r\n${name}\r\n$${Buffer.byteLength(channel)}\r\n${channel}\r\n$`)
+}
+
+/**
+ * A command whose RESP bytes were written with its message (AudioFrameEncoder): ioredis queues it for its reply as
+ * any other, and writes the bytes as they are instead of encoding the arguments again.
+ */
+class EncodedCommand extends Command {
+  readonly #bytes: Buffer
+
+  constructor (name: string, channel: string, bytes: Buffer) {
+    super(name, [channel], { replyEncoding: 'utf8' })
+    this.#bytes = bytes
+  }
+
+  override toWritable (): Buffer {
+    return this.#bytes
   }
 }
 

@@ -613,7 +613,7 @@ export class LiveCall {
     const labels = metrics.callLabels(info.vendor, info.tenantId, info.tenantVerified)
     const tracks = new Map(trackRefs(info).map((ref, i) => {
       const track = info.tracks[i]
-      const encoder = bus.frameEncoder({ interaction_id: info.interactionId, tenant_id: info.tenantId, sample_rate: info.sampleRate, encoding: 'pcm_s16le', channels: 1, track: ref.track })
+      const encoder = bus.frameEncoder(ref, { interaction_id: info.interactionId, tenant_id: info.tenantId, sample_rate: info.sampleRate, encoding: 'pcm_s16le', channels: 1, track: ref.track })
       return [track, { ref, stats: new CallStats(metrics, labels, (err, first) => this.#frameLost(track, err, first)), encoder }] as const
     }))
     // Each track is its own real time: a call with two may send twice the audio.
@@ -698,7 +698,7 @@ export class LiveCall {
     stats.frame(bytes, chunk)
     if (encoder !== null) {
       const message = encoder.frame(seq, vendorSeq, timestamp, bytes)
-      pcm.copy(message, message.length - bytes, 0, bytes)
+      pcm.copy(message, message.length - encoder.trailerBytes - bytes, 0, bytes)
       this.#options.bus.publishFrame(ref, message, stats)
       return
     }
