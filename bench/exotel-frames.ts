@@ -1,7 +1,8 @@
 /**
  * The Exotel messages the benchmark clients send, shaped as Exotel sends them
- * (https://developer.exotel.com/docs/agentstream/websocket-protocol). Media is built as a string, not through
- * JSON.stringify, so the generator stays cheap enough not to fall behind.
+ * (https://developer.exotel.com/docs/agentstream/websocket-protocol). Media is built without JSON.stringify, so the
+ * clients stay cheap: mediaMessage as a string per frame (bench/instructions.ts), MediaFrames as one Buffer per call,
+ * patched per frame (bench/load-generator.ts).
  */
 
 /** connected, then start: what opens a call. */
@@ -41,7 +42,7 @@ export class MediaFrames {
   /** `payloadBase64` is the whole payload; its first HEAD_CHARS characters are overwritten by every frame. */
   constructor (streamSid: string, frameMs: number, digits: number, payloadBase64: string) {
     const zeros = '0'.repeat(digits)
-    const text = `{"event":"media","sequence_number":"${zeros}","stream_sid":${JSON.stringify(streamSid)},"media":{"chunk":"${zeros}","timestamp":"${zeros}","payload":"${payloadBase64}"}}`
+    const text = `{"event":"media","sequence_number":"${zeros}","stream_sid":"${streamSid}","media":{"chunk":"${zeros}","timestamp":"${zeros}","payload":"${payloadBase64}"}}`
     const after = (key: string): number => text.indexOf(`"${key}":"`) + key.length + 4
     this.#frameMs = frameMs
     this.#digits = digits
