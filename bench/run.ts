@@ -501,7 +501,7 @@ try {
   }
   const validity = harnessInvalidFrom === null
     ? `harness: every step valid (up to ${harnessValidUpTo ?? 0} calls)`
-    : `harness: valid up to ${harnessValidUpTo === null ? 'no load' : `${harnessValidUpTo} calls`}, invalid from ${harnessInvalidFrom} calls${harnessValidUpTo !== null && harnessValidUpTo > harnessInvalidFrom ? ' (not at every load between: see the steps)' : ''}`
+    : `harness: ${harnessValidUpTo === null ? 'no load with every step valid' : `every step valid up to ${harnessValidUpTo} calls`}, invalid from ${harnessInvalidFrom} calls${harnessValidUpTo !== null && harnessValidUpTo > harnessInvalidFrom ? ' (not at every load between: see the steps)' : ''}`
   process.stdout.write(`${table}\n\n${validity}\n\n${JSON.stringify(headline, null, 2)}\n`)
   if (all.some((result) => result.received === 0)) {
     process.stderr.write('bench: a step received no frames at all; the harness is broken\n')
