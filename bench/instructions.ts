@@ -6,6 +6,7 @@
  *
  *   npm run bench:instructions                                   baseline and gateway, checked against the budget
  *   BENCH_VARIANTS=gateway@HEAD~1,gateway npm run bench:instructions    a change's before and after
+ *   BENCH_VARIANTS=floor,baseline,gateway npm run bench:instructions     each against the floor (bench/floor-server.ts)
  *
  * The count is the server process's, every thread, including Redis I/O, timers and GC; not the client's. A window
  * that a major GC falls into counts several percent more, so each server is counted over WINDOWS windows of ROUNDS
@@ -160,8 +161,10 @@ try {
     results.push(result)
   }
   const [first] = results
-  const table = ['| variant | instructions per frame | ÷ first |', '|---|---|---|']
-    .concat(results.map((r) => `| ${r.variant} | ${Math.round(r.instructions_per_frame)} | ${(r.instructions_per_frame / first.instructions_per_frame).toFixed(3)} |`))
+  // With the floor among the variants, a column of each one's count ÷ the floor's: what it does beyond moving the bytes.
+  const floor = results.find((r) => parseVariant(r.variant).server === 'floor')
+  const table = [`| variant | instructions per frame | ÷ first |${floor === undefined ? '' : ' ÷ floor |'}`, `|---|---|---|${floor === undefined ? '' : '---|'}`]
+    .concat(results.map((r) => `| ${r.variant} | ${Math.round(r.instructions_per_frame)} | ${(r.instructions_per_frame / first.instructions_per_frame).toFixed(3)} |${floor === undefined ? '' : ` ${(r.instructions_per_frame / floor.instructions_per_frame).toFixed(3)} |`}`))
   process.stdout.write(`${table.join('\n')}\n`)
   const baseline = results.find((r) => r.variant === 'baseline')
   const gateway = results.find((r) => r.variant === 'gateway')

@@ -6,7 +6,7 @@
  */
 import hdr from 'hdr-histogram-js'
 import WebSocket from 'ws'
-import { mediaMessage, openingMessages } from './exotel-frames.js'
+import { MediaFrames, openingMessages } from './exotel-frames.js'
 import { nowNs, stamp } from './frame-stamp.js'
 import { exitWithParent } from './lifeline.js'
 
@@ -28,16 +28,22 @@ const frames = Math.floor((options.seconds * 1000) / options.frameMs)
 const lateness = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 })
 const template = Buffer.alloc(frameBytes)
 for (let i = 0; i < frameBytes / 2; i++) template.writeInt16LE(Math.round(6000 * Math.sin(i / 7)), i * 2)
+const payload = template.toString('base64')
 // Base64 encodes 3 bytes at a time, so the stamp's 16 bytes live in the first 18: only those are encoded per frame,
-// the rest of the payload's base64 is the same for every frame. Keeps the generator cheap enough not to fall behind.
-const HEAD_BYTES = 18
-const tail = template.subarray(HEAD_BYTES).toString('base64')
-const head = Buffer.from(template.subarray(0, HEAD_BYTES))
+// into each call's message, built once (MediaFrames); the rest of the payload is the same for every frame.
+const head = Buffer.from(template.subarray(0, MediaFrames.HEAD_BYTES))
+// The counters' fixed width: enough for the largest sequence number and timestamp of the step.
+const digits = String(Math.max(frames + 1, frames * options.frameMs)).length
 let sent = 0
 let failures = 0
+/** Frames written into a fresh copy of their call's message, because the previous one was still queued. */
+let copies = 0
 
 async function connect (index: number): Promise<WebSocket | null> {
-  const ws = new WebSocket(`${options.url}?sample-rate=${options.sampleRate}`, { perMessageDeflate: false })
+  // A zero mask: ws (8.x, lib/sender.js) then skips masking, and sends a Buffer as it is, without a masked copy.
+  // RFC 6455 wants a random mask from clients, against proxies' cache poisoning; on loopback to a test server there
+  // is no proxy, and the server unmasks the same either way.
+  const ws = new WebSocket(`${options.url}?sample-rate=${options.sampleRate}`, { perMessageDeflate: false, generateMask: (mask) => mask.fill(0) })
   const ok = await new Promise<boolean>((resolve) => {
     ws.once('open', () => resolve(true))
     ws.once('error', () => resolve(false))
@@ -65,6 +71,7 @@ const done: Array<Promise<void>> = sockets.map((ws, index) => new Promise((resol
   const phase = options.mode === 'aligned' ? 0 : Math.random() * frameNs
   const bunched = options.mode === 'bunching' && index % 10 === 0
   const sid = `MZ${options.callPrefix}${index}`
+  const messages = new MediaFrames(sid, options.frameMs, digits, payload)
   let k = 0
   const sendDue = (): void => {
     const now = nowNs()
@@ -74,7 +81,11 @@ const done: Array<Promise<void>> = sockets.map((ws, index) => new Promise((resol
     while (k < sendable && t0 + phase + k * frameNs <= now) {
       const intended = t0 + phase + k * frameNs
       stamp(head, index, k + 1, intended)
-      ws.send(mediaMessage(sid, k, options.frameMs, `${head.toString('base64')}${tail}`))
+      // Sent as text from the Buffer. Unmasked, ws hands the Buffer itself to the socket: if anything is still queued
+      // there (possibly the previous frame), this frame is patched into a copy, not into bytes yet to be written.
+      const queued = ws.bufferedAmount > 0
+      if (queued) copies++
+      ws.send(messages.frame(k, head, queued), { binary: false })
       if (!bunched) lateness.recordValue(Math.max(1, Math.round((nowNs() - intended) / 1000)))
       sent++
       k++
@@ -95,6 +106,7 @@ process.stdout.write(`${JSON.stringify({
   frames_sent: sent,
   connect_failures: failures,
   lateness_p99_ms: lateness.getValueAtPercentile(99) / 1000,
-  client_cpu_pct: ((cpu.user + cpu.system) / 1000 / (options.seconds * 1000 + 300)) * 100
+  client_cpu_pct: ((cpu.user + cpu.system) / 1000 / (options.seconds * 1000 + 300)) * 100,
+  message_copies: copies
 })}\n`)
 process.exit(0)

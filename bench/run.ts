@@ -22,6 +22,9 @@
  *
  * Each step counts the CPU other processes on the machine took meanwhile (/proc/stat less this benchmark's own); over
  * 20 % of a CPU makes the step invalid, and it is run again, up to BENCH_NOISY_RETRIES times (2; 0 in smoke).
+ *
+ * `floor` (bench/floor-server.ts) moves the bytes and parses nothing. When it ran, the headline states every variant
+ * as a fraction of it (fraction_of_floor). The headline also says up to which load every step was valid.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
@@ -429,12 +432,32 @@ try {
   const ranByAll = [...new Set(all.map((result) => result.calls))].filter((calls) => variants.every((variant) => by(variant).some((result) => result.calls === calls)))
   const reference = mode === 'smoke' ? 20 : Math.max(0, ...ranByAll.filter((calls) => calls <= 200 * CALLS_SCALE))
   const [first, second] = variants
+  // Each variant as a fraction of the floor's (bench/floor-server.ts), when one ran: capacity ÷ the floor's, and the
+  // floor's CPU per frame ÷ the variant's, so 1.0 is as fast, and as cheap, as moving the bytes.
+  const floor = variants.find((variant) => parseVariant(variant).server === 'floor')
+  const fraction = (part: number | null, whole: number | null): number | null => part === null || whole === null || whole === 0 ? null : part / whole
+  const fractionOfFloor = floor === undefined
+    ? null
+    : {
+        floor,
+        max_calls_per_core: Object.fromEntries(variants.map((variant) => [variant, fraction(capacityOf(variant), capacityOf(floor))])),
+        cpu_us_per_frame: Object.fromEntries(variants.map((variant) => [variant, fraction(cpuAt(by(floor), reference), cpuAt(by(variant), reference))]))
+      }
+  // Where the harness stops being valid (the generator fell behind, a call failed to connect, or others took CPU):
+  // the largest load at which every step was, and the smallest at which one was not.
+  const stepLoads = [...new Set(all.map((result) => result.calls))].sort((a, b) => a - b)
+  const validLoads = stepLoads.filter((calls) => all.every((result) => result.calls !== calls || result.valid))
+  const harnessValidUpTo = validLoads.at(-1) ?? null
+  const harnessInvalidFrom = stepLoads.find((calls) => !validLoads.includes(calls)) ?? null
   const headline = {
     max_calls_per_core: Object.fromEntries(variants.map((variant) => [variant, capacityOf(variant)])),
     // The second variant against the first: gateway ÷ baseline, or after ÷ before.
     ratio: second === undefined || capacityOf(first) === 0 ? null : capacityOf(second) / capacityOf(first),
     cpu_us_per_frame_at: reference,
     cpu_us_per_frame: Object.fromEntries(variants.map((variant) => [variant, cpuAt(by(variant), reference)])),
+    fraction_of_floor: fractionOfFloor,
+    harness_valid_up_to: harnessValidUpTo,
+    harness_invalid_from: harnessInvalidFrom,
     // Streams variants: Redis bytes per call-minute of audio (mean over their steps), and a call's stream at MAXLEN.
     redis_stream_bytes_per_call_minute: Object.fromEntries(variants.filter((variant) => by(variant).some((r) => r.streams !== null)).map((variant) => {
       const measured = by(variant).flatMap((r) => r.streams === null || r.streams.entries === 0 ? [] : [r.streams])
@@ -461,6 +484,14 @@ try {
             ? []
             : [`| ${r.variant} | ${r.calls} | ${r.streams.keys} | ${r.streams.entries} | ${(r.streams.bytes / 2 ** 20).toFixed(1)} | ${r.streams.bytes_per_entry.toFixed(0)} | ${(r.streams.bytes_per_call_minute / 2 ** 20).toFixed(2)} | ${r.streams.maxlen} | ${(r.streams.plateau_bytes_per_call / 2 ** 20).toFixed(1)} | ${(r.streams.used_memory_delta / 2 ** 20).toFixed(1)} |`]))
       : [])
+    .concat(fractionOfFloor === null
+      ? []
+      : ['', `| variant | max calls per core | ÷ floor | CPU µs/frame at ${reference} calls | floor's ÷ this |`, '|---|---|---|---|---|']
+          .concat(variants.map((variant) => {
+            const cpu = cpuAt(by(variant), reference)
+            const show = (value: number | null, digits: number): string => value === null ? '–' : value.toFixed(digits)
+            return `| ${variant} | ${capacityOf(variant)} | ${show(fractionOfFloor.max_calls_per_core[variant], 2)} | ${show(cpu, 1)} | ${show(fractionOfFloor.cpu_us_per_frame[variant], 2)} |`
+          })))
     .join('\n')
   if (mode !== 'smoke') {
     mkdirSync(join(root, 'bench', 'results'), { recursive: true })
@@ -468,7 +499,10 @@ try {
     writeFileSync(`${stem}.json`, `${JSON.stringify(report, null, 2)}\n`)
     writeFileSync(`${stem}.md`, `${table}\n`)
   }
-  process.stdout.write(`${table}\n\n${JSON.stringify(headline, null, 2)}\n`)
+  const validity = harnessInvalidFrom === null
+    ? `harness: every step valid (up to ${harnessValidUpTo ?? 0} calls)`
+    : `harness: ${harnessValidUpTo === null ? 'no load with every step valid' : `every step valid up to ${harnessValidUpTo} calls`}, invalid from ${harnessInvalidFrom} calls${harnessValidUpTo !== null && harnessValidUpTo > harnessInvalidFrom ? ' (not at every load between: see the steps)' : ''}`
+  process.stdout.write(`${table}\n\n${validity}\n\n${JSON.stringify(headline, null, 2)}\n`)
   if (all.some((result) => result.received === 0)) {
     process.stderr.write('bench: a step received no frames at all; the harness is broken\n')
     process.exitCode = 1

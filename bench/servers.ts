@@ -1,6 +1,7 @@
 /**
- * What the benchmarks run: the hand-written baseline, this checkout's gateway, or the gateway of a git ref
- * (`gateway@<ref>`, from a temporary worktree), each compiled and given as a node command line with its environment.
+ * What the benchmarks run: the hand-written baseline, the floor (bench/floor-server.ts: the bytes moved, nothing
+ * parsed), this checkout's gateway, or the gateway of a git ref (`gateway@<ref>`, from a temporary worktree), each
+ * compiled and given as a node command line with its environment.
  * A variant may end in settings, each after a `+` (parseVariant): `gateway+streams`, `gateway@HEAD~1+workers2`,
  * `gateway+streams+REDIS_STREAM_MAXLEN=300`, `gateway+cpus0-1`.
  */
@@ -12,11 +13,11 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { track } from './children.js'
 
-/** 'baseline', 'gateway' (this checkout) or 'gateway@<git ref>', each optionally followed by `+<setting>`s. */
+/** 'baseline', 'floor', 'gateway' (this checkout) or 'gateway@<git ref>', each optionally followed by `+<setting>`s. */
 export type Variant = string
 
 export interface ParsedVariant {
-  server: 'baseline' | 'gateway'
+  server: 'baseline' | 'floor' | 'gateway'
   /** The git ref of `gateway@<ref>`; undefined for this checkout. */
   ref: string | undefined
   /** Environment the settings give the server, over the harness's own. */
@@ -33,15 +34,15 @@ export interface ParsedVariant {
  * Splits a variant into its server, its git ref and its settings. Settings follow the server (and its ref), each after
  * a `+`: `streams` (REDIS_TRANSPORT=streams), `workers<N>` (WORKERS=N; `workersauto` for WORKERS=auto),
  * `cpus<list>` (the taskset CPU list, e.g. `cpus0-1`), or any `NAME=value` as environment. A ref holding `+` cannot be
- * named. The baseline takes only `NAME=value` and `cpus`: it has no Streams mode and no workers.
+ * named. The baseline and the floor take only `NAME=value` and `cpus`: they have no Streams mode and no workers.
  */
 export function parseVariant (variant: Variant): ParsedVariant {
   const [base, ...settings] = variant.split('+')
   const at = base.indexOf('@')
   const server = at === -1 ? base : base.slice(0, at)
   const ref = at === -1 ? undefined : base.slice(at + 1)
-  if (server !== 'baseline' && server !== 'gateway') throw new Error(`unknown variant ${variant}: baseline or gateway[@<ref>], then +<setting>s`)
-  if (server === 'baseline' && ref !== undefined) throw new Error(`${variant}: the baseline has no @<ref>`)
+  if (server !== 'baseline' && server !== 'floor' && server !== 'gateway') throw new Error(`unknown variant ${variant}: baseline, floor or gateway[@<ref>], then +<setting>s`)
+  if (server !== 'gateway' && ref !== undefined) throw new Error(`${variant}: the ${server} has no @<ref>`)
   const env: Record<string, string> = {}
   let cpus: string | undefined
   for (const setting of settings) {
@@ -55,7 +56,7 @@ export function parseVariant (variant: Variant): ParsedVariant {
     else if (cpuList !== null) cpus = cpuList[1]
     else throw new Error(`${variant}: unknown setting +${setting} (streams, workers<N>, cpus<list> or NAME=value)`)
   }
-  if (server === 'baseline' && (env.REDIS_TRANSPORT !== undefined || env.WORKERS !== undefined)) throw new Error(`${variant}: the baseline has no Streams mode and no workers`)
+  if (server !== 'gateway' && (env.REDIS_TRANSPORT !== undefined || env.WORKERS !== undefined)) throw new Error(`${variant}: the ${server} has no Streams mode and no workers`)
   const workers = env.WORKERS === undefined ? 1 : env.WORKERS === 'auto' ? availableParallelism() : Number(env.WORKERS)
   return { server, ref, env, transport: env.REDIS_TRANSPORT === 'streams' ? 'streams' : 'pubsub', workers, cpus: cpus ?? (workers > 1 ? `0-${availableParallelism() - 1}` : '1') }
 }
@@ -66,7 +67,7 @@ export interface ServerCommand {
   args: string[]
   env: Record<string, string>
   cwd: string
-  /** The baseline prints this line when it listens; the gateway is ready when /ready says 200. */
+  /** The baseline and the floor print this line when they listen; the gateway is ready when /ready says 200. */
   readyLine?: string
 }
 
@@ -81,6 +82,15 @@ export async function serverCommand (variant: Variant, port: number, redisUrl: s
     return {
       args: [...nodeOptions, join(await compiled(root), 'bench', 'baseline-server.js')],
       env: { ...env, BASELINE_BALLAST_MB: process.env.BASELINE_BALLAST_MB ?? '0', ...parsed.env },
+      cwd: root,
+      readyLine: 'listening'
+    }
+  }
+  if (parsed.server === 'floor') {
+    return {
+      args: [...nodeOptions, join(await compiled(root), 'bench', 'floor-server.js')],
+      // The floor builds each call's message once, with the PCM length of the generator's frames: it needs the cadence.
+      env: { ...env, BENCH_FRAME_MS: process.env.BENCH_FRAME_MS ?? '20', ...parsed.env },
       cwd: root,
       readyLine: 'listening'
     }
