@@ -1,15 +1,17 @@
 /**
  * The floor: the least a server can do and still put every frame on Redis where the latency sink finds it. ws +
- * ioredis with auto-pipelining, as the baseline, but nothing is parsed on the frame path. It shows what moving the
- * bytes costs (WebSocket in, Redis out, on this machine), so the other variants can be stated as a fraction of it.
+ * ioredis, nothing parsed on the frame path, and Redis written the gateway's cheapest way (each frame one whole
+ * PUBLISH command in one buffer, what a turn of the event loop writes corked into one write: src/bus/transports.ts).
+ * It shows what moving the bytes costs (WebSocket in, Redis out, on this machine), so the other variants can be
+ * stated as a fraction of it.
  *
  * What it does. Per call, at `start`, it parses that one message (JSON.parse, once a call) for the call and account
  * ids, names the call's audio channel as the baseline does, and encodes one audio message in the gateway's format
  * (encodeAudioFrame: 4-byte big-endian header length, JSON header, PCM) with as many PCM bytes as the load
- * generator's frames carry (the URL's sample-rate and BENCH_FRAME_MS). For each media message it finds the payload
- * with indexOf on the raw bytes, decodes only the 24 base64 characters that hold the 16-byte stamp
- * (bench/frame-stamp.ts) into a fresh copy of that message, and PUBLISHes the copy. A copy per frame, because
- * ioredis holds the buffer until it is written. `stop` closes with 1000; `connected` is ignored.
+ * generator's frames carry (the URL's sample-rate and BENCH_FRAME_MS), inside its PUBLISH command. For each media
+ * message it finds the payload with indexOf on the raw bytes, decodes only the 24 base64 characters that hold the
+ * 16-byte stamp (bench/frame-stamp.ts) into a fresh copy of that command, and sends the copy. A copy per frame,
+ * because ioredis holds the buffer until it is written. `stop` closes with 1000; `connected` is ignored.
  *
  * What it does not do. It validates nothing (no schema, no check of the JSON beyond the bytes it reads), decodes no
  * audio beyond the stamp, keeps no counters, and publishes a header that is the same for every frame of a call (seq,
@@ -19,13 +21,26 @@
  */
 import { Redis } from 'ioredis'
 import { WebSocketServer } from 'ws'
-import { encodeAudioFrame } from '../src/bus/audio-frame.js'
 import { audioChannel } from '../src/bus/channels.js'
+import { pubSubTransport } from '../src/bus/transports.js'
 
 const port = Number(process.env.PORT ?? 8444)
 const prefix = process.env.REDIS_PREFIX ?? 'rtaa:'
 const frameMs = Number(process.env.BENCH_FRAME_MS ?? 20)
-const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', { enableAutoPipelining: true })
+const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379')
+const transport = pubSubTransport(prefix, false)
+let corked = false
+
+/** The gateway's batching (RedisBus): what one turn of the event loop writes goes out in one write. */
+function batchWrites (): void {
+  if (corked) return
+  corked = true
+  redis.stream.cork()
+  setImmediate(() => {
+    corked = false
+    redis.stream.uncork()
+  })
+}
 const server = new WebSocketServer({ port, host: '127.0.0.1', perMessageDeflate: false, maxPayload: 64 * 1024 })
 
 /** Every message the load generator sends starts so; the next byte names the event. */
@@ -71,14 +86,18 @@ server.on('connection', (socket, request) => {
       const message = Buffer.allocUnsafe(template.length)
       template.copy(message)
       if (at < PAYLOAD.length || at + STAMP_CHARS > data.length || !decodeStamp(data, at, message, pcmAt)) return socket.close(1007)
-      // eslint-disable-next-line no-void -- as the baseline: no handler per publish
-      void redis.publish(channel, message)
+      batchWrites()
+      // No handler per publish, as the baseline: a refused one is the sink's to count.
+      transport.writeEncoded(redis, channel, message).catch(() => {})
     } else if (first === 0x73 && data[EVENT.length + 2] === 0x61) { // s?a: start, the one message parsed
       const { start } = JSON.parse(data.toString()) as { start: { call_sid: string, account_sid?: string } }
       const tenant = start.account_sid ?? null
       channel = audioChannel(prefix, { tenantId: tenant, tenantVerified: false, interactionId: start.call_sid })
-      template = encodeAudioFrame({ interaction_id: start.call_sid, tenant_id: tenant, seq: 1, vendor_seq: null, timestamp_ms: 0, sample_rate: sampleRate, encoding: 'pcm_s16le', channels: 1 }, Buffer.alloc(pcmBytes))
-      pcmAt = template.length - pcmBytes
+      const encoder = transport.frameEncoder(channel, { interaction_id: start.call_sid, tenant_id: tenant, sample_rate: sampleRate, encoding: 'pcm_s16le', channels: 1 })
+      if (encoder === null) throw new Error('pub/sub encodes frames')
+      template = encoder.frame(1, null, 0, pcmBytes)
+      pcmAt = template.length - encoder.trailerBytes - pcmBytes
+      template.fill(0, pcmAt, pcmAt + pcmBytes)
     } else if (first === 0x73) { // s?o: stop
       socket.close(1000)
     }

@@ -43,7 +43,8 @@ async function measure (variant: Variant, redisUrl: string): Promise<{ settled: 
   }
   try {
     if (command.readyLine !== undefined) {
-      for (let i = 0; i < 300 && !ready; i++) await new Promise((resolve) => setTimeout(resolve, 100))
+      const started = (): boolean => ready
+      for (let i = 0; i < 300 && !started(); i++) await new Promise((resolve) => setTimeout(resolve, 100))
     } else {
       await untilReady(port)
     }
