@@ -138,7 +138,8 @@ const MAX_CALLS_REPORTED = 100
 
 /**
  * The bus over Redis, one instance or a cluster, on three connections of its own: one that writes frames and events
- * (auto-pipelined, with the transport's commands: PUBLISH or XADD), one that holds the calls' claims, and one
+ * (with the transport's commands: PUBLISH, SPUBLISH or XADD; batched per turn of the event loop, by corking for
+ * pub/sub on one Redis and by ioredis's auto-pipelining otherwise), one that holds the calls' claims, and one
  * subscribed to the playback channels of the calls live here, so Redis delivers a call's playback only to the
  * replica that holds it. On a cluster, pub/sub is sharded (SPUBLISH, SSUBSCRIBE).
  *
@@ -444,7 +445,8 @@ export class RedisBus implements Bus {
     this.#claims.disconnect()
     await this.#waitUntilIdle(Math.max(this.#flushDeadline - Date.now(), this.#quitTimeoutMs))
     this.#quitting = true
-    // ioredis writes QUIT at once but auto-pipelined publishes a turn later: QUIT must follow them.
+    // ioredis writes QUIT at once but auto-pipelined publishes a turn later: QUIT must follow them (and a corked
+    // connection's writes go out at the end of this turn).
     await new Promise((resolve) => setImmediate(resolve))
     if (!this.#everConnected) {
       // Never reached (a start that failed to listen, a wrong REDIS_URL): there is nothing for QUIT to flush.
