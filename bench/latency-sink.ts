@@ -42,6 +42,15 @@ function firstSighting (call: number, seq: number): boolean {
   return true
 }
 
+/**
+ * BENCH_SLOW_MS: frames later than this are also counted by the second of the step they were meant to be sent in
+ * (from the first frame's), and printed to stderr at the end: a tail at the start of the load is told from one
+ * spread through it.
+ */
+const SLOW_MS = Number(process.env.BENCH_SLOW_MS ?? 0)
+const slowBySecond = new Map<number, number>()
+let firstIntendedNs = 0
+
 /** One frame's PCM (starting with the stamp), arrived at `arrived` (ns). */
 function record (pcm: Buffer, arrived: number): void {
   const { call, seq, intendedNs } = readStamp(pcm)
@@ -53,6 +62,13 @@ function record (pcm: Buffer, arrived: number): void {
   if (seq < (lastSeq.get(call) ?? 0)) reordered++
   else lastSeq.set(call, seq)
   latency.recordValue(Math.max(1, Math.round((arrived - intendedNs) / 1000)))
+  if (SLOW_MS > 0) {
+    if (firstIntendedNs === 0 || intendedNs < firstIntendedNs) firstIntendedNs = intendedNs
+    if (arrived - intendedNs > SLOW_MS * 1e6) {
+      const second = Math.floor((intendedNs - firstIntendedNs) / 1e9)
+      slowBySecond.set(second, (slowBySecond.get(second) ?? 0) + 1)
+    }
+  }
 }
 
 const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379')
@@ -120,6 +136,7 @@ async function streams (): Promise<void> {
 process.on('SIGTERM', () => {
   const at = (p: number): number => latency.getValueAtPercentile(p) / 1000
   const cpu = process.cpuUsage(cpuBefore)
+  if (SLOW_MS > 0) process.stderr.write(`sink: frames later than ${SLOW_MS} ms, by second of the load: ${JSON.stringify(Object.fromEntries([...slowBySecond].sort((a, b) => a[0] - b[0])))}\n`)
   process.stdout.write(`${JSON.stringify({ received, duplicates, reordered, p50_ms: at(50), p99_ms: at(99), p999_ms: at(99.9), max_ms: latency.maxValue / 1000, cpu_us: cpu.user + cpu.system, reads, entries_read: entriesRead })}\n`)
   process.exit(0)
 })

@@ -249,7 +249,7 @@ async function step (variant: Variant, calls: number, port: number, redisUrl: st
   const before = await redisInfo(admin)
   const startedAt = performance.now()
   const ticksBefore = cpuTicks()
-  const sink = start('0', ['--import', 'tsx', 'bench/latency-sink.ts'], { REDIS_URL: redisUrl, REDIS_PREFIX: 'bench:', BENCH_TRANSPORT: transport })
+  const sink = start('0', ['--import', 'tsx', 'bench/latency-sink.ts'], { REDIS_URL: redisUrl, REDIS_PREFIX: 'bench:', BENCH_TRANSPORT: transport, BENCH_SLOW_MS: process.env.BENCH_SLOW_MS ?? '0' })
   await firstLine(sink, (line) => line === 'ready')
   const probeStart = readProbe(probeFile).length
   const callPrefix = `${variant.replace(/\W/g, '_')}-${calls}-${Date.now()}`
