@@ -70,7 +70,7 @@ export class MediaScanner {
   readonly #top: Key[]
   readonly #nestedKey: Buffer
   readonly #nested: Key[]
-  /** Position after the last token read; -1 once the message is found to be one this scanner does not vouch for. */
+  /** Position after the last token read: the scan of one message, synchronous, so one scanner serves every call. */
   #at = 0
   #seen = 0
 
