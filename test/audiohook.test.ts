@@ -4,6 +4,7 @@ import type { CallStartEvent } from '../src/bus/call-events.js'
 import { loadConfig } from '../src/config.js'
 import { signAudioHookUpgrade, verifySignature } from '../src/vendors/audiohook/audiohook-signature.js'
 import { TestRedis } from './helpers/redis-server.js'
+import { audioHookOpen } from './helpers/audiohook.js'
 import { startListenedGateway, type Gateway } from './helpers/gateway.js'
 import { ProviderClient, refusedUpgrade } from './helpers/exotel.js'
 import { G711_MULAW } from './helpers/g711.js'
@@ -34,22 +35,11 @@ const CREDENTIALS = `${ORG}:${API_KEY}:${CLIENT_SECRET},${OTHER_ORG}:${OTHER_KEY
 const STEREO = { type: 'audio', format: 'PCMU', channels: ['external', 'internal'], rate: 8000 }
 
 /** The spec's open, word for word, with the session id and conversation id a test gives it. */
-function open (id: string, conversationId = CONVERSATION, media: unknown[] = [STEREO, { ...STEREO, channels: ['external'] }, { ...STEREO, channels: ['internal'] }]): Record<string, unknown> {
-  return {
-    version: '2',
-    type: 'open',
-    seq: 1,
-    serverseq: 0,
-    id,
-    position: 'PT0S',
-    parameters: {
-      organizationId: ORG,
-      conversationId,
-      participant: { id: '883efee8-3d6c-4537-b500-6d7ca4b92fa0', ani: '+1-555-555-1234', aniName: 'John Doe', dnis: '+1-800-555-6789' },
-      media,
-      language: 'en-US'
-    }
-  }
+/** What Genesys offers: stereo PCMU, or either leg alone. */
+const OFFERED = [STEREO, { ...STEREO, channels: ['external'] }, { ...STEREO, channels: ['internal'] }]
+
+function open (id: string, conversationId = CONVERSATION, media: unknown[] = OFFERED): Record<string, unknown> {
+  return audioHookOpen(id, ORG, conversationId, media)
 }
 
 /** A client message of the protocol reference: version, type, id, seq, serverseq, position, parameters. */
@@ -200,7 +190,7 @@ t.test('mono L16 of the agent alone is one outbound track, little-endian, and a 
   const session = randomUUID()
   const client = await ProviderClient.connect(url, { headers: signed(url, session, { organizationId: OTHER_ORG, apiKey: OTHER_KEY, secret: null }) })
   const l16 = { type: 'audio', format: 'L16', channels: ['internal'], rate: 8000 }
-  client.send({ ...open(session, 'CONV-l16', [{ ...l16, rate: 16000 }, l16]), parameters: { ...(open(session).parameters as object), organizationId: OTHER_ORG, conversationId: 'CONV-l16', media: [{ ...l16, rate: 16000 }, l16] } })
+  client.send(audioHookOpen(session, OTHER_ORG, 'CONV-l16', [{ ...l16, rate: 16000 }, l16]))
   await client.received.waitFor((text) => text.includes('"opened"'))
   t.match(JSON.parse(client.received.items[0]), { parameters: { media: [l16] } }, 'the 16 kHz offer is passed over')
   const samples = [-32768, 32767, 0x0102, -2]
@@ -242,7 +232,7 @@ t.test('refused input: half a stereo sample, no media the gateway takes, an open
     ['a frame of 3 bytes in stereo PCMU', (session) => [open(session, 'CONV-bad-1'), Buffer.from([1, 2, 3])], 1007,
       /^audio frame of 3 bytes is not a whole number of stereo PCMU samples \(2 bytes each\)$/],
     ['opus only', (session) => [open(session, 'CONV-bad-2', [{ type: 'audio', format: 'opus', channels: ['external'], rate: 48000 }])], 1003, /^no offered media the gateway takes/],
-    ['another organization', (session) => [{ ...open(session, 'CONV-bad-3'), parameters: { ...(open(session, 'CONV-bad-3').parameters as object), organizationId: OTHER_ORG } }], 1008,
+    ['another organization', (session) => [audioHookOpen(session, OTHER_ORG, 'CONV-bad-3', OFFERED)], 1008,
       /is not one this credential may stream for/],
     ['a conversation id that cannot be a channel name', (session) => [open(session, 'a b')], 1007, /^invalid open message at \/parameters\/conversationId/]
   ]

@@ -3,6 +3,7 @@ import t from 'tap'
 import { signAudioHookUpgrade } from '../src/vendors/audiohook/audiohook-signature.js'
 import { TestRedis } from './helpers/redis-server.js'
 import { startListenedGateway } from './helpers/gateway.js'
+import { audioHookOpen } from './helpers/audiohook.js'
 import { ProviderClient, exotelNumbers, exotelStrings } from './helpers/exotel.js'
 
 const redis = await TestRedis.start()
@@ -89,21 +90,7 @@ t.test('AudioHook is told apart by its credential: X-API-KEY makes it the only c
   const headers = signAudioHookUpgrade(url, { organizationId: org, apiKey: 'SGVsbG8sIEkgYW0gdGhlIEFQSSBrZXkh', secret: null },
     { sessionId: id, correlationId: randomUUID(), nonce: 'unused', created: 0 })
   const audiohook = await ProviderClient.connect(url, { headers })
-  audiohook.send({
-    version: '2',
-    type: 'open',
-    seq: 1,
-    serverseq: 0,
-    id,
-    position: 'PT0S',
-    parameters: {
-      organizationId: org,
-      conversationId: 'CAdetectAH2',
-      participant: { id: randomUUID(), ani: '+1-555-555-1234', aniName: 'John Doe', dnis: '+1-800-555-6789' },
-      media: [{ type: 'audio', format: 'PCMU', channels: ['external', 'internal'], rate: 8000 }],
-      language: 'en-US'
-    }
-  })
+  audiohook.send(audioHookOpen(id, org, 'CAdetectAH2', [{ type: 'audio', format: 'PCMU', channels: ['external', 'internal'], rate: 8000 }]))
   await audiohook.received.waitFor((text) => text.includes('"opened"'))
   audiohook.send({ version: '2', type: 'close', seq: 2, serverseq: 1, id, position: 'PT0S', parameters: { reason: 'end' } })
   t.equal((await audiohook.closed).code, 1000)

@@ -3,6 +3,7 @@ import { Redis } from 'ioredis'
 import t, { type Test } from 'tap'
 import { encodeAudioFrame, type AudioFrameHeader } from '../src/bus/audio-frame.js'
 import { signAudioHookUpgrade } from '../src/vendors/audiohook/audiohook-signature.js'
+import { audioHookOpen } from './helpers/audiohook.js'
 import { TestRedis } from './helpers/redis-server.js'
 import { startGateway, waitReady, type Gateway } from './helpers/gateway.js'
 import { ProviderClient, exotelStrings, pcmFrame } from './helpers/exotel.js'
@@ -298,21 +299,7 @@ t.test('a Genesys AudioHook call publishes the same documented shapes', async (t
     headers: signAudioHookUpgrade(url, { organizationId: org, apiKey: 'contract-api-key', secret: null }, { sessionId: id, correlationId: id, nonce: 'n', created: 0 })
   })
   // The open of https://developer.genesys.cloud/devapps/audiohook/session-walkthrough#open-transaction, mono.
-  client.send({
-    version: '2',
-    type: 'open',
-    seq: 1,
-    serverseq: 0,
-    id,
-    position: 'PT0S',
-    parameters: {
-      organizationId: org,
-      conversationId: 'ah-contract',
-      participant: { id: '883efee8-3d6c-4537-b500-6d7ca4b92fa0', ani: '+1-555-555-1234', aniName: 'John Doe', dnis: '+1-800-555-6789' },
-      media: [{ type: 'audio', format: 'PCMU', channels: ['external'], rate: 8000 }],
-      language: 'en-US'
-    }
-  })
+  client.send(audioHookOpen(id, org, 'ah-contract', [{ type: 'audio', format: 'PCMU', channels: ['external'], rate: 8000 }]))
   await client.received.waitFor((text) => text.includes('"opened"'))
   client.ws.send(Buffer.alloc(160, 0xff), { binary: true })
   client.send({ version: '2', type: 'close', seq: 2, serverseq: 1, id, position: 'PT0.02S', parameters: { reason: 'end' } })

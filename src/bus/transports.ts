@@ -54,12 +54,8 @@ export function pubSubTransport (prefix: string, sharded: boolean): Transport {
     // SPUBLISH on a cluster goes through ioredis, which routes it by its channel's slot.
     frameEncoder: (channel, fixed) => new AudioFrameEncoder(fixed, sharded ? null : commandUpToLastArgument('PUBLISH', channel)),
     encodesCommands: !sharded,
-    writeEncoded: (redis, channel, bytes) => {
-      const command = new EncodedCommand('publish', channel, bytes)
-      // Its answer comes through the command's own promise.
-      ;(redis as Redis).sendCommand(command)
-      return command.promise
-    },
+    // ioredis answers a command sent so with the command's own promise.
+    writeEncoded: (redis, channel, bytes) => (redis as Redis).sendCommand(new EncodedCommand('publish', channel, bytes)) as Promise<unknown>,
     writeFrame: (redis, channel, _header, bytes) => publish(redis, channel, bytes),
     writeEvent: (redis, event) => publish(redis, events, JSON.stringify(event))
   }
