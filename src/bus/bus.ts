@@ -47,6 +47,8 @@ export interface Bus {
   onReconnect (listener: () => void): void
   /** True while what is published now reaches Redis without waiting. */
   readonly connected: boolean
+  /** Bytes waiting for Redis: buffered, and sent but not yet acknowledged (rtaa_redis_buffer_bytes). */
+  readonly waitingBytes: number
   /** True while Redis has never been reached since the start, and an attempt has failed: new calls are refused. */
   readonly unreachableSinceStart: boolean
   /** What keeps the bus from serving a new call well now, for readiness; empty when nothing does. */

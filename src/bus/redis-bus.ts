@@ -300,13 +300,17 @@ export class RedisBus implements Bus {
       this.#clusterCheck.unref()
     }
     this.#metrics.foldBeforeScrape(() => {
-      this.#metrics.redisBufferBytes.set(this.#bufferedBytes + this.#inFlightBytes)
+      this.#metrics.redisBufferBytes.set(this.waitingBytes)
       this.#metrics.redisStalled.set(this.#stalled ? 1 : 0)
     })
   }
 
   get connected (): boolean {
     return this.#redis.status === 'ready'
+  }
+
+  get waitingBytes (): number {
+    return this.#bufferedBytes + this.#inFlightBytes
   }
 
   get unreachableSinceStart (): boolean {

@@ -15,7 +15,7 @@ import { newMediaScan, type MediaScan } from '../vendors/media-scanner.js'
 import type { MediaFastPath, OutboundEncoder, StreamContext, StreamDecoder, VendorAdapter } from '../vendors/vendor-adapter.js'
 import { VendorDetector, type Candidate } from '../vendors/vendor-detector.js'
 import { CallStats } from './call-stats.js'
-import { Playback, type PlaybackSettings } from './playback.js'
+import { Playback, type PlaybackSettings, type PlaybackStatus } from './playback.js'
 import { TokenBucket } from './token-bucket.js'
 
 /** The socket of a vendor connection, as its call uses it. */
@@ -44,6 +44,14 @@ export interface CallOwner {
 }
 
 export type ClaimResult = 'owned' | 'duplicate' | 'unconfirmed'
+
+/**
+ * Sees each frame of PCM a call publishes, pcm[0, bytes), as it is published (never a withheld one): a dashboard's
+ * levels and listen-in. The buffer is the call's to reuse once audio() returns.
+ */
+export interface AudioTap {
+  audio (track: Track, pcm: Buffer, bytes: number): void
+}
 
 export interface LiveCallOptions {
   socket: CallSocket
@@ -103,6 +111,13 @@ export interface CallSnapshot extends TrackTotals {
   started_at: number | null
   /** The counts per track, once the call has started. */
   tracks: Partial<Record<Track, TrackTotals>>
+  /** While the call's audio is withheld: since when (epoch ms), and who paused it. */
+  paused: { since: number, source: PauseSource } | null
+  /** The call's outbound audio; null for a call that plays none. */
+  playback: PlaybackStatus | null
+  /** Why and when (epoch ms) the call ended; null until it has. */
+  end_reason: string | null
+  ended_at: number | null
 }
 
 /** What a call has once its start message is accepted. */
@@ -127,6 +142,7 @@ interface Pause {
 }
 
 interface TrackState {
+  track: Track
   ref: CallRef
   stats: CallStats
   /** The track's audio messages, header encoded once (pub/sub); null when frames go out as header and PCM (Streams). */
@@ -206,6 +222,9 @@ export class LiveCall {
   #encoder: OutboundEncoder | null = null
   /** While the call's audio is withheld (a payment moment): since when, who paused it, and what it has withheld. */
   #paused: Pause | null = null
+  /** Who sees the call's published audio; null, the frame path's only cost, while nobody watches. */
+  #tap: AudioTap | null = null
+  #endedAt: number | null = null
 
   /** Messages received, and the count the keepalive last saw and when it last changed: idle is no change. */
   #messages = 0
@@ -430,9 +449,15 @@ export class LiveCall {
     for (const { stats } of this.#call?.tracks.values() ?? []) stats.fold()
   }
 
+  /** Hands each published frame to `tap` from now on; null stops it. */
+  watch (tap: AudioTap | null): void {
+    this.#tap = tap
+  }
+
   snapshot (): CallSnapshot {
     const info = this.info
     const tracks = this.#trackTotals()
+    const paused = this.#paused
     return {
       state: this.#state,
       vendor: this.#adapter?.name ?? null,
@@ -442,7 +467,11 @@ export class LiveCall {
       sample_rate: info?.sampleRate ?? null,
       started_at: this.#call?.startedAt ?? null,
       ...callTotals(tracks),
-      tracks
+      tracks,
+      paused: paused === null ? null : { since: paused.since, source: paused.source },
+      playback: this.#playback?.status() ?? null,
+      end_reason: this.#endReason,
+      ended_at: this.#endedAt
     }
   }
 
@@ -614,7 +643,7 @@ export class LiveCall {
     const tracks = new Map(trackRefs(info).map((ref, i) => {
       const track = info.tracks[i]
       const encoder = bus.frameEncoder(ref, { interaction_id: info.interactionId, tenant_id: info.tenantId, sample_rate: info.sampleRate, encoding: 'pcm_s16le', channels: 1, track: ref.track })
-      return [track, { ref, stats: new CallStats(metrics, labels, (err, first) => this.#frameLost(track, err, first)), encoder }] as const
+      return [track, { track, ref, stats: new CallStats(metrics, labels, (err, first) => this.#frameLost(track, err, first)), encoder }] as const
     }))
     // Each track is its own real time: a call with two may send twice the audio.
     const audioRate = new TokenBucket(inbound.maxAudioSpeed * pcmBytesPerMs(info.sampleRate) * tracks.size, INBOUND_BURST_MS)
@@ -691,11 +720,12 @@ export class LiveCall {
    * Publishes one frame of PCM s16le, pcm[0, bytes); a null timestampMs is derived from the audio so far. `chunk` is
    * the vendor's media counter, which gap accounting follows.
    */
-  #audio (info: CallInfo, { ref, stats, encoder }: TrackState, pcm: Buffer, bytes: number, vendorSeq: number | null, timestampMs: number | null, chunk: number | null): void {
+  #audio (info: CallInfo, { track, ref, stats, encoder }: TrackState, pcm: Buffer, bytes: number, vendorSeq: number | null, timestampMs: number | null, chunk: number | null): void {
     const seq = stats.frames + 1
     // Withheld audio keeps its place on the time line: a resumed call's timestamps go on from the pause's end.
     const timestamp = timestampMs ?? Math.floor((stats.bytes + stats.bytesWithheld) / pcmBytesPerMs(info.sampleRate))
     stats.frame(bytes, chunk)
+    if (this.#tap !== null) this.#tap.audio(track, pcm, bytes)
     if (encoder !== null) {
       const message = encoder.frame(seq, vendorSeq, timestamp, bytes)
       pcm.copy(message, message.length - encoder.trailerBytes - bytes, 0, bytes)
@@ -794,6 +824,7 @@ export class LiveCall {
     if (this.#state === 'ended') return
     const was = this.#state
     this.#state = 'ended'
+    this.#endedAt = Date.now()
     if (was === 'awaiting-start') return
     try {
       const call = this.#call

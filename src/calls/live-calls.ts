@@ -131,6 +131,16 @@ export class LiveCalls extends EventEmitter<LiveCallsEvents> {
     if (this.#connections.size === 0) for (const resolve of this.#emptied.splice(0)) resolve()
   }
 
+  /** Connections held, started or not: what MAX_CONCURRENT_CALLS bounds. */
+  get size (): number {
+    return this.#connections.size
+  }
+
+  /** Every connection, started or not. */
+  calls (): IterableIterator<LiveCall> {
+    return this.#connections.values()
+  }
+
   /** Every connection's call as it stands, for a dashboard. */
   snapshot (): CallSnapshot[] {
     return [...this.#connections].map((call) => call.snapshot())

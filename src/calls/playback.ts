@@ -39,6 +39,16 @@ export interface PlaybackOptions extends PlaybackSettings {
   log: Log
 }
 
+/** A call's playback as it stands (Playback.status). */
+export interface PlaybackStatus {
+  /** Audio waiting in the gateway. */
+  queued_ms: number
+  /** Audio sent and not yet played at the vendor, by the pacing's reckoning. */
+  lead_ms: number
+  /** Marks sent or queued whose echo has not come back. */
+  marks_pending: number
+}
+
 /** The messages of a vendor that plays audio; audio and marks are only ever queued for one. */
 type Player = Required<Pick<OutboundEncoder, 'media' | 'mark' | 'clear'>>
 
@@ -145,6 +155,16 @@ export class Playback {
     const index = this.#sentMarks.indexOf(name)
     if (index !== -1) this.#sentMarks.splice(index, 1)
     return !this.#clearedMarks.delete(name)
+  }
+
+  /** What a dashboard shows of the call's playback: audio waiting here, unplayed at the vendor, and marks not yet echoed. */
+  status (): PlaybackStatus {
+    const marksQueued = this.#queue.reduce((count, item) => (item.kind === 'mark' ? count + 1 : count), 0)
+    return {
+      queued_ms: Math.round(this.#queuedMs),
+      lead_ms: Math.max(0, Math.round(this.#playedBy - performance.now())),
+      marks_pending: this.#sentMarks.length + marksQueued
+    }
   }
 
   /** The call has ended: what is still queued is dropped and counted. */
