@@ -52,6 +52,8 @@ stop); 2 for bad arguments; 78 for a bad setting read from the environment.
   --insecure            wss:// without checking the gateway's certificate (warns on stderr)
   --calls <n>           concurrent calls (default 1), started --ramp-ms apart (default 50)
   --dtmf <digits>       e.g. 1,2,# : sent spread over the call (vendors that report key presses)
+  --gap <n>             leave out n media messages halfway through each call, as a lossy network would; the
+                        gateway counts them as gaps (vendors that number their chunks: exotel, twilio, plivo)
   --voicebot            answer marks as the vendor would, and save the audio played back to a WAV
   --playback-dir <dir>  where --voicebot saves it (default recordings/playback)
   --call-prefix <id>    interaction ids are <id>-1, <id>-2… (default sim-<time>)
@@ -74,6 +76,8 @@ interface Options {
   calls: number
   rampMs: number
   dtmf: string[]
+  /** Media messages left out halfway through each call. */
+  gap: number
   voicebot: boolean
   playbackDir: string
   callPrefix: string
@@ -142,6 +146,7 @@ function resolveOptions (argv: string[]): Options | null {
     calls: { type: 'string' },
     'ramp-ms': { type: 'string' },
     dtmf: { type: 'string' },
+    gap: { type: 'string' },
     voicebot: { type: 'boolean' },
     'playback-dir': { type: 'string' },
     'call-prefix': { type: 'string' },
@@ -191,6 +196,7 @@ function resolveOptions (argv: string[]): Options | null {
     calls: integerOption(args.calls, 'calls', 1, 1),
     rampMs: integerOption(args['ramp-ms'], 'ramp-ms', 50, 0),
     dtmf: args.dtmf === undefined ? [] : args.dtmf.split(',').filter((digit) => digit !== ''),
+    gap: integerOption(args.gap, 'gap', 0, 0),
     voicebot: args.voicebot === true,
     playbackDir: args['playback-dir'] ?? join('recordings', 'playback'),
     callPrefix: args['call-prefix'] ?? `sim-${Date.now()}`
@@ -327,11 +333,13 @@ async function runCall (options: Options, id: string): Promise<CallResult> {
   const chunkBytes = (options.sampleRate * 2 * options.chunkMs) / 1000
   const chunks = Math.ceil(options.audio.length / chunkBytes)
   const dtmfAt = new Map(options.dtmf.map((digit, i) => [Math.floor(((i + 1) * chunks) / (options.dtmf.length + 1)), digit]))
+  const gapFrom = Math.floor(chunks / 2)
   const start = performance.now()
   for (let k = 0; k < chunks && ws.readyState === WebSocket.OPEN; k++) {
     // An absolute schedule, so timer lateness does not accumulate into drift.
     await sleep(start + k * options.chunkMs - performance.now())
     for (const { track, audio } of options.tracks) {
+      if (k >= gapFrom && k < gapFrom + options.gap) continue
       const pcm = audio.subarray(k * chunkBytes, (k + 1) * chunkBytes)
       const message = call.media(k + 1, k * options.chunkMs, pcm, track)
       if (message !== null) send(message)
