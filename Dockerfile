@@ -16,6 +16,8 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist ./dist
+# The dashboard's page (/dashboard), served as it is: no build step.
+COPY public ./public
 
 # Configure through the environment (docker run -e, compose environment:), not a .env file: .dockerignore keeps
 # .env* out of the image, and the health check reads PORT and TLS_CERT_FILE from the environment.

@@ -1,19 +1,20 @@
 import neostandard from 'neostandard'
 
 /**
- * Dependencies run one way (docs/architecture.md): routes → plugins → calls → {vendors, bus} → audio, auth.
+ * Dependencies run one way (docs/architecture.md): routes → plugins → dashboard → calls → {vendors, bus} → audio, auth.
  * Each entry lists every layer its files may not import; only src/app.ts, which builds the app, sees them all.
  */
 const layers = {
   'plugins/**': ['routes'],
   'src/cli/**': ['plugins', 'routes'],
-  'src/calls/**': ['plugins', 'routes', 'cli'],
-  'src/config.ts': ['plugins', 'routes', 'cli', 'calls', 'bus'],
-  'src/vendors/**': ['plugins', 'routes', 'cli', 'calls', 'bus'],
-  'src/bus/**': ['plugins', 'routes', 'cli', 'calls', 'vendors'],
-  'src/{audio,auth}/**': ['plugins', 'routes', 'cli', 'calls', 'bus', 'vendors'],
-  'src/{cluster-nodes,core-config,json-object,logger,metrics,track}.ts': ['plugins', 'routes', 'cli', 'calls', 'bus', 'vendors'],
-  'src/{process-group,worker-link,group-messages}.ts': ['plugins', 'routes', 'cli', 'vendors']
+  'src/dashboard/**': ['plugins', 'routes', 'cli', 'vendors'],
+  'src/calls/**': ['plugins', 'routes', 'cli', 'dashboard'],
+  'src/config.ts': ['plugins', 'routes', 'cli', 'dashboard', 'calls', 'bus'],
+  'src/vendors/**': ['plugins', 'routes', 'cli', 'dashboard', 'calls', 'bus'],
+  'src/bus/**': ['plugins', 'routes', 'cli', 'dashboard', 'calls', 'vendors'],
+  'src/{audio,auth}/**': ['plugins', 'routes', 'cli', 'dashboard', 'calls', 'bus', 'vendors'],
+  'src/{cluster-nodes,core-config,json-object,logger,metrics,track}.ts': ['plugins', 'routes', 'cli', 'dashboard', 'calls', 'bus', 'vendors'],
+  'src/{process-group,worker-link,group-messages,group-dashboard}.ts': ['plugins', 'routes', 'cli', 'vendors']
 }
 
 export default [

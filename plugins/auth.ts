@@ -9,6 +9,7 @@ import type { AuthFailure, AuthMethod, AuthRequest } from '../src/auth/auth-meth
 import type { Principal } from '../src/auth/principal.js'
 import { isTenantId, parseBasicAccounts, type Tenancy } from '../src/auth/tenancy.js'
 import { ConfigError, type CoreConfig } from '../src/core-config.js'
+import type { Viewer } from '../src/dashboard/dashboard-view.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -18,10 +19,17 @@ declare module 'fastify' {
        * names the methods the route takes.
        */
       authenticate (accepted: readonly string[]): onRequestAsyncHookHandler
+      /**
+       * An onRequest hook for the dashboard's routes: a gateway JWT (its tenant_id's calls only), an operator's
+       * DASHBOARD_BASIC_CREDENTIALS, or no credential from DASHBOARD_ALLOWLIST (every tenant's calls).
+       */
+      authenticateViewer: onRequestAsyncHookHandler
     }
   }
   interface FastifyRequest {
     principal: Principal | null
+    /** Who opened a dashboard route, once authenticateViewer has admitted them. */
+    viewer: Viewer | null
   }
 }
 
@@ -50,10 +58,21 @@ export default fp(async (fastify) => {
   const accountsOfKey = parseBasicAccounts(config.BASIC_AUTH_ACCOUNTS, credentials.map(({ key }) => key))
   const vendorAuthMethods = fastify.vendors.flatMap((adapter) => adapter.authMethods ?? [])
   warnOfUnverifiedTenants(fastify, allowlist, accountsOfKey, vendorAuthMethods)
+  const mayView = createIpAllowlist(parseCidrList(config.DASHBOARD_ALLOWLIST))
+  const viewerCredentials = parseCredentials(config.DASHBOARD_BASIC_CREDENTIALS)
+  /** Requests to dashboard routes, whose Basic credentials are operators', not vendors'. */
+  const viewerRequests = new WeakSet<FastifyRequest>()
   fastify.decorateRequest('principal', null)
+  fastify.decorateRequest('viewer', null)
 
   await fastify.register(fastifyBasicAuth, {
     async validate (key, token, request) {
+      if (viewerRequests.has(request)) {
+        const operator = matchCredential(viewerCredentials, key, token)
+        if (operator === null) throw new Error('credentials do not match')
+        request.viewer = { who: `basic:${operator}`, tenant: null }
+        return
+      }
       const matched = matchCredential(credentials, key, token)
       if (matched === null) throw new Error('credentials do not match')
       const tenancy = accountsOfKey.get(matched)
@@ -101,6 +120,14 @@ export default fp(async (fastify) => {
       return request.principal
     }
   }
+  const viewerBasic = async (request: FastifyRequest, reply: FastifyReply): Promise<AuthFailure | null> => {
+    if (viewerCredentials.length === 0) return { status: 401, reason: 'basic_disabled', message: 'basic auth is not enabled for the dashboard' }
+    viewerRequests.add(request)
+    const matched = await new Promise<boolean>((resolve) => {
+      fastify.basicAuth(request, reply, (err) => resolve(err === undefined || err === null))
+    })
+    return matched && request.viewer !== null ? null : { status: 401, reason: 'bad_credentials', message: 'invalid credentials' }
+  }
   const ip: Method = {
     name: 'ip',
     applies: () => true,
@@ -139,6 +166,33 @@ export default fp(async (fastify) => {
         }
         request.principal = outcome
       }
+    },
+
+    async authenticateViewer (request, reply) {
+      const auth = toAuthRequest(request)
+      if (jwt.applies(auth)) {
+        const outcome = await jwt.verify(request, reply, auth)
+        if ('status' in outcome) return deny(request, reply, 'jwt', outcome, [`${BEARER_CHALLENGE}, error="invalid_token"`])
+        if (outcome.method === 'jwt') request.viewer = { who: `jwt:${outcome.subject ?? '-'}@${outcome.tenantId}`, tenant: outcome.tenantId }
+        return
+      }
+      if (scheme(auth) === 'basic') {
+        const failure = await viewerBasic(request, reply)
+        if (failure !== null) return deny(request, reply, 'basic', failure, [BASIC_CHALLENGE])
+        return
+      }
+      if (request.headers.authorization !== undefined) {
+        return deny(request, reply, 'unknown', { status: 401, reason: 'unsupported_scheme', message: 'unsupported authorization scheme' }, [BASIC_CHALLENGE, ...(jwtEnabled ? [BEARER_CHALLENGE] : [])])
+      }
+      if (mayView(request.ip)) {
+        request.viewer = { who: `ip:${request.ip}`, tenant: null }
+        return
+      }
+      // With operators' credentials set, a browser is asked for them (it prompts); a JWT's holder knows to send it.
+      if (viewerCredentials.length > 0) {
+        return deny(request, reply, 'ip', { status: 401, reason: 'credentials_required', message: 'credentials required: the client address is not in DASHBOARD_ALLOWLIST' }, [BASIC_CHALLENGE])
+      }
+      return deny(request, reply, 'ip', { status: 403, reason: 'ip_not_allowed', message: 'client address is not in DASHBOARD_ALLOWLIST' }, [])
     }
   })
 }, { name: 'auth', fastify: '5.x', dependencies: ['metrics', 'vendors'], decorators: { fastify: ['config'] } })

@@ -2,12 +2,14 @@ import { readFileSync } from 'node:fs'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
 import authPlugin from '../plugins/auth.js'
+import dashboardPlugin from '../plugins/dashboard.js'
 import forwardedForPlugin from '../plugins/forwarded-for.js'
 import liveCallsPlugin from '../plugins/live-calls.js'
 import metricsPlugin from '../plugins/metrics.js'
 import publisherPlugin from '../plugins/publisher.js'
 import vendorsPlugin from '../plugins/vendors.js'
 import websocketPlugin from '../plugins/websocket.js'
+import dashboardRoutes from '../routes/dashboard.js'
 import healthRoutes from '../routes/health.js'
 import ingestRoutes from '../routes/ingest.js'
 import metricsRoutes from '../routes/metrics.js'
@@ -69,12 +71,14 @@ export async function buildApp (config: Config, options: BuildAppOptions = {}): 
   await app.register(forwardedForPlugin)
   await app.register(vendorsPlugin, { vendors: options.vendors ?? builtInVendors })
   await app.register(authPlugin)
+  if (config.DASHBOARD_ENABLED) await app.register(dashboardPlugin)
 
   app.setNotFoundHandler(notFound)
 
   await app.register(healthRoutes)
   await app.register(metricsRoutes)
   await app.register(ingestRoutes)
+  if (config.DASHBOARD_ENABLED) await app.register(dashboardRoutes)
   return app
 }
 

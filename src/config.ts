@@ -37,6 +37,8 @@ export function loadConfig (options: LoadConfigOptions = {}): Config {
   check('AUTH_IP_ALLOWLIST', () => parseCidrList(config.AUTH_IP_ALLOWLIST))
   check('TRUST_PROXY', () => parseCidrList(config.TRUST_PROXY))
   check('METRICS_ALLOWLIST', () => parseCidrList(config.METRICS_ALLOWLIST))
+  check('DASHBOARD_ALLOWLIST', () => parseCidrList(config.DASHBOARD_ALLOWLIST))
+  check('DASHBOARD_BASIC_CREDENTIALS', () => parseCredentials(config.DASHBOARD_BASIC_CREDENTIALS))
   if (config.REDIS_CLUSTER_NODES !== undefined) check('REDIS_CLUSTER_NODES', () => parseClusterNodes(config.REDIS_CLUSTER_NODES as string))
   check('BASIC_AUTH_CREDENTIALS', () => parseCredentials(config.BASIC_AUTH_CREDENTIALS))
   check('BASIC_AUTH_ACCOUNTS', () => parseBasicAccounts(config.BASIC_AUTH_ACCOUNTS, parseCredentials(config.BASIC_AUTH_CREDENTIALS).map(({ key }) => key)))

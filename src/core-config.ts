@@ -79,6 +79,17 @@ export const CoreConfigSchema = Type.Object({
   /** Adds a tenant label to call metrics; only for a bounded number of tenants. */
   METRICS_TENANT_LABEL: Type.Boolean({ default: false }),
 
+  /** The live call dashboard at /dashboard (docs/dashboard.md); it costs nothing while nobody looks. */
+  DASHBOARD_ENABLED: Type.Boolean({ default: true }),
+  /** Who may open it without a credential: loopback only, narrower than METRICS_ALLOWLIST; checked by parseCidrList. */
+  DASHBOARD_ALLOWLIST: Type.String({ default: '127.0.0.0/8,::1/128' }),
+  /** Comma-separated user:password pairs of operators, who see every tenant's calls; checked by parseCredentials. */
+  DASHBOARD_BASIC_CREDENTIALS: Type.String({ default: '' }),
+  /** Listen-in: the dashboard may play a live call's audio; every use is logged with who and which call. */
+  DASHBOARD_LISTEN: Type.Boolean({ default: false }),
+  /** Feeds and listen-ins open at once, per process; more get 503. */
+  DASHBOARD_MAX_VIEWERS: Type.Integer({ minimum: 1, maximum: 1000, default: 10 }),
+
   /** Outbound audio: at most this much sits unplayed at the vendor, so clear cuts in quickly. */
   PLAYBACK_LEAD_MS: Type.Integer({ minimum: 100, maximum: 10_000, default: 400 }),
   /** Outbound audio waiting in the gateway per call; newer audio beyond it is refused. */

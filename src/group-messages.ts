@@ -1,4 +1,5 @@
 import type { CallStopEvent } from './bus/call-events.js'
+import type { DashboardPart, ListenEnd, ListenStart } from './dashboard/dashboard-view.js'
 import type { Track } from './track.js'
 import type { MetricsSnapshot } from './metrics.js'
 
@@ -32,6 +33,22 @@ export type WorkerMessage =
   | { type: 'rtaa:scrape', id: number }
   /** The worker's registry, as the primary asked in `rtaa:collect`. */
   | { type: 'rtaa:metrics', id: number, metrics: MetricsSnapshot }
+  /**
+   * The dashboard (src/dashboard/). The worker serves a view and asks for every worker's part of it; `id`, unique in
+   * the group (`<pid>:<n>`), names the look or the listen-in in every message that follows.
+   */
+  | { type: 'rtaa:look', id: string, tenant: string | null }
+  /** This worker's part, as the primary asked in `rtaa:peek`. */
+  | { type: 'rtaa:part', id: string, part: DashboardPart }
+  /** The worker serves a listen-in and asks for the worker that holds the call to tap it. */
+  | { type: 'rtaa:listen', id: string, tenant: string | null, call: string, track: Track }
+  /** This worker's answer to `rtaa:tap`: it taps the call, or why not. */
+  | { type: 'rtaa:tapped', id: string, started: ListenStarted }
+  /** A tapped call's audio, and the end of the tap (the call ended): for the worker that listens. */
+  | { type: 'rtaa:audio', id: string, pcm: Uint8Array }
+  | { type: 'rtaa:listen-end', id: string, reason: ListenEnd }
+  /** The listener left: the tap goes. */
+  | { type: 'rtaa:unlisten', id: string }
 
 /** From the primary to a worker. */
 export type PrimaryMessage =
@@ -42,6 +59,21 @@ export type PrimaryMessage =
   /** The answer to `rtaa:scrape`: the group's metrics in Prometheus text, or why there are none. */
   | { type: 'rtaa:scraped', id: number, text: string }
   | { type: 'rtaa:scraped', id: number, error: string }
+  /** Send your part of a dashboard view for a viewer of `tenant` (`rtaa:part`). */
+  | { type: 'rtaa:peek', id: string, tenant: string | null }
+  /** The answer to `rtaa:look`: the parts of the workers that answered in time. */
+  | { type: 'rtaa:looked', id: string, parts: DashboardPart[] }
+  /** Tap this call if you hold it (`rtaa:tapped`), and send its audio as `rtaa:audio`. */
+  | { type: 'rtaa:tap', id: string, tenant: string | null, call: string, track: Track }
+  /** The answer to `rtaa:listen`; then `rtaa:audio` and `rtaa:listen-end` come through, as the tapping worker sent them. */
+  | { type: 'rtaa:listened', id: string, started: ListenStarted }
+  | { type: 'rtaa:audio', id: string, pcm: Uint8Array }
+  | { type: 'rtaa:listen-end', id: string, reason: ListenEnd }
+  /** Stop tapping: the listener left. */
+  | { type: 'rtaa:untap', id: string }
+
+/** A listen-in's start as it travels: ListenStart without its stop(), which stays with the tapping worker. */
+export type ListenStarted = { listening: true, sampleRate: number, interactionId: string, tenantId: string | null } | Extract<ListenStart, { listening: false }>
 
 function isGroupMessage (message: unknown): message is { type: string } {
   return typeof message === 'object' && message !== null && typeof (message as { type?: unknown }).type === 'string' &&

@@ -88,7 +88,15 @@ export function createMetrics ({ tenantLabel }: MetricsOptions) {
       aggregator: 'min'
     }),
     eventsDropped: new Counter({ name: 'rtaa_events_dropped_total', help: 'Call events not published, by event type and reason', labelNames: ['type', 'reason'], registers }),
-    playbackBytes: new Gauge({ name: 'rtaa_playback_bytes', help: 'Outbound audio bytes waiting in the gateway, across all calls', registers })
+    playbackBytes: new Gauge({ name: 'rtaa_playback_bytes', help: 'Outbound audio bytes waiting in the gateway, across all calls', registers }),
+    dashboardViewers: new Gauge({ name: 'rtaa_dashboard_viewers', help: 'Dashboard feeds and listen-ins open, by kind (feed, listen)', labelNames: ['kind'], registers }),
+    dashboardDropped: new Counter({
+      name: 'rtaa_dashboard_dropped_total',
+      help: 'Dashboard updates and listen-in frames not sent to a viewer that reads too slowly, by kind (update, listen_frame)',
+      labelNames: ['kind'],
+      registers
+    }),
+    dashboardRefused: new Counter({ name: 'rtaa_dashboard_refused_total', help: 'Dashboard feeds and listen-ins refused after authentication, by reason', labelNames: ['reason'], registers })
   }
 }
 

@@ -5,6 +5,7 @@ import { callTotals, type CallStopEvent, type TrackTotals } from './bus/call-eve
 import type { CallRef } from './bus/channels.js'
 import { createBus, type BusConfig } from './bus/create-bus.js'
 import type { CoreConfig } from './core-config.js'
+import { GroupDashboard } from './group-dashboard.js'
 import { isWorkerMessage, type CallCounts, type CallIdentity, type PrimaryMessage, type WorkerMessage } from './group-messages.js'
 import type { Log } from './logger.js'
 import type { Track } from './track.js'
@@ -60,6 +61,8 @@ interface Member {
   metrics: MetricsSnapshot | null
   /** Collections waiting for its registry, by id. */
   collecting: Map<number, () => void>
+  /** Sends it a message; false when its channel is closed. */
+  send: (message: PrimaryMessage) => boolean
 }
 
 /** Exits within this window count towards the restart back-off. */
@@ -80,6 +83,7 @@ export class ProcessGroup {
   readonly #options: ProcessGroupOptions
   readonly #log: Log
   readonly #members = new Map<number, Member>()
+  readonly #dashboard = new GroupDashboard(() => this.#members.values())
   readonly #bus: Bus
   readonly #metrics: Metrics
   readonly #groupMetrics: ReturnType<typeof createGroupMetrics>
@@ -144,7 +148,7 @@ export class ProcessGroup {
 
   #fork (): void {
     const worker = cluster.fork({ [WORKER_MARK]: String(process.pid) })
-    const member: Member = { worker, pid: worker.process.pid, ready: false, calls: new Map(), metrics: null, collecting: new Map() }
+    const member: Member = { worker, pid: worker.process.pid, ready: false, calls: new Map(), metrics: null, collecting: new Map(), send: (message) => this.#send(member, message) }
     this.#members.set(worker.id, member)
     worker.on('message', (message: unknown) => {
       if (isWorkerMessage(message)) this.#received(member, message)
@@ -156,6 +160,10 @@ export class ProcessGroup {
   }
 
   #received (member: Member, message: WorkerMessage): void {
+    if (GroupDashboard.handles(message)) {
+      this.#dashboard.received(member, message)
+      return
+    }
     switch (message.type) {
       case 'rtaa:ready':
         this.#ready(member)
@@ -209,6 +217,7 @@ export class ProcessGroup {
   #exited (member: Member, code: number | null, signal: string | null): void {
     const { worker, pid, calls } = member
     this.#members.delete(worker.id)
+    this.#dashboard.exited(member)
     this.#countReady()
     for (const done of member.collecting.values()) done()
     if (member.metrics !== null) this.#retired = keepCounted(this.#retired, member.metrics)

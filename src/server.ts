@@ -62,6 +62,7 @@ async function serve (config: Config, inGroup: boolean): Promise<void> {
       liveCalls: app.liveCalls,
       metrics: app.metrics,
       redisConnected: () => app.publisher.connected,
+      dashboard: app.hasDecorator('dashboard') ? app.dashboard : null,
       log: app.log,
       // The primary forwards its signal as a message: a worker that got the signal itself (Ctrl-C reaches the whole
       // process group) is draining already, and a second signal would make it exit at once.

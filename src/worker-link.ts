@@ -1,7 +1,10 @@
 import type { LiveCall } from './calls/live-call.js'
 import type { LiveCalls } from './calls/live-calls.js'
 import { callTotals } from './bus/call-events.js'
-import { isPrimaryMessage, type CallCounts, type PrimaryMessage, type WorkerMessage } from './group-messages.js'
+import type { DashboardHub } from './dashboard/dashboard-hub.js'
+import type { DashboardPart, ListenSink, ListenStart } from './dashboard/dashboard-view.js'
+import { isPrimaryMessage, type CallCounts, type ListenStarted, type PrimaryMessage, type WorkerMessage } from './group-messages.js'
+import type { Track } from './track.js'
 import type { Log } from './logger.js'
 import type { Metrics } from './metrics.js'
 
@@ -13,12 +16,16 @@ export interface WorkerLinkOptions {
   log: Log
   /** The primary got SIGTERM or SIGINT (`signal`): drain as for it. */
   onDrain: (signal: string) => void
+  /** The dashboard's hub, when DASHBOARD_ENABLED: its views and listen-ins then span the group. */
+  dashboard: DashboardHub | null
 }
 
 /** How often a worker with live calls tells the primary their counts: what a call.stop for them would say. */
 const COUNTS_INTERVAL_MS = 1000
 /** The primary waits up to 5 s for each worker's registry; past this, /metrics fails rather than hangs. */
 const SCRAPE_TIMEOUT_MS = 10_000
+/** The dashboard waits this long for the group's view, or the answer to a listen-in; past it, the view fails. */
+const DASHBOARD_TIMEOUT_MS = 3000
 
 /**
  * A worker's side of the process group (WORKERS > 1): it tells the primary of each call it starts and ends, and of
@@ -33,6 +40,12 @@ export class WorkerLink {
   #numbered = 0
   readonly #scrapes = new Map<number, { resolve: (text: string) => void, reject: (err: Error) => void, timer: NodeJS.Timeout }>()
   #scraped = 0
+  /** The dashboard's looks and listen-ins this worker serves, waiting for the primary; then its listen-ins' sinks. */
+  readonly #looks = new Map<string, { resolve: (parts: DashboardPart[]) => void, reject: (err: Error) => void, timer: NodeJS.Timeout }>()
+  readonly #listening = new Map<string, { sink: ListenSink, answer: ((started: ListenStarted) => void) | null, timer: NodeJS.Timeout | null }>()
+  #asked = 0
+  /** The calls of this worker that others listen to, by listen-in id: each one's stop. */
+  readonly #taps = new Map<string, () => void>()
   readonly #reporter: NodeJS.Timeout
   readonly #receive = (message: unknown): void => {
     if (isPrimaryMessage(message)) this.#received(message)
@@ -44,6 +57,10 @@ export class WorkerLink {
     liveCalls.on('start', (call) => this.#started(call))
     liveCalls.on('end', (call) => this.#ended(call))
     metrics.answerForGroup(() => this.#scrape())
+    options.dashboard?.answerForGroup({
+      parts: (tenant) => this.#look(tenant),
+      listen: (tenant, call, track, sink) => this.#listen(tenant, call, track, sink)
+    })
     process.on('message', this.#receive)
     this.#reporter = setInterval(() => this.#reportCounts(), COUNTS_INTERVAL_MS)
     this.#reporter.unref()
@@ -57,6 +74,8 @@ export class WorkerLink {
   close (): void {
     clearInterval(this.#reporter)
     process.off('message', this.#receive)
+    for (const stop of this.#taps.values()) stop()
+    this.#taps.clear()
   }
 
   #started (call: LiveCall): void {
@@ -112,7 +131,108 @@ export class WorkerLink {
         else scrape.reject(new Error(`the process group's metrics could not be collected: ${message.error}`))
         break
       }
+      case 'rtaa:peek': {
+        const part = this.#options.dashboard?.part(message.tenant)
+        if (part !== undefined) this.#send({ type: 'rtaa:part', id: message.id, part })
+        break
+      }
+      case 'rtaa:looked': {
+        const look = this.#looks.get(message.id)
+        if (look === undefined) return
+        this.#looks.delete(message.id)
+        clearTimeout(look.timer)
+        look.resolve(message.parts)
+        break
+      }
+      case 'rtaa:tap':
+        this.#tap(message.id, message.tenant, message.call, message.track)
+        break
+      case 'rtaa:untap':
+        this.#taps.get(message.id)?.()
+        this.#taps.delete(message.id)
+        break
+      case 'rtaa:listened': {
+        const listen = this.#listening.get(message.id)
+        if (listen === undefined || listen.answer === null) return
+        if (listen.timer !== null) clearTimeout(listen.timer)
+        listen.answer(message.started)
+        break
+      }
+      case 'rtaa:audio': {
+        const { pcm } = message
+        this.#listening.get(message.id)?.sink.audio(Buffer.from(pcm.buffer, pcm.byteOffset, pcm.byteLength))
+        break
+      }
+      case 'rtaa:listen-end': {
+        const listen = this.#listening.get(message.id)
+        this.#listening.delete(message.id)
+        listen?.sink.end(message.reason)
+        break
+      }
     }
+  }
+
+  /** Every worker's part of a view, this one's included, through the primary. */
+  #look (tenant: string | null): Promise<DashboardPart[]> {
+    const id = `${process.pid}:${++this.#asked}`
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#looks.delete(id)
+        reject(new Error('the primary did not answer with the process group\'s view'))
+      }, DASHBOARD_TIMEOUT_MS)
+      this.#looks.set(id, { resolve, reject, timer })
+      if (!this.#send({ type: 'rtaa:look', id, tenant })) {
+        clearTimeout(timer)
+        this.#looks.delete(id)
+        reject(new Error('the primary is gone'))
+      }
+    })
+  }
+
+  /** A listen-in for a call in whichever worker holds it: its audio comes through the primary. */
+  #listen (tenant: string | null, call: string, track: Track, sink: ListenSink): Promise<ListenStart> {
+    const id = `${process.pid}:${++this.#asked}`
+    return new Promise((resolve) => {
+      const answer = (started: ListenStarted): void => {
+        const listen = this.#listening.get(id)
+        if (listen === undefined) return
+        listen.answer = null
+        listen.timer = null
+        if (!started.listening) {
+          this.#listening.delete(id)
+          resolve(started)
+          return
+        }
+        resolve({
+          ...started,
+          stop: () => {
+            if (this.#listening.delete(id)) this.#send({ type: 'rtaa:unlisten', id })
+          }
+        })
+      }
+      const timer = setTimeout(() => answer({ listening: false, reason: 'not_found' }), DASHBOARD_TIMEOUT_MS)
+      this.#listening.set(id, { sink, answer, timer })
+      if (!this.#send({ type: 'rtaa:listen', id, tenant, call, track })) answer({ listening: false, reason: 'not_found' })
+    })
+  }
+
+  /** Taps a call of this worker for a listen-in another worker serves (or this one, through the primary). */
+  #tap (id: string, tenant: string | null, call: string, track: Track): void {
+    const dashboard = this.#options.dashboard
+    const started = dashboard?.tap(tenant, call, track, {
+      audio: (pcm) => this.#send({ type: 'rtaa:audio', id, pcm }),
+      end: (reason) => {
+        this.#taps.delete(id)
+        this.#send({ type: 'rtaa:listen-end', id, reason })
+      }
+    }) ?? { listening: false, reason: 'not_found' }
+    if (!started.listening) {
+      this.#send({ type: 'rtaa:tapped', id, started })
+      return
+    }
+    const { stop, ...told } = started
+    this.#taps.set(id, stop)
+    this.#send({ type: 'rtaa:tapped', id, started: told })
   }
 
   #collect (id: number): void {

@@ -11,7 +11,9 @@ import { Redis } from 'ioredis'
 import { Gauge, Registry } from 'prom-client'
 import t, { type Test } from 'tap'
 import type { CallStartEvent, CallStopEvent } from '../src/bus/call-events.js'
+import type { DashboardView } from '../src/dashboard/dashboard-view.js'
 import { aggregateGroup, createMetrics, keepCounted } from '../src/metrics.js'
+import { listenIn } from './helpers/dashboard.js'
 import { ProviderClient, exotelStrings, pcmFrame, refusedUpgrade } from './helpers/exotel.js'
 import { scrape, total, type Sample } from './helpers/metrics.js'
 import { TestRedis, freePort } from './helpers/redis-server.js'
@@ -275,4 +277,48 @@ t.test('WORKERS=2 with the port taken: the workers cannot listen, and the primar
   t.ok(server.lines.items.some((line) => line.msg === 'cannot listen' && line.worker !== undefined), 'a worker says why')
   t.match(server.lines.items.find((line) => isPrimary(line) && line.level === 60), { msg: 'a worker could not start: stopping' })
   t.notOk(server.lines.items.some((line) => line.msg === 'restarting a worker'), 'no restart loop')
+})
+
+t.test('WORKERS=2: the dashboard shows both workers and every call, whichever worker serves it, and listens in across workers', async (t) => {
+  const prefix = 'workers-dashboard:'
+  const group = await startGroup(t, { REDIS_PREFIX: prefix, DASHBOARD_LISTEN: 'true' })
+  const subscriber = await Subscriber.start(t, redis.url, prefix)
+  const calls: OpenCall[] = []
+  for (let i = 0; i < 4; i++) calls.push(await openCall(group, subscriber, `CAdash${i}`, 1))
+  t.same([...new Set(calls.map((call) => call.pid))].sort(), [...group.workerPids].sort(), 'the calls are spread over both workers')
+
+  // Each request may reach either worker: every one answers for the group.
+  for (let i = 0; i < 4; i++) {
+    const view = await fetch(`${group.url}/dashboard/view`, { headers: { connection: 'close' } }).then(async (response) => response.json()) as DashboardView
+    t.same(view.processes.map((process) => process.pid).sort(), [...group.workerPids].sort(), 'a panel per worker')
+    t.ok(view.processes.every((process) => typeof process.worker === 'number' && process.max_calls === 120), 'each named by its worker id')
+    t.same(view.calls.map((call) => call.interaction_id).sort(), calls.map((call) => call.id).sort(), 'every call of the group')
+    t.same(view.calls.map((call) => call.pid).sort(), calls.map((call) => call.pid).sort(), 'each with the worker that holds it')
+  }
+
+  // A listen-in served by one worker for a call the other holds: its audio comes through the primary.
+  const target = calls[0]
+  const id = `{~ACxxxxxxxxxxxxxxxxxxxxxxxx:${target.id}}`
+  let listening = await listenIn(t, group.url, id, 'inbound', { connection: 'close' })
+  for (let attempt = 0; ; attempt++) {
+    t.equal(listening.status, 200)
+    const started = await group.lines.waitFor(() => group.lines.items.filter((line) => line.msg === 'listen-in started').length === attempt + 1, 'listen-in started')
+      .then(() => group.lines.items.filter((line) => line.msg === 'listen-in started')[attempt])
+    const servedBy = started.pid as number
+    if (servedBy !== target.pid || attempt === 10) {
+      t.not(servedBy, target.pid, 'served by the worker that does not hold the call')
+      t.match(started, { interaction_id: target.id, track: 'inbound', viewer: 'ip:127.0.0.1' })
+      break
+    }
+    listening.close()
+    await group.lines.waitFor((line) => line.msg === 'listen-in ended' && line.pid === servedBy && line.reason === 'viewer_left' &&
+      group.lines.items.filter((l) => l.msg === 'listen-in ended').length === attempt + 1, 'the listen-in served by the same worker ended')
+    listening = await listenIn(t, group.url, id, 'inbound', { connection: 'close' })
+  }
+  const frames = [pcmFrame(320, 50), pcmFrame(320, 51), pcmFrame(320, 52)]
+  for (const [i, pcm] of frames.entries()) target.client.send(exotelStrings.media(`MZ${target.id}`, i + 3, i + 2, (i + 1) * 20, pcm))
+  target.client.send(exotelStrings.stop(target.id, `MZ${target.id}`, 6))
+  const bytes = await listening.ended
+  t.ok(bytes.equals(Buffer.concat(frames)), 'the frames, byte for byte, and the stream ends with the call')
+  t.match(await group.lines.waitFor((line) => line.msg === 'listen-in ended' && line.reason === 'call_ended'), { bytes: 960, viewer: 'ip:127.0.0.1' })
 })
