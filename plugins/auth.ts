@@ -3,8 +3,8 @@ import { readFileSync } from 'node:fs'
 import fastifyBasicAuth from '@fastify/basic-auth'
 import type { FastifyInstance, FastifyReply, FastifyRequest, onRequestAsyncHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
-import { matchCredential, parseCredentials } from '../src/auth/basic-credentials.js'
-import { beyondLoopback, createIpAllowlist, parseCidrList } from '../src/auth/ip-allowlist.js'
+import { basicCredentials, matchCredential, parseCredentials } from '../src/auth/basic-credentials.js'
+import { beyondLoopback, createIpAllowlist, isAddressHost, parseCidrList } from '../src/auth/ip-allowlist.js'
 import type { AuthFailure, AuthMethod, AuthRequest } from '../src/auth/auth-method.js'
 import type { Principal } from '../src/auth/principal.js'
 import { isTenantId, parseBasicAccounts, type Tenancy } from '../src/auth/tenancy.js'
@@ -34,6 +34,8 @@ declare module 'fastify' {
 }
 
 const REALM = 'rtaa-ingest'
+/** The `scope` a JWT needs to open the dashboard. */
+export const DASHBOARD_SCOPE = 'dashboard'
 const BASIC_CHALLENGE = `Basic realm="${REALM}"`
 const BEARER_CHALLENGE = `Bearer realm="${REALM}"`
 
@@ -58,21 +60,18 @@ export default fp(async (fastify) => {
   const accountsOfKey = parseBasicAccounts(config.BASIC_AUTH_ACCOUNTS, credentials.map(({ key }) => key))
   const vendorAuthMethods = fastify.vendors.flatMap((adapter) => adapter.authMethods ?? [])
   warnOfUnverifiedTenants(fastify, allowlist, accountsOfKey, vendorAuthMethods)
-  const mayView = createIpAllowlist(parseCidrList(config.DASHBOARD_ALLOWLIST))
+  const viewerAllowlist = parseCidrList(config.DASHBOARD_ALLOWLIST)
+  const mayView = createIpAllowlist(viewerAllowlist)
+  if (config.DASHBOARD_ENABLED && beyondLoopback(viewerAllowlist).length > 0) {
+    fastify.log.warn({ ranges: beyondLoopback(viewerAllowlist), listen: config.DASHBOARD_LISTEN },
+      'DASHBOARD_ALLOWLIST admits addresses beyond loopback: anyone there sees every tenant\'s calls without a credential')
+  }
   const viewerCredentials = parseCredentials(config.DASHBOARD_BASIC_CREDENTIALS)
-  /** Requests to dashboard routes, whose Basic credentials are operators', not vendors'. */
-  const viewerRequests = new WeakSet<FastifyRequest>()
   fastify.decorateRequest('principal', null)
   fastify.decorateRequest('viewer', null)
 
   await fastify.register(fastifyBasicAuth, {
     async validate (key, token, request) {
-      if (viewerRequests.has(request)) {
-        const operator = matchCredential(viewerCredentials, key, token)
-        if (operator === null) throw new Error('credentials do not match')
-        request.viewer = { who: `basic:${operator}`, tenant: null }
-        return
-      }
       const matched = matchCredential(credentials, key, token)
       if (matched === null) throw new Error('credentials do not match')
       const tenancy = accountsOfKey.get(matched)
@@ -89,7 +88,7 @@ export default fp(async (fastify) => {
     async verify (request) {
       if (!jwtEnabled) return { status: 401, reason: 'jwt_disabled', message: 'bearer tokens are not enabled' }
       try {
-        const claims = await request.jwtVerify<{ tenant_id?: unknown, sub?: unknown, exp?: unknown }>()
+        const claims = await request.jwtVerify<{ tenant_id?: unknown, sub?: unknown, exp?: unknown, scope?: unknown }>()
         // fast-jwt's maxAge counts from iat, which the issuer picks; the cap is on how long the token has left.
         if (typeof claims.exp !== 'number' || claims.exp - Date.now() / 1000 > config.JWT_MAX_AGE_S + JWT_CLOCK_TOLERANCE_S) {
           return { status: 401, reason: 'token_lifetime', message: 'invalid token', detail: `the exp claim lies more than JWT_MAX_AGE_S (${config.JWT_MAX_AGE_S} s) ahead` }
@@ -101,7 +100,8 @@ export default fp(async (fastify) => {
         if (!isTenantId(claims.tenant_id)) {
           return { status: 401, reason: 'invalid_tenant', message: 'invalid token', detail: 'tenant_id must be 1-128 letters, digits and . _ @ + -, starting with a letter or digit' }
         }
-        return { method: 'jwt', tenantId: claims.tenant_id, subject: typeof claims.sub === 'string' ? claims.sub : null }
+        const scopes = typeof claims.scope === 'string' ? claims.scope.split(' ').filter((scope) => scope !== '') : []
+        return { method: 'jwt', tenantId: claims.tenant_id, subject: typeof claims.sub === 'string' ? claims.sub : null, scopes }
       } catch (err) {
         const { code, message } = err as { code?: string, message: string }
         return { status: 401, reason: JWT_FAILURES[code ?? ''] ?? 'token_invalid', message: 'invalid token', detail: message }
@@ -120,14 +120,7 @@ export default fp(async (fastify) => {
       return request.principal
     }
   }
-  const viewerBasic = async (request: FastifyRequest, reply: FastifyReply): Promise<AuthFailure | null> => {
-    if (viewerCredentials.length === 0) return { status: 401, reason: 'basic_disabled', message: 'basic auth is not enabled for the dashboard' }
-    viewerRequests.add(request)
-    const matched = await new Promise<boolean>((resolve) => {
-      fastify.basicAuth(request, reply, (err) => resolve(err === undefined || err === null))
-    })
-    return matched && request.viewer !== null ? null : { status: 401, reason: 'bad_credentials', message: 'invalid credentials' }
-  }
+
   const ip: Method = {
     name: 'ip',
     applies: () => true,
@@ -173,18 +166,33 @@ export default fp(async (fastify) => {
       if (jwt.applies(auth)) {
         const outcome = await jwt.verify(request, reply, auth)
         if ('status' in outcome) return deny(request, reply, 'jwt', outcome, [`${BEARER_CHALLENGE}, error="invalid_token"`])
-        if (outcome.method === 'jwt') request.viewer = { who: `jwt:${outcome.subject ?? '-'}@${outcome.tenantId}`, tenant: outcome.tenantId }
+        // A token minted for streaming (a native client's, a vendor's URL) does not open the calls' audio.
+        if (outcome.method !== 'jwt' || !outcome.scopes.includes(DASHBOARD_SCOPE)) {
+          return deny(request, reply, 'jwt', { status: 403, reason: 'scope_missing', message: `the token's scope claim does not include ${DASHBOARD_SCOPE}` }, [])
+        }
+        request.viewer = { who: `jwt:${outcome.subject ?? '-'}@${outcome.tenantId}`, tenant: outcome.tenantId }
         return
       }
       if (scheme(auth) === 'basic') {
-        const failure = await viewerBasic(request, reply)
-        if (failure !== null) return deny(request, reply, 'basic', failure, [BASIC_CHALLENGE])
+        const sent = basicCredentials(request.headers.authorization)
+        const operator = sent === null || viewerCredentials.length === 0 ? null : matchCredential(viewerCredentials, sent.key, sent.token)
+        if (operator === null) {
+          const failure: AuthFailure = viewerCredentials.length === 0
+            ? { status: 401, reason: 'basic_disabled', message: 'basic auth is not enabled for the dashboard' }
+            : { status: 401, reason: 'bad_credentials', message: 'invalid credentials' }
+          return deny(request, reply, 'basic', failure, [BASIC_CHALLENGE])
+        }
+        request.viewer = { who: `basic:${operator}`, tenant: null }
         return
       }
       if (request.headers.authorization !== undefined) {
         return deny(request, reply, 'unknown', { status: 401, reason: 'unsupported_scheme', message: 'unsupported authorization scheme' }, [BASIC_CHALLENGE, ...(jwtEnabled ? [BEARER_CHALLENGE] : [])])
       }
       if (mayView(request.ip)) {
+        // Without a credential, only a page opened by address: a name may be rebound to this address by anyone.
+        if (!isAddressHost(request.hostname)) {
+          return deny(request, reply, 'ip', { status: 403, reason: 'host_not_address', message: 'open the dashboard by address (http://127.0.0.1:…), or with credentials' }, [])
+        }
         request.viewer = { who: `ip:${request.ip}`, tenant: null }
         return
       }

@@ -35,4 +35,4 @@ export default fp(async (fastify) => {
   })
   fastify.decorate('dashboard', dashboard)
   fastify.addHook('onClose', async () => dashboard.close())
-}, { name: 'dashboard', fastify: '5.x', dependencies: ['live-calls', 'publisher'], decorators: { fastify: ['config'] } })
+}, { name: 'dashboard', fastify: '5.x', dependencies: ['live-calls', 'publisher', '@fastify/under-pressure'], decorators: { fastify: ['config', 'memoryUsage'] } })

@@ -6,6 +6,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { ListenEnd, Viewer } from '../src/dashboard/dashboard-view.js'
+import type { Track } from '../src/track.js'
 
 /** A feed sends a view this often, and soon after a call of this process starts or ends. */
 const FEED_INTERVAL_MS = 500
@@ -15,10 +16,13 @@ const FEED_MAX_UNSENT_BYTES = 1024 * 1024
 /** A listener that has not read this much audio (in ms) loses frames until it has (each is counted). */
 const LISTEN_MAX_UNSENT_MS = 2000
 
+const TRACKS: Track[] = ['inbound', 'outbound']
+
 const ListenQuery = Type.Object({
   /** The call's id in the feed: its tag, `{tenant:interaction_id}`. */
   call: Type.String({ minLength: 3, maxLength: 300 }),
-  track: Type.Union([Type.Literal('inbound'), Type.Literal('outbound')], { default: 'inbound' })
+  // An enum rather than a union of literals, so a bad value gets one error naming the choices.
+  track: Type.Unsafe<Track>({ type: 'string', enum: TRACKS, default: 'inbound' })
 })
 
 /**
@@ -60,13 +64,18 @@ const dashboardRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     let soon: NodeJS.Timeout | null = null
     const send = (): void => {
       if (sending) return
+      // A viewer that has not read what it was sent gets nothing new, and no view is built for it.
+      if (raw.writableLength > FEED_MAX_UNSENT_BYTES) {
+        metrics.dashboardDropped.inc({ kind: 'update' })
+        return
+      }
       sending = true
       dashboard.view(viewer).then((view) => {
-        if (raw.writableLength > FEED_MAX_UNSENT_BYTES) metrics.dashboardDropped.inc({ kind: 'update' })
-        else raw.write(`event: view\ndata: ${JSON.stringify(view)}\n\n`)
+        // A view taken while the feed closed (the viewer left, the server closes) goes nowhere.
+        if (open.has(close)) raw.write(`event: view\ndata: ${JSON.stringify(view)}\n\n`)
       }, (err: unknown) => {
         request.log.warn({ err }, 'dashboard view failed')
-        raw.write(`event: problem\ndata: ${JSON.stringify({ message: (err as Error).message })}\n\n`)
+        if (open.has(close)) raw.write(`event: problem\ndata: ${JSON.stringify({ message: (err as Error).message })}\n\n`)
       }).finally(() => { sending = false })
     }
     const sendSoon = (): void => {
@@ -108,24 +117,34 @@ const dashboardRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     let bytes = 0
     let dropped = 0
     let maxUnsent = 0
-    let stop = (): void => {}
-    let ended = false
-    const end = (reason: ListenEnd): void => {
-      if (ended) return
-      ended = true
-      stop()
+    let stop: (() => void) | null = null
+    // The viewer may leave, the call end or the server close while the listen-in is being set up (with WORKERS > 1,
+    // an exchange with other processes): each ends it once, whenever it comes.
+    const state: { phase: 'starting' | 'streaming' | 'ended', endedEarly: ListenEnd | null } = { phase: 'starting', endedEarly: null }
+    const release = (): void => {
       open.delete(closeListen)
       metrics.dashboardViewers.dec({ kind: 'listen' })
+    }
+    const end = (reason: ListenEnd): void => {
+      if (state.phase === 'ended') return
+      const streaming = state.phase === 'streaming'
+      state.phase = 'ended'
+      release()
+      if (!streaming) {
+        state.endedEarly = reason
+        return
+      }
+      stop?.()
       request.log.info({ viewer: viewer.who, call, track, reason, duration_ms: Date.now() - startedAt, bytes, frames_dropped: dropped }, 'listen-in ended')
       reply.raw.end()
     }
     const closeListen = (): void => end('shutdown')
-    // Counted from here, so a listen refused below gives its place back.
     metrics.dashboardViewers.inc({ kind: 'listen' })
     open.add(closeListen)
+    reply.raw.once('close', () => end('viewer_left'))
     const started = await dashboard.listen(viewer, call, track, {
       audio (pcm) {
-        if (ended) return
+        if (state.phase !== 'streaming') return
         if (reply.raw.writableLength > maxUnsent) {
           dropped++
           metrics.dashboardDropped.inc({ kind: 'listen_frame' })
@@ -136,24 +155,24 @@ const dashboardRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       },
       end
     })
-    if (!started.listening) {
-      ended = true
-      open.delete(closeListen)
-      metrics.dashboardViewers.dec({ kind: 'listen' })
-      metrics.dashboardRefused.inc({ reason: started.reason })
-      request.log.warn({ viewer: viewer.who, call, track, reason: started.reason }, 'listen-in refused')
-      const message = started.reason === 'no_track' ? `the call has no ${track} track` : 'no such live call'
-      return reply.code(404).send({ statusCode: 404, error: 'Not Found', message })
+    if (!started.listening || state.phase === 'ended') {
+      if (started.listening) started.stop()
+      else end('viewer_left')
+      const reason: string = started.listening ? state.endedEarly ?? 'call_ended' : started.reason
+      metrics.dashboardRefused.inc({ reason })
+      request.log.warn({ viewer: viewer.who, call, track, reason }, 'listen-in refused')
+      const message = reason === 'no_track' ? `the call has no ${track} track` : reason === 'shutdown' ? 'the gateway is shutting down' : 'no such live call'
+      return reply.code(reason === 'shutdown' ? 503 : 404).send({ statusCode: reason === 'shutdown' ? 503 : 404, error: reason === 'shutdown' ? 'Service Unavailable' : 'Not Found', message })
     }
     stop = started.stop
     maxUnsent = (started.sampleRate * 2 * LISTEN_MAX_UNSENT_MS) / 1000
-    const raw = streamTo(request, reply, {
+    state.phase = 'streaming'
+    streamTo(request, reply, {
       'content-type': 'application/octet-stream',
       'x-sample-rate': String(started.sampleRate),
       'x-encoding': 'pcm_s16le',
       'x-track': track
     })
-    raw.on('close', () => end('viewer_left'))
     request.log.info({ viewer: viewer.who, call, track, interaction_id: started.interactionId, tenant_id: started.tenantId, sample_rate: started.sampleRate }, 'listen-in started')
   })
 
@@ -183,16 +202,18 @@ function streamTo (request: FastifyRequest, reply: FastifyReply, headers: Record
 }
 
 /**
- * The page: one file, no build step. Its inline script is allowed by its hash alone, nothing loads from elsewhere,
- * and no referrer leaves it, since a JWT may be in its URL.
+ * The page: one file, no build step. Its inline script and style are allowed by their hashes alone, nothing loads
+ * from elsewhere, and no referrer leaves it, since a JWT may be in its URL.
  */
 function readPage (): { html: string, headers: Record<string, string> } {
   const html = readFileSync(findPublic('dashboard.html'), 'utf8')
-  const hashes = [...html.matchAll(/<script>([\s\S]*?)<\/script>/g)].map(([, script]) => `'sha256-${createHash('sha256').update(script).digest('base64')}'`)
+  const hashes = (tag: string): string => [...html.matchAll(new RegExp(`<${tag}>([\\s\\S]*?)</${tag}>`, 'g'))]
+    .map(([, body]) => `'sha256-${createHash('sha256').update(body).digest('base64')}'`).join(' ')
   return {
     html,
     headers: {
-      'content-security-policy': `default-src 'none'; script-src ${hashes.join(' ')}; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'`,
+      // The page's inline style is allowed by its hash; the bars' widths are set through the CSSOM, which CSP allows.
+      'content-security-policy': `default-src 'none'; script-src ${hashes('script')}; style-src ${hashes('style')}; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'`,
       'referrer-policy': 'no-referrer',
       'x-content-type-options': 'nosniff',
       'cache-control': 'no-store'

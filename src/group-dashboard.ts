@@ -19,8 +19,9 @@ const PART_TIMEOUT_MS = 1500
  */
 export class GroupDashboard {
   readonly #members: () => Iterable<RelayMember>
-  readonly #looks = new Map<string, { asker: RelayMember, parts: DashboardPart[], waiting: number, timer: NodeJS.Timeout }>()
-  readonly #listens = new Map<string, { asker: RelayMember, owner: RelayMember | null, waiting: number, failure: ListenStarted }>()
+  /** Each look and listen-in under way, with the workers whose answer it still waits for. */
+  readonly #looks = new Map<string, { asker: RelayMember, parts: DashboardPart[], waiting: Set<RelayMember>, timer: NodeJS.Timeout }>()
+  readonly #listens = new Map<string, { asker: RelayMember, owner: RelayMember | null, waiting: Set<RelayMember>, failure: ListenStarted, timer: NodeJS.Timeout | null }>()
 
   constructor (members: () => Iterable<RelayMember>) {
     this.#members = members
@@ -35,7 +36,7 @@ export class GroupDashboard {
       case 'rtaa:look': {
         const asked = this.#ready().filter((each) => each.send({ type: 'rtaa:peek', id: message.id, tenant: message.tenant }))
         const timer = setTimeout(() => this.#answerLook(message.id), PART_TIMEOUT_MS)
-        this.#looks.set(message.id, { asker: member, parts: [], waiting: asked.length, timer })
+        this.#looks.set(message.id, { asker: member, parts: [], waiting: new Set(asked), timer })
         if (asked.length === 0) this.#answerLook(message.id)
         break
       }
@@ -43,12 +44,14 @@ export class GroupDashboard {
         const look = this.#looks.get(message.id)
         if (look === undefined) return
         look.parts.push(message.part)
-        if (--look.waiting === 0) this.#answerLook(message.id)
+        look.waiting.delete(member)
+        if (look.waiting.size === 0) this.#answerLook(message.id)
         break
       }
       case 'rtaa:listen': {
         const asked = this.#ready().filter((each) => each.send({ type: 'rtaa:tap', id: message.id, tenant: message.tenant, call: message.call, track: message.track }))
-        this.#listens.set(message.id, { asker: member, owner: null, waiting: asked.length, failure: { listening: false, reason: 'not_found' } })
+        const timer = setTimeout(() => this.#answerListen(message.id), PART_TIMEOUT_MS)
+        this.#listens.set(message.id, { asker: member, owner: null, waiting: new Set(asked), failure: { listening: false, reason: 'not_found' }, timer })
         if (asked.length === 0) this.#answerListen(message.id)
         break
       }
@@ -59,16 +62,18 @@ export class GroupDashboard {
           if (message.started.listening) member.send({ type: 'rtaa:untap', id: message.id })
           return
         }
-        listen.waiting--
+        listen.waiting.delete(member)
         if (message.started.listening && listen.owner === null) {
           listen.owner = member
+          if (listen.timer !== null) clearTimeout(listen.timer)
+          listen.timer = null
           listen.asker.send({ type: 'rtaa:listened', id: message.id, started: message.started })
         } else if (message.started.listening) {
           member.send({ type: 'rtaa:untap', id: message.id })
         } else if (message.started.reason === 'no_track') {
           listen.failure = message.started
         }
-        if (listen.waiting === 0 && listen.owner === null) this.#answerListen(message.id)
+        if (listen.waiting.size === 0 && listen.owner === null) this.#answerListen(message.id)
         break
       }
       case 'rtaa:audio':
@@ -76,26 +81,36 @@ export class GroupDashboard {
         break
       case 'rtaa:listen-end':
         this.#listens.get(message.id)?.asker.send(message)
-        this.#listens.delete(message.id)
+        this.#forgetListen(message.id)
         break
       case 'rtaa:unlisten': {
         const listen = this.#listens.get(message.id)
-        this.#listens.delete(message.id)
+        this.#forgetListen(message.id)
         listen?.owner?.send({ type: 'rtaa:untap', id: message.id })
         break
       }
     }
   }
 
-  /** A worker exited: its listen-ins end, and its taps for others end with its calls. */
+  /** A worker exited: its listen-ins end, its taps for others end with its calls, and no answer is awaited from it. */
   exited (member: RelayMember): void {
     for (const [id, listen] of this.#listens) {
       if (listen.owner === member) {
         listen.asker.send({ type: 'rtaa:listen-end', id, reason: 'call_ended' })
-        this.#listens.delete(id)
+        this.#forgetListen(id)
       } else if (listen.asker === member) {
         listen.owner?.send({ type: 'rtaa:untap', id })
-        this.#listens.delete(id)
+        this.#forgetListen(id)
+      } else if (listen.waiting.delete(member) && listen.waiting.size === 0 && listen.owner === null) {
+        this.#answerListen(id)
+      }
+    }
+    for (const [id, look] of this.#looks) {
+      if (look.asker === member) {
+        clearTimeout(look.timer)
+        this.#looks.delete(id)
+      } else if (look.waiting.delete(member) && look.waiting.size === 0) {
+        this.#answerLook(id)
       }
     }
   }
@@ -112,10 +127,17 @@ export class GroupDashboard {
     look.asker.send({ type: 'rtaa:looked', id, parts: look.parts })
   }
 
+  /** No worker tapped the call (in time): the asker hears why; a tap that answers later is let go ('rtaa:tapped'). */
   #answerListen (id: string): void {
     const listen = this.#listens.get(id)
-    if (listen === undefined) return
-    this.#listens.delete(id)
+    if (listen === undefined || listen.owner !== null) return
+    this.#forgetListen(id)
     listen.asker.send({ type: 'rtaa:listened', id, started: listen.failure })
+  }
+
+  #forgetListen (id: string): void {
+    const timer = this.#listens.get(id)?.timer
+    if (timer != null) clearTimeout(timer)
+    this.#listens.delete(id)
   }
 }

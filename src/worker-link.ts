@@ -210,7 +210,11 @@ export class WorkerLink {
           }
         })
       }
-      const timer = setTimeout(() => answer({ listening: false, reason: 'not_found' }), DASHBOARD_TIMEOUT_MS)
+      const timer = setTimeout(() => {
+        // A tap that answers later must not stay on for no one.
+        this.#send({ type: 'rtaa:unlisten', id })
+        answer({ listening: false, reason: 'not_found' })
+      }, DASHBOARD_TIMEOUT_MS)
       this.#listening.set(id, { sink, answer, timer })
       if (!this.#send({ type: 'rtaa:listen', id, tenant, call, track })) answer({ listening: false, reason: 'not_found' })
     })

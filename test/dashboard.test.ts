@@ -1,3 +1,4 @@
+import { get, type IncomingMessage } from 'node:http'
 import { Redis } from 'ioredis'
 import t from 'tap'
 import type { CallStartEvent, CallStopEvent } from '../src/bus/call-events.js'
@@ -18,6 +19,14 @@ t.teardown(() => redis.stop())
 const SECRET = 'dashboard-test-secret-of-32-bytes-at-least'
 /** 100 ms of 8 kHz PCM: one Exotel chunk. */
 const FRAME = 1600
+
+/** A GET with the Host header a browser would send for a page opened by that name (fetch may not set Host). */
+async function getWithHost (url: string, host: string): Promise<{ status: number, body: string }> {
+  const response = await new Promise<IncomingMessage>((resolve, reject) => get(url, { headers: { host } }, resolve).once('error', reject))
+  let body = ''
+  for await (const chunk of response) body += String(chunk)
+  return { status: response.statusCode ?? 0, body }
+}
 
 /** Exotel's start naming `account`. */
 function exotelStart (callSid: string, account: string): ReturnType<typeof exotelStrings.start> {
@@ -84,6 +93,12 @@ t.test('access: loopback only by default, never wider than /metrics; Basic opera
   t.match(page.headers.get('content-security-policy'), /default-src 'none'; script-src 'sha256-/, 'the page runs only its own script')
   t.equal(page.headers.get('referrer-policy'), 'no-referrer')
   t.match(open.logs.items.find((line) => line.msg === 'authentication failed'), { auth_method: 'ip', reason: 'ip_not_allowed', ip: '203.0.113.9', status: 403 })
+  // A page opened by a name could be an attacker's whose name resolves here (DNS rebinding): no credential, no entry.
+  const rebound = await getWithHost(`${open.url}/dashboard/view`, 'attacker.example:8443')
+  t.equal(rebound.status, 403, 'loopback, but the page was opened by a name: 403')
+  t.match(JSON.parse(rebound.body), { message: /open the dashboard by address/ })
+  t.equal((await getWithHost(`${open.url}/dashboard/view`, 'localhost:8443')).status, 200, 'localhost is an address')
+  t.equal((await getWithHost(`${open.url}/dashboard/view`, '[::1]:8443')).status, 200, 'and so is an IPv6 literal')
 
   const gateway = await startGateway(t, redis.url, {
     ...trusted,
@@ -113,12 +128,17 @@ t.test('access: loopback only by default, never wider than /metrics; Basic opera
   const all = await everyone.views.waitFor((view) => view.calls.length === 3, 'the operator sees all three calls')
   t.same(all.viewer, { who: 'basic:ops', tenant: null })
 
-  const token = signJwt({ tenant_id: 'ACone', sub: 'alice', exp: inSeconds(600) }, SECRET)
+  const streaming = signJwt({ tenant_id: 'ACone', sub: 'alice', exp: inSeconds(600) }, SECRET)
+  const unscoped = await fetch(`${gateway.url}/dashboard/view`, { headers: { ...from('203.0.113.9'), authorization: `Bearer ${streaming}` } })
+  t.equal(unscoped.status, 403, 'a token without the dashboard scope (one minted for streaming) does not open it')
+  t.match(await unscoped.json(), { message: 'the token\'s scope claim does not include dashboard' })
+  const token = signJwt({ tenant_id: 'ACone', sub: 'alice', scope: 'dashboard', exp: inSeconds(600) }, SECRET)
   const tenantFeed = await openFeed(t, `${gateway.url}`, { ...from('203.0.113.9'), authorization: `Bearer ${token}` })
   const own = await tenantFeed.views.waitFor((view) => view.calls.length > 0, 'the tenant\'s view')
   t.same(own.viewer, { who: 'jwt:alice@ACone', tenant: 'ACone' })
   t.same(own.calls.map((call) => call.interaction_id), ['CAone'], 'a JWT for ACone sees ACone\'s verified call only: not ACtwo\'s, nor one that merely names ACone')
-  t.equal(own.processes.length, 1, 'and the process panel')
+  t.match(own.processes, [{ connections: 1, rss_bytes: null, redis: { connected: true, buffer_bytes: null } }],
+    'its process panel counts its own calls, and leaves out what tells of other tenants\' traffic')
   const viaQuery = await fetch(`${gateway.url}/dashboard/view?access_token=${token}`, { headers: from('203.0.113.9') })
   t.same(((await viaQuery.json()) as { calls: Array<{ interaction_id: string }> }).calls.map((call) => call.interaction_id), ['CAone'], 'the page\'s ?access_token= works the same')
   const otherCall = all.calls.find((call) => call.interaction_id === 'CAtwo')
@@ -127,7 +147,7 @@ t.test('access: loopback only by default, never wider than /metrics; Basic opera
 
   const lines = JSON.stringify(gateway.logs.items)
   t.notOk(lines.includes('ops-password-never-logged'), 'no password in the log')
-  t.notOk(lines.includes(token), 'no token in the log')
+  t.notOk(lines.includes(token) || lines.includes(streaming), 'no token in the log')
   t.ok(gateway.logs.items.some((line) => line.msg === 'authentication failed' && line.auth_method === 'basic' && line.reason === 'bad_credentials'), 'a wrong password is logged by reason')
 })
 
@@ -148,7 +168,7 @@ t.test('listen-in: off by default and logged; enabled, it streams exactly the pu
 
   t.equal((await listenIn(t, gateway.url, id, 'outbound')).status, 404, 'a track the call does not have: 404')
   t.equal((await listenIn(t, gateway.url, '{~AClisten:CAnone}', 'inbound')).status, 404, 'no such call: 404')
-  const stranger = signJwt({ tenant_id: 'ACother', exp: inSeconds(600) }, SECRET)
+  const stranger = signJwt({ tenant_id: 'ACother', scope: 'dashboard', exp: inSeconds(600) }, SECRET)
   const hidden = await listenIn(t, gateway.url, id, 'inbound', { authorization: `Bearer ${stranger}` })
   t.equal(hidden.status, 404, 'another tenant\'s viewer is told there is no such call')
 

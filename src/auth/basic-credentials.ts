@@ -17,6 +17,15 @@ export function parseCredentials (list: string): Credential[] {
   })
 }
 
+/** The key and token of an `Authorization: Basic` header (RFC 7617), or null for another scheme or a malformed one. */
+export function basicCredentials (header: string | undefined): { key: string, token: string } | null {
+  const match = /^\s*basic\s+([A-Za-z0-9+/]+={0,2})\s*$/i.exec(header ?? '')
+  if (match === null) return null
+  const decoded = Buffer.from(match[1], 'base64').toString('utf8')
+  const colon = decoded.indexOf(':')
+  return colon === -1 ? null : { key: decoded.slice(0, colon), token: decoded.slice(colon + 1) }
+}
+
 /**
  * Returns the key of the matching credential, or null. Every configured credential is compared, each over
  * fixed-length digests, so the time taken says nothing about which key or how much of the token matched.

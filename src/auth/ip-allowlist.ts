@@ -44,6 +44,15 @@ export function createIpAllowlist (cidrs: string[]): (address: string) => boolea
 }
 
 /** The CIDRs of a list that admit more than loopback addresses; a mapped range (::ffff:127.0.0.0/104) as IPv4. */
+/**
+ * Whether a Host header's name is an address (or localhost), as a browser shows it for a page opened by address. A
+ * page opened by a name may be an attacker's whose name was made to resolve here (DNS rebinding).
+ */
+export function isAddressHost (hostname: string): boolean {
+  const name = hostname.startsWith('[') && hostname.endsWith(']') ? hostname.slice(1, -1) : hostname
+  return name.toLowerCase() === 'localhost' || ipaddr.isValid(name)
+}
+
 export function beyondLoopback (cidrs: string[]): string[] {
   return cidrs.filter((cidr) => {
     let [address, bits] = ipaddr.parseCIDR(cidr)

@@ -5,7 +5,8 @@ export type Principal =
   | { method: 'ip', ip: string }
   /** `tenancy`: the accounts BASIC_AUTH_ACCOUNTS binds the key to. */
   | { method: 'basic', key: string, tenancy: Tenancy }
-  | { method: 'jwt', tenantId: string, subject: string | null }
+  /** `scopes`: the token's `scope` claim, space-separated (RFC 8693); `dashboard` opens the dashboard. */
+  | { method: 'jwt', tenantId: string, subject: string | null, scopes: readonly string[] }
   | VendorPrincipal
 
 /** Admitted by an auth method a vendor brings, such as a request signature; `name` is that method's name. */

@@ -141,7 +141,7 @@ export class LiveCalls extends EventEmitter<LiveCallsEvents> {
     return this.#connections.values()
   }
 
-  /** Every connection's call as it stands, for a dashboard. */
+  /** Every connection's call as it stands (tests and tools; the dashboard reads calls() and their info). */
   snapshot (): CallSnapshot[] {
     return [...this.#connections].map((call) => call.snapshot())
   }

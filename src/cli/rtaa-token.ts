@@ -14,6 +14,8 @@ settings are read. Exit status 0, 2 for bad arguments, 78 with no key or a bad J
   --expires-in <s>       seconds until exp, at most JWT_MAX_AGE_S (default 3600, or JWT_MAX_AGE_S if shorter;
                          --expires-in=-60 mints an expired token, for tests)
   --subject <sub>        sub claim
+  --scope <scopes>       scope claim, space-separated: dashboard lets the token open the live call dashboard
+                         (its tenant's calls only); a streaming token needs none
   --issuer <iss>         iss claim (default JWT_ISSUER)
   --audience <aud>       aud claim (default JWT_AUDIENCE)
   --private-key <file>   PEM private key instead of JWT_SECRET
@@ -24,6 +26,7 @@ async function main (argv: string[]): Promise<number> {
     tenant: { type: 'string' },
     'expires-in': { type: 'string' },
     subject: { type: 'string' },
+    scope: { type: 'string' },
     issuer: { type: 'string' },
     audience: { type: 'string' },
     'private-key': { type: 'string' },
@@ -48,7 +51,8 @@ async function main (argv: string[]): Promise<number> {
     tenant_id: args.tenant,
     iat: now,
     exp: now + expiresIn,
-    ...(args.subject === undefined ? {} : { sub: args.subject })
+    ...(args.subject === undefined ? {} : { sub: args.subject }),
+    ...(args.scope === undefined ? {} : { scope: args.scope })
   }
   const issuer = args.issuer ?? config.JWT_ISSUER
   const audience = args.audience ?? config.JWT_AUDIENCE

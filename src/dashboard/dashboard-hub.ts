@@ -136,9 +136,9 @@ export class DashboardHub {
       calls.push(view)
     }
     return {
-      process: this.#options.process(),
+      process: tenant === null ? this.#options.process() : tenantsOwn(this.#options.process(), calls.length),
       calls,
-      ended: this.#ended.filter((call) => tenant === null || (call.tenant_verified && call.tenant_id === tenant))
+      ended: this.#ended.filter((call) => visible({ tenantId: call.tenant_id, tenantVerified: call.tenant_verified }, tenant))
     }
   }
 
@@ -163,7 +163,8 @@ export class DashboardHub {
       sinks.add(sink)
       const stop = (): void => {
         sinks.delete(sink)
-        this.#rewatch(call, Date.now())
+        // A call that has ended since is let go for good, not watched again.
+        if (this.#watches.get(call) === watch) this.#rewatch(call, Date.now())
       }
       return { listening: true, sampleRate: info.sampleRate, interactionId: info.interactionId, tenantId: info.tenantId, stop }
     }
@@ -180,7 +181,7 @@ export class DashboardHub {
     this.#leases.clear()
     for (const [call, watch] of this.#watches) {
       call.watch(null)
-      endListeners(watch, 'shutdown')
+      endListeners(watch, 'shutdown', this.#options.log)
     }
     this.#watches.clear()
   }
@@ -223,7 +224,7 @@ export class DashboardHub {
     if (watch !== undefined) {
       this.#watches.delete(call)
       call.watch(null)
-      endListeners(watch, 'call_ended')
+      endListeners(watch, 'call_ended', this.#options.log)
     }
     const view = callView(call, process.pid)
     if (view === null) return
@@ -255,9 +256,24 @@ function callView (call: LiveCall, pid: number): CallView | null {
   }
 }
 
-function endListeners (watch: CallWatch, reason: 'call_ended' | 'shutdown'): void {
+/** Ends every listen-in of a call; one that fails must not stop the others, nor the call's end. */
+function endListeners (watch: CallWatch, reason: 'call_ended' | 'shutdown', log: Log): void {
   for (const sinks of watch.listeners.values()) {
-    for (const sink of sinks) sink.end(reason)
+    for (const sink of sinks) {
+      try {
+        sink.end(reason)
+      } catch (err) {
+        log.error({ err }, 'ending a listen-in failed')
+      }
+    }
     sinks.clear()
   }
+}
+
+/**
+ * A tenant's viewer sees the process's health (Redis, the event loop, the drain) but not what would tell of other
+ * tenants' traffic: its connections are its own calls here, and the buffer and memory are left out.
+ */
+function tenantsOwn (process: ProcessView, ownCalls: number): ProcessView {
+  return { ...process, connections: ownCalls, redis: { ...process.redis, buffer_bytes: null }, rss_bytes: null }
 }

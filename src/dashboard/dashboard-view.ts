@@ -30,14 +30,15 @@ export interface ProcessView {
   pid: number
   /** node:cluster's worker id; null for a gateway of one process. */
   worker: number | null
-  /** Connections held, started or not, against MAX_CONCURRENT_CALLS. */
+  /** Connections held, started or not, against MAX_CONCURRENT_CALLS; for a tenant's viewer, its own calls. */
   connections: number
   max_calls: number
   /** False once the drain has begun: new calls are refused. */
   accepting: boolean
-  redis: { connected: boolean, buffer_bytes: number, buffer_max_bytes: number }
+  /** `buffer_bytes` and `rss_bytes` are null for a tenant's viewer: they tell of every tenant's traffic. */
+  redis: { connected: boolean, buffer_bytes: number | null, buffer_max_bytes: number }
   event_loop_delay_ms: number
-  rss_bytes: number
+  rss_bytes: number | null
 }
 
 /** A started call (claiming or live) with its counts, and its levels while it is watched. */
