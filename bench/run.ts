@@ -243,8 +243,20 @@ async function streamMemory (admin: Redis, callPrefix: string, variant: Variant,
   }
 }
 
+/** `+watch`: reads the gateway's dashboard feed until aborted, as an open browser tab would; what it cost the gateway is in the step's CPU. */
+function watchDashboard (port: number, signal: AbortSignal): void {
+  fetch(`http://127.0.0.1:${port}/dashboard/feed`, { signal }).then(async (response) => {
+    if (!response.ok || response.body === null) throw new Error(`the dashboard feed answered ${response.status}`)
+    // Read and let go: the feed's cost is the gateway's, not this reader's.
+    const reader = response.body.getReader()
+    while (!(await reader.read()).done);
+  }).catch((err: Error) => { if (!signal.aborted) process.stderr.write(`+watch: ${err.message}\n`) })
+}
+
 async function step (variant: Variant, calls: number, port: number, redisUrl: string, probeFile: string): Promise<StepResult> {
-  const { transport } = parseVariant(variant)
+  const { transport, watch } = parseVariant(variant)
+  const watching = new AbortController()
+  if (watch) watchDashboard(port, watching.signal)
   const admin = new Redis(redisUrl)
   const before = await redisInfo(admin)
   const startedAt = performance.now()
@@ -258,6 +270,7 @@ async function step (variant: Variant, calls: number, port: number, redisUrl: st
   })], {})
   const client = JSON.parse(await firstLine(load, (line) => line.startsWith('{'))) as { frames_sent: number, lateness_p99_ms: number, client_cpu_pct: number, connect_failures: number }
   await once(load, 'exit')
+  watching.abort()
   await new Promise((resolve) => setTimeout(resolve, 1500)) // frames still in flight reach the sink
   const sinkExited = once(sink, 'exit')
   sink.kill('SIGTERM')

@@ -28,12 +28,15 @@ export interface ParsedVariant {
   workers: number
   /** The CPUs (taskset -c) the server runs on: `1`, or `0-1` for more than one worker, unless `+cpus<list>` says. */
   cpus: string
+  /** `+watch`: a dashboard feed is open on the gateway for the whole of each step, as an operator's browser would be. */
+  watch: boolean
 }
 
 /**
  * Splits a variant into its server, its git ref and its settings. Settings follow the server (and its ref), each after
  * a `+`: `streams` (REDIS_TRANSPORT=streams), `workers<N>` (WORKERS=N; `workersauto` for WORKERS=auto),
- * `cpus<list>` (the taskset CPU list, e.g. `cpus0-1`), or any `NAME=value` as environment. A ref holding `+` cannot be
+ * `cpus<list>` (the taskset CPU list, e.g. `cpus0-1`), `watch` (a dashboard feed open during each step), or any
+ * `NAME=value` as environment. A ref holding `+` cannot be
  * named. The baseline and the floor take only `NAME=value` and `cpus`: they have no Streams mode and no workers.
  */
 export function parseVariant (variant: Variant): ParsedVariant {
@@ -45,6 +48,7 @@ export function parseVariant (variant: Variant): ParsedVariant {
   if (server !== 'gateway' && ref !== undefined) throw new Error(`${variant}: the ${server} has no @<ref>`)
   const env: Record<string, string> = {}
   let cpus: string | undefined
+  let watch = false
   for (const setting of settings) {
     const assignment = /^([A-Z_][A-Z0-9_]*)=(.*)$/.exec(setting)
     const workers = /^workers(\d+|auto)$/.exec(setting)
@@ -54,11 +58,12 @@ export function parseVariant (variant: Variant): ParsedVariant {
     else if (setting === 'pubsub') env.REDIS_TRANSPORT = 'pubsub'
     else if (workers !== null) env.WORKERS = workers[1]
     else if (cpuList !== null) cpus = cpuList[1]
-    else throw new Error(`${variant}: unknown setting +${setting} (streams, workers<N>, cpus<list> or NAME=value)`)
+    else if (setting === 'watch') watch = true
+    else throw new Error(`${variant}: unknown setting +${setting} (streams, workers<N>, cpus<list>, watch or NAME=value)`)
   }
-  if (server !== 'gateway' && (env.REDIS_TRANSPORT !== undefined || env.WORKERS !== undefined)) throw new Error(`${variant}: the ${server} has no Streams mode and no workers`)
+  if (server !== 'gateway' && (env.REDIS_TRANSPORT !== undefined || env.WORKERS !== undefined || watch)) throw new Error(`${variant}: the ${server} has no Streams mode, no workers and no dashboard`)
   const workers = env.WORKERS === undefined ? 1 : env.WORKERS === 'auto' ? availableParallelism() : Number(env.WORKERS)
-  return { server, ref, env, transport: env.REDIS_TRANSPORT === 'streams' ? 'streams' : 'pubsub', workers, cpus: cpus ?? (workers > 1 ? `0-${availableParallelism() - 1}` : '1') }
+  return { server, ref, env, transport: env.REDIS_TRANSPORT === 'streams' ? 'streams' : 'pubsub', workers, cpus: cpus ?? (workers > 1 ? `0-${availableParallelism() - 1}` : '1'), watch }
 }
 
 export const root = fileURLToPath(new URL('..', import.meta.url))

@@ -6,6 +6,7 @@ import { callIn, listenIn, openFeed } from './helpers/dashboard.js'
 import { ProviderClient, basicAuth, exotelStrings, pcmFrame } from './helpers/exotel.js'
 import { startGateway, startListenedGateway } from './helpers/gateway.js'
 import { inSeconds, signJwt } from './helpers/jwt.js'
+import { playbackWorker } from './helpers/playback-worker.js'
 import { TestRedis } from './helpers/redis-server.js'
 
 /*
@@ -219,4 +220,25 @@ t.test('DASHBOARD_MAX_VIEWERS bounds feeds and listen-ins per process; DASHBOARD
   const disabled = await startGateway(t, redis.url, { DASHBOARD_ENABLED: 'false' })
   t.equal((await fetch(`${disabled.url}/dashboard`)).status, 404)
   t.equal((await fetch(`${disabled.url}/dashboard/feed`)).status, 404)
+})
+
+t.test('a two-way call\'s playback shows: audio queued, the lead at the vendor, and marks until played or cleared', async (t) => {
+  const { gateway, subscriber } = await startListenedGateway(t, redis.url)
+  const worker = playbackWorker(t, redis.url)
+  const client = await ProviderClient.connect(`${gateway.wsUrl}/v1/ingest?sample-rate=8000`)
+  client.send(exotelStart('CAplay', 'ACplay'))
+  const start = await subscriber.waitForEvent('call.start', 'CAplay') as CallStartEvent
+  const feed = await openFeed(t, gateway.url)
+  // Five seconds of bot audio, then a mark: the gateway sends 400 ms ahead (PLAYBACK_LEAD_MS) and queues the rest.
+  await worker.audio(start.playback_channel, 8000, Buffer.alloc(5 * 16000))
+  await worker.command(start.playback_channel, { type: 'mark', name: 'greeting-done' })
+  const playing = await feed.views.waitFor((view) => (callIn(view, 'CAplay')?.playback?.queued_ms ?? 0) > 0, 'playback queued')
+  const playback = callIn(playing, 'CAplay')?.playback
+  t.ok((playback?.queued_ms ?? 0) > 3000 && (playback?.queued_ms ?? 0) <= 5000, `most of the audio waits in the gateway: ${playback?.queued_ms} ms`)
+  t.ok((playback?.lead_ms ?? 0) > 0 && (playback?.lead_ms ?? 0) <= 400, `what was sent is not yet played, within the lead: ${playback?.lead_ms} ms`)
+  t.equal(playback?.marks_pending, 1, 'the mark waits behind the audio')
+  // A clear drops the audio and reports the mark cleared: nothing is pending any more.
+  await worker.command(start.playback_channel, { type: 'clear' })
+  const cleared = await feed.views.waitFor((view) => callIn(view, 'CAplay')?.playback?.marks_pending === 0, 'the mark cleared')
+  t.match(callIn(cleared, 'CAplay')?.playback, { queued_ms: 0, marks_pending: 0 })
 })
