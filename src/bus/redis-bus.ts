@@ -114,6 +114,13 @@ const ENTRY_OVERHEAD_BYTES = 896
 /** What a Streams frame's header object costs while it waits (its eight fields and the object). */
 const HEADER_OVERHEAD_BYTES = 256
 /**
+ * Pendings the bound dropped kept for reuse. A waiting publish outlives the young generation, so one dropped is
+ * garbage in the old one: one per frame through a long outage, they piled up to about the buffer's own size again
+ * before a full collection ran (test/outage-memory.test.ts). Once full, the buffer drops about one per publish, so a
+ * few spares take it all.
+ */
+const MAX_SPARE_PENDINGS = 64
+/**
  * The share of the bound that audio may not take in flight, kept for events: during a stall, frames already written
  * cannot be dropped, and a call.stop must still find room while the oldest waiting frames go.
  */
@@ -182,6 +189,8 @@ export class RedisBus implements Bus {
   readonly #notesByCall = new Map<string, number>()
   #flushScheduled = false
   readonly #arena = new FrameArena()
+  /** Pendings the bound dropped, for the next publishes (MAX_SPARE_PENDINGS). */
+  readonly #spares: Pending[] = []
   readonly #audioChannels = new WeakMap<CallRef, string>()
 
   #wasConnected = false
@@ -489,25 +498,13 @@ export class RedisBus implements Bus {
 
   #publish (lane: Lane, channel: string, payload: Buffer | CallEvent, header: AudioFrameHeader | null, bytes: number, since: number, call: CallRef,
     outcome: PublishOutcome, encoded = false): void {
-    const pending: Pending = {
-      id: this.#nextId++,
-      lane,
-      channel,
-      payload,
-      header,
-      offset: 0,
-      length: bytes,
-      bytes: bytes + ENTRY_OVERHEAD_BYTES + (header === null ? 0 : HEADER_OVERHEAD_BYTES),
-      since,
-      sentAt: 0,
-      attempt: 0,
-      settled: false,
-      lost: false,
-      call,
-      outcome,
-      encoded,
-      slab: null
-    }
+    const charged = bytes + ENTRY_OVERHEAD_BYTES + (header === null ? 0 : HEADER_OVERHEAD_BYTES)
+    // One the bound dropped is reused (#enforceBound). Its attempts go on counting: a late reply to an earlier send is
+    // never taken for one to the next.
+    const spare = this.#spares.pop()
+    const pending: Pending = spare === undefined
+      ? { id: this.#nextId++, lane, channel, payload, header, offset: 0, length: bytes, bytes: charged, since, sentAt: 0, attempt: 0, settled: false, lost: false, call, outcome, encoded, slab: null }
+      : Object.assign(spare, { id: this.#nextId++, lane, channel, payload, header, offset: 0, length: bytes, bytes: charged, since, sentAt: 0, settled: false, lost: false, call, outcome, encoded, slab: null })
     if (this.#closed) {
       this.#fail(pending, new PublishDropped('shutdown'))
       return
@@ -700,6 +697,7 @@ export class RedisBus implements Bus {
       this.#waiting--
       this.#bufferedBytes -= pending.bytes
       this.#fail(pending, new PublishDropped('redis_buffer_full'))
+      if (this.#spares.length < MAX_SPARE_PENDINGS) this.#spares.push(pending)
     }
   }
 
