@@ -242,3 +242,18 @@ t.test('a two-way call\'s playback shows: audio queued, the lead at the vendor, 
   const cleared = await feed.views.waitFor((view) => callIn(view, 'CAplay')?.playback?.marks_pending === 0, 'the mark cleared')
   t.match(callIn(cleared, 'CAplay')?.playback, { queued_ms: 0, marks_pending: 0 })
 })
+
+t.test('closing the gateway ends open feeds and listen-ins at once, so a shutdown never waits on a browser', async (t) => {
+  const gateway = await startGateway(t, redis.url, { LOG_LEVEL: 'info', DASHBOARD_LISTEN: 'true' })
+  const client = await ProviderClient.connect(`${gateway.wsUrl}/v1/ingest?sample-rate=8000`)
+  client.send(exotelStart('CAclose', 'ACclose'))
+  const feed = await openFeed(t, gateway.url)
+  const view = await feed.views.waitFor((each) => callIn(each, 'CAclose') !== undefined, 'the call in a view')
+  const listening = await listenIn(t, gateway.url, callIn(view, 'CAclose')?.id ?? '', 'inbound')
+  t.equal(listening.status, 200)
+  await gateway.app.close()
+  t.ok(gateway.logs.items.some((line) => line.msg === 'dashboard feed closed'), 'the feed was closed')
+  // The shutdown ends the calls first (1001), and a listen-in ends with its call.
+  t.match(await gateway.logs.waitFor((line) => line.msg === 'listen-in ended'), { reason: 'call_ended' }, 'the listen-in ended with its call')
+  t.same(await listening.ended, Buffer.alloc(0), 'and its stream ended')
+})
