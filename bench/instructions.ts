@@ -1,14 +1,17 @@
 /**
  * CPU instructions per frame, counted by valgrind's callgrind: repeatable where seconds are not (a shared VM's
  * timing drifts 15-20 % between runs), so it measures one change's before and after. Each variant's server runs
- * under callgrind; a closed-loop driver warms it up, the counters are zeroed, exactly ROUNDS × CALLS frames go
- * through (each round waits until Redis has delivered every frame of it), and the counters are dumped.
+ * under callgrind; a closed-loop driver warms it up, an idle window measures what it runs by the clock, the counters
+ * are zeroed, exactly ROUNDS × CALLS frames go through (each round waits until Redis has delivered every frame of
+ * it), and the counters are dumped.
  *
  *   npm run bench:instructions                                   baseline and gateway, checked against the budget
  *   BENCH_VARIANTS=gateway@HEAD~1,gateway npm run bench:instructions    a change's before and after
  *   BENCH_VARIANTS=floor,baseline,gateway npm run bench:instructions     each against the floor (bench/floor-server.ts)
  *
- * The count is the server process's, every thread, including Redis I/O, timers and GC; not the client's. A window
+ * The count is the server process's, every thread, including Redis I/O and GC, less its idle rate times the window's
+ * duration (timers run by the clock, and under callgrind a window lasts longer on a slower machine); not the
+ * client's. A window
  * that a major GC falls into counts several percent more, so each server is counted over WINDOWS windows of ROUNDS
  * rounds and the least is its figure.
  *
@@ -31,6 +34,8 @@ const CALLS = Number(process.env.BENCH_CALLS ?? 20)
 const WARMUP_ROUNDS = Number(process.env.BENCH_WARMUP_ROUNDS ?? 300)
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 250)
 const WINDOWS = Number(process.env.BENCH_WINDOWS ?? 3)
+/** How long the idle window lasts, in which no frame comes. */
+const IDLE_MS = Number(process.env.BENCH_IDLE_MS ?? 5000)
 const SAMPLE_RATE = Number(process.env.BENCH_SAMPLE_RATE ?? 16000)
 const FRAME_MS = Number(process.env.BENCH_FRAME_MS ?? 20)
 const payload = Buffer.alloc((SAMPLE_RATE * 2 * FRAME_MS) / 1000, 0x11).toString('base64')
@@ -82,15 +87,25 @@ async function count (variant: Variant, redisUrl: string): Promise<{ variant: Va
       }
     }
     await rounds(WARMUP_ROUNDS)
+    // What the server runs while no frame comes (its timers: keepalive sweeps, the event-loop monitor, metrics), per
+    // second. Under callgrind a window lasts many seconds, and longer on a slower machine: without this, a slower day
+    // counts more instructions per frame for the same code, and more for the server with more timers.
+    control('-z')
+    const idleStarted = performance.now()
+    await new Promise((resolve) => setTimeout(resolve, IDLE_MS))
+    control('-d')
+    const idlePerMs = await dumped(out, 1) / (performance.now() - idleStarted)
     const windows: number[] = []
     for (let window = 1; window <= WINDOWS; window++) {
       control('-z')
+      const started = performance.now()
       await rounds(ROUNDS)
       control('-d')
-      windows.push(await dumped(out, window) / (ROUNDS * CALLS))
+      const elapsed = performance.now() - started
+      windows.push((await dumped(out, window + 1) - idlePerMs * elapsed) / (ROUNDS * CALLS))
     }
     for (const ws of sockets) ws.close()
-    process.stderr.write(`${variant}: ${windows.map(Math.round).join(', ')} instructions per frame in its ${WINDOWS} windows\n`)
+    process.stderr.write(`${variant}: idle ${Math.round(idlePerMs * 1000)} instructions per second; ${windows.map(Math.round).join(', ')} instructions per frame, less the idle's, in its ${WINDOWS} windows\n`)
     return { variant, instructions_per_frame: Math.min(...windows), frames: ROUNDS * CALLS }
   } finally {
     if (server.exitCode === null && server.signalCode === null) {
