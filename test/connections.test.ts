@@ -71,10 +71,15 @@ t.test('over MAX_CONCURRENT_CALLS, a new upgrade gets 503 with Retry-After and o
 
 t.test('while the event loop lags past EVENT_LOOP_DELAY_LIMIT_MS, new upgrades get 503', async (t) => {
   const { gateway } = await startListenedGateway(t, redis.url, { EVENT_LOOP_DELAY_LIMIT_MS: '50' })
-  // Block this process's loop (the gateway's too) past one of under-pressure's one-second samples.
-  const blockedUntil = Date.now() + 1500
-  while (Date.now() < blockedUntil) { /* lag */ }
-  await new Promise((resolve) => setTimeout(resolve, 20)) // under-pressure's overdue sampling timer runs first
+  // Block this process's loop (the gateway's too) past one of under-pressure's one-second samples. Its sampling timer
+  // and the delay histogram's are both overdue after a block, in either order: a sample taken before the histogram
+  // saw the block reads no lag, so the block is repeated until a sample has seen one.
+  for (let attempt = 0; attempt < 5 && !gateway.app.isUnderPressure(); attempt++) {
+    const blockedUntil = Date.now() + 1500
+    while (Date.now() < blockedUntil) { /* lag */ }
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+  t.ok(gateway.app.isUnderPressure(), 'under-pressure saw the lag')
   const refused = await refusedUpgrade(`${gateway.wsUrl}/v1/ingest`)
   t.equal(refused.status, 503)
   t.match(JSON.parse(refused.body), { message: 'the gateway is overloaded' })
